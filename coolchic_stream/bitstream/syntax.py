@@ -1,0 +1,179 @@
+"""Normative syntax of the ``.ccv`` format: every byte of a stream is defined here.
+
+Layout of a stream::
+
+    FileHeader                       "CCVS" | major u8 | minor u8 | crc32(magic+versions) u32le
+    Unit*                            in coding order, each one self-delimiting:
+        sync  = CC 5A
+        type  = u8                   UnitType; unknown types are skipped by length
+        len   = VarInt (LEB128)      payload length in bytes
+        payload[len]                 parsed in memory with the structs below
+        crc   = u32le                zlib.crc32(type | len | payload)
+    [Trailer]                        "CCVX" | index_offset u64le | crc32 u32le (seekable output only)
+
+The first unit is SEQ. FRAME units follow as soon as each frame is coded. An
+INDEX unit (random-access points and the frame count) and END close a stream.
+A newer minor version may append fields at the end of a payload: readers parse
+the fields they know and ignore the tail. A newer major version is refused.
+"""
+
+from __future__ import annotations
+
+from construct import (
+    Const,
+    Enum,
+    Flag,
+    GreedyBytes,
+    Int8sb,
+    Int8ub,
+    Int32ul,
+    Int64ul,
+    PascalString,
+    Prefixed,
+    PrefixedArray,
+    Struct,
+    VarInt,
+    ZigZag,
+)
+
+from ..types import ChromaSiting, ColorRange, CoolChicRole, DataType, FrameType, GopStructure
+
+MAGIC = b"CCVS"
+TRAILER_MAGIC = b"CCVX"
+SYNC = b"\xcc\x5a"
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+
+
+def _enum(enum_type: type) -> Enum:
+    """A one-byte field that serializes one of our IntEnums by name."""
+    return Enum(Int8ub, **{member.name.lower(): int(member) for member in enum_type})
+
+
+UnitType = Enum(Int8ub, seq=1, frame=2, index=3, end=4)
+
+# ---------------------------------------------------------------- file framing
+
+FileHeader = Struct(
+    "magic" / Const(MAGIC),
+    "version_major" / Int8ub,
+    "version_minor" / Int8ub,
+    "crc" / Int32ul,  # crc32 of the six bytes before it
+)
+
+Trailer = Struct(
+    "magic" / Const(TRAILER_MAGIC),
+    "index_offset" / Int64ul,  # byte offset of the INDEX unit's sync marker
+    "crc" / Int32ul,  # crc32 of the twelve bytes before it
+)
+
+# ---------------------------------------------------------------- SEQ unit
+
+SequenceHeader = Struct(
+    "width" / VarInt,
+    "height" / VarInt,
+    "data_type" / _enum(DataType),
+    "bit_depth" / Int8ub,
+    "frame_rate_num" / VarInt,
+    "frame_rate_den" / VarInt,
+    "sar_num" / VarInt,  # 0:0 = unknown
+    "sar_den" / VarInt,
+    "color_range" / _enum(ColorRange),
+    "chroma_siting" / _enum(ChromaSiting),
+    "gop_structure" / _enum(GopStructure),
+    "gop_size" / VarInt,
+    "intra_period" / VarInt,
+    "frame_count" / VarInt,  # 0 = unknown: a streamed encode does not know it up front
+    "encoder" / PascalString(VarInt, "utf8"),
+)
+
+# ---------------------------------------------------------------- FRAME unit
+
+SynthesisLayer = Struct(
+    "out_channels" / VarInt,
+    "kernel_size" / Int8ub,
+    "residual" / Flag,
+    "relu" / Flag,
+)
+
+NNModuleQuantization = Struct(
+    "weight_log2_step" / Int8sb,  # weights are integers times 2**weight_log2_step
+    "bias_log2_step" / Int8sb,
+    "weight_expgolomb_order" / Int8ub,
+    "bias_expgolomb_order" / Int8ub,
+)
+
+CoolChicSection = Struct(
+    "role" / _enum(CoolChicRole),
+    "n_output" / Int8ub,
+    "latent_resolution_min" / Int8ub,  # finest grid is 1/2**min of the frame
+    "latent_resolution_max" / Int8ub,  # coarsest grid is 1/2**max of the frame
+    "arm_context" / Int8ub,  # number of causal neighbours, Cool-chic priority order
+    "arm_hidden_layers" / Int8ub,
+    "arm_stabiliser" / Flag,
+    "ups_kernel" / Int8ub,  # transposed-conv taps (even)
+    "ups_preconcat_kernel" / Int8ub,  # pre-concatenation filter taps (odd)
+    "synthesis_layers" / PrefixedArray(Int8ub, SynthesisLayer),
+    "synthesis_stabiliser" / Flag,
+    "arm" / NNModuleQuantization,
+    "upsampling" / NNModuleQuantization,
+    "synthesis" / NNModuleQuantization,
+    "nn_bytes" / Prefixed(VarInt, GreedyBytes),  # exp-Golomb weights, zero-padded at the end
+    "n_symbols" / VarInt,  # latent symbols in the range-coded stream
+    "latent_bytes" / Prefixed(VarInt, GreedyBytes),  # range coder words, little-endian u32
+)
+
+Reference = Struct(
+    "display_index" / VarInt,
+    "translation_y" / ZigZag,  # integer global translation applied to this reference
+    "translation_x" / ZigZag,
+)
+
+FramePayload = Struct(
+    "display_index" / VarInt,  # pts
+    "coding_index" / VarInt,  # dts
+    "frame_type" / _enum(FrameType),
+    "depth" / Int8ub,  # hierarchy depth (0 for I and anchors)
+    "data_type" / _enum(DataType),
+    "bit_depth" / Int8ub,
+    "width" / VarInt,
+    "height" / VarInt,
+    "references" / PrefixedArray(Int8ub, Reference),
+    "warp_filter_size" / Int8ub,  # 0 for I frames
+    "coolchics" / PrefixedArray(Int8ub, CoolChicSection),
+)
+
+# ---------------------------------------------------------------- INDEX unit
+
+IndexEntry = Struct(
+    "display_index" / VarInt,
+    "coding_index" / VarInt,
+    "offset" / VarInt,  # byte offset of the FRAME unit's sync marker
+)
+
+IndexPayload = Struct(
+    "frame_count" / VarInt,
+    "random_access_points" / PrefixedArray(VarInt, IndexEntry),
+)
+
+END_PAYLOAD = b""
+
+__all__ = [
+    "CoolChicSection",
+    "END_PAYLOAD",
+    "FileHeader",
+    "FramePayload",
+    "IndexEntry",
+    "IndexPayload",
+    "MAGIC",
+    "NNModuleQuantization",
+    "Reference",
+    "SYNC",
+    "SequenceHeader",
+    "SynthesisLayer",
+    "TRAILER_MAGIC",
+    "Trailer",
+    "UnitType",
+    "VERSION_MAJOR",
+    "VERSION_MINOR",
+]

@@ -1,0 +1,57 @@
+"""One exception tree for everything coolchic-stream reports to a user.
+
+Every error carries a one-line message that names the offending value and,
+where one exists, a hint. Subclasses also inherit the matching builtin so
+callers can catch them the Python way (``except ValueError``).
+"""
+
+from __future__ import annotations
+
+
+class CoolChicStreamError(Exception):
+    """Root of every error raised on purpose by coolchic-stream."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} (hint: {hint})" if hint else message)
+
+
+class UsageError(CoolChicStreamError, ValueError):
+    """A wrong option or argument given by the user."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """An invalid encoder configuration value."""
+
+
+class MediaError(CoolChicStreamError, ValueError):
+    """An input or output media file that cannot be read or written."""
+
+    exit_code = 3
+
+
+class UnsupportedFormatError(MediaError):
+    """A pixel format, size or container coolchic-stream does not handle."""
+
+
+class BitstreamError(CoolChicStreamError, ValueError):
+    """A ``.ccv`` stream or frame payload that does not parse or decode."""
+
+    exit_code = 4
+
+
+class CorruptDataError(BitstreamError):
+    """Bytes whose checksum, syntax or entropy-coded content is inconsistent."""
+
+
+class TruncatedStreamError(BitstreamError, EOFError):
+    """A stream that ends in the middle of a unit or a frame."""
+
+
+class DecodeOrderError(BitstreamError):
+    """A frame that refers to a picture the decoder does not hold."""
