@@ -1,0 +1,120 @@
+"""Encoder configuration: presets, rate-distortion trade-off, GOP structure, device.
+
+Everything here is plain data (no torch), frozen and validated on construction,
+so that a bad option is reported before any frame is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from .errors import ConfigError
+from .types import GopStructure
+
+
+class Preset(str, Enum):
+    """Encoding effort: iterations per frame and decoder complexity."""
+
+    TEST = "test"
+    FAST = "fast"
+    MEDIUM = "medium"
+    SLOW = "slow"
+
+
+class Complexity(str, Enum):
+    """Decoder architecture, named after Cool-chic's MAC-per-pixel operating points."""
+
+    LOP = "lop"  # ~500 MAC/pixel
+    MOP = "mop"  # ~1000 MAC/pixel
+    HOP = "hop"  # ~2000 MAC/pixel
+
+
+@dataclass(frozen=True)
+class PresetSettings:
+    """What a preset means for an intra frame; inter frames scale from it."""
+
+    iterations: int
+    complexity: Complexity
+    warmup_candidates: int
+    warmup_iterations: int
+    final_iterations: int
+    validation_interval: int
+
+
+PRESETS: dict[Preset, PresetSettings] = {
+    Preset.TEST: PresetSettings(120, Complexity.LOP, 2, 10, 20, 40),
+    Preset.FAST: PresetSettings(1000, Complexity.LOP, 3, 30, 100, 100),
+    Preset.MEDIUM: PresetSettings(3000, Complexity.MOP, 4, 60, 300, 100),
+    Preset.SLOW: PresetSettings(10000, Complexity.HOP, 5, 200, 500, 100),
+}
+
+
+def _parse_enum(enum_type: type, value: object, option: str):
+    if isinstance(value, enum_type):
+        return value
+    try:
+        return enum_type(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in enum_type)
+        raise ConfigError(f"{option} {value!r} is not valid", f"choose one of {choices}") from None
+
+
+GOP_NAMES = {"intra": GopStructure.INTRA, "lowdelay": GopStructure.LOWDELAY, "ra": GopStructure.RANDOM_ACCESS}
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """All knobs of an encode.
+
+    lmbda: rate weight of the loss D + lmbda * bpp (Cool-chic's lambda).
+    iterations / complexity: override the preset's budget and architecture.
+    gop_size: distance between anchor frames (random access) or GOP length (low delay).
+    intra_period: frames between two I frames (a multiple of gop_size for random access).
+    """
+
+    preset: Preset = Preset.MEDIUM
+    lmbda: float = 1e-3
+    iterations: int | None = None
+    complexity: Complexity | None = None
+    device: str = "cpu"
+    gop: GopStructure = GopStructure.INTRA
+    gop_size: int = 8
+    intra_period: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "preset", _parse_enum(Preset, self.preset, "--preset"))
+        if self.complexity is not None:
+            object.__setattr__(self, "complexity", _parse_enum(Complexity, self.complexity, "--complexity"))
+        if isinstance(self.gop, str):
+            if self.gop not in GOP_NAMES:
+                raise ConfigError(f"--gop {self.gop!r} is not valid", "choose one of intra, lowdelay, ra")
+            object.__setattr__(self, "gop", GOP_NAMES[self.gop])
+        if not (self.lmbda > 0 and self.lmbda < 1):
+            raise ConfigError(f"--lambda {self.lmbda} is out of range", "use a value in (0, 1), e.g. 1e-3")
+        if self.iterations is not None and self.iterations < 1:
+            raise ConfigError(f"--iterations {self.iterations} must be positive", "e.g. 1000")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ConfigError(f"--device {self.device!r} is not valid", "use cpu or cuda")
+        if self.gop_size < 1 or self.gop_size > 64:
+            raise ConfigError(f"--gop-size {self.gop_size} is out of range", "use 1 to 64")
+        if self.intra_period < 1:
+            raise ConfigError(f"--intra-period {self.intra_period} must be positive", "e.g. 32")
+        if self.gop == GopStructure.RANDOM_ACCESS and self.intra_period % self.gop_size:
+            raise ConfigError(
+                f"--intra-period {self.intra_period} is not a multiple of --gop-size {self.gop_size}",
+                "random access needs whole GOPs between I frames",
+            )
+
+    @property
+    def settings(self) -> PresetSettings:
+        return PRESETS[self.preset]
+
+    @property
+    def intra_iterations(self) -> int:
+        return self.iterations if self.iterations is not None else self.settings.iterations
+
+    @property
+    def intra_complexity(self) -> Complexity:
+        return self.complexity if self.complexity is not None else self.settings.complexity
