@@ -197,3 +197,19 @@ class SequenceInfo:
             raise UnsupportedFormatError(f"bit depth {self.bit_depth} is not supported", "use 8 to 16 bits")
         if self.frame_rate <= 0:
             raise UnsupportedFormatError(f"frame rate {self.frame_rate} is not positive", "give a rate such as 25 or 30000/1001")
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """An encoder progress event: one training phase of one frame moved forward.
+
+    Emitted every few iterations; ``iteration == total`` closes the phase.
+    """
+
+    pts: int
+    frame_type: FrameType
+    phase: str
+    iteration: int
+    total: int
+    loss: float
+    psnr: float
