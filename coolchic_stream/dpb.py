@@ -1,0 +1,130 @@
+"""Decoded picture buffer and display reordering, shared by the encoder and the decoder.
+
+Pure Python (no torch). Two separate buffers because they answer different questions:
+
+* :class:`DecodedPictureBuffer` holds the *references*: reconstructed pictures that frames still
+  to be coded/decoded will predict from, keyed by display index. Which ones to keep comes from
+  :meth:`coolchic_stream.gop.GopScheduler.still_referenced` (encoder) or
+  :class:`coolchic_stream.gop.ReferenceTracker` (decoder)::
+
+      picture = decode(frame, refs=[dpb.get(r, referenced_by=pts) for r in references])
+      dpb.insert(pts, picture)
+      dpb.release(keep)            # keep = scheduler.still_referenced(dts) / tracker.decoded(...)
+
+* :class:`ReorderBuffer` turns pictures decoded in coding order into display order::
+
+      coding order   0  8  4  2  1  3  6  5  7
+      output after   0  .  .  .  1,2  3,4  .  5,6  7,8
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import DecodeOrderError
+
+__all__ = ["DecodedPictureBuffer", "ReorderBuffer"]
+
+
+class DecodedPictureBuffer:
+    """Reference pictures (any object, typically :class:`~coolchic_stream.types.Picture`) by display index."""
+
+    def __init__(self) -> None:
+        self._pictures: dict[int, Any] = {}
+
+    def insert(self, display_index: int, picture: Any) -> None:
+        """Store (or replace) the reconstruction of frame ``display_index``."""
+        self._pictures[display_index] = picture
+
+    def get(self, display_index: int, referenced_by: int | None = None) -> Any:
+        """The picture at ``display_index``; ``referenced_by`` (pts of the frame asking) is for the message."""
+        try:
+            return self._pictures[display_index]
+        except KeyError:
+            who = "a frame" if referenced_by is None else f"frame {referenced_by}"
+            raise DecodeOrderError(
+                f"{who} refers to display index {display_index} which the decoder does not hold",
+                hint="the stream may start after a random-access point or be corrupted",
+            ) from None
+
+    def release(self, keep: Iterable[int]) -> None:
+        """Drop every picture whose display index is not in ``keep`` (no longer referenced)."""
+        keep = set(keep)
+        for display_index in [d for d in self._pictures if d not in keep]:
+            del self._pictures[display_index]
+
+    def clear(self) -> None:
+        """Drop everything: at an I frame (segments are closed) or on a decoder reset."""
+        self._pictures.clear()
+
+    def held(self) -> frozenset[int]:
+        """Display indices currently stored."""
+        return frozenset(self._pictures)
+
+    def __len__(self) -> int:
+        return len(self._pictures)
+
+    def __contains__(self, display_index: object) -> bool:
+        return display_index in self._pictures
+
+    def __repr__(self) -> str:
+        return f"DecodedPictureBuffer({sorted(self._pictures)})"
+
+
+class ReorderBuffer:
+    """Decoded pictures (coding order) in, display order out.
+
+    Each picture must have a ``pts`` attribute (its display index). A picture comes out once every
+    picture of smaller pts in its segment has come out. Call :meth:`start_segment` at each I frame:
+    segments are closed, so anything still buffered then belongs to the previous segment and is
+    flushed (that only happens when frames were lost). Without a :meth:`start_segment` call, the
+    first picture pushed sets the expected pts.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Any]] = []  # (pts, arrival, picture); arrival breaks ties
+        self._arrivals = 0
+        self._next_pts: int | None = None
+
+    def push(self, picture: Any) -> list[Any]:
+        """Buffer ``picture``; returns the pictures whose turn has come, in display order."""
+        pts = int(picture.pts)
+        if self._next_pts is None:
+            self._next_pts = pts
+        elif pts < self._next_pts:
+            # Its display slot has passed: emitting it would break display order.
+            raise DecodeOrderError(
+                f"picture with pts {pts} arrives after pts {self._next_pts - 1} was output",
+                hint="the stream has duplicated or misordered frames",
+            )
+        if any(p == pts for p, _, _ in self._heap):
+            raise DecodeOrderError(f"two pictures with pts {pts}", hint="the stream has duplicated frames")
+        heapq.heappush(self._heap, (pts, self._arrivals, picture))
+        self._arrivals += 1
+        out = []
+        while self._heap and self._heap[0][0] == self._next_pts:
+            out.append(heapq.heappop(self._heap)[2])
+            self._next_pts += 1
+        return out
+
+    def start_segment(self, first_pts: int) -> list[Any]:
+        """An I frame with pts ``first_pts`` begins a closed segment.
+
+        Returns whatever the previous segment left buffered (pts order; gaps were lost frames);
+        ``first_pts`` is expected next.
+        """
+        out = self.flush()
+        self._next_pts = first_pts
+        return out
+
+    def flush(self) -> list[Any]:
+        """End of stream: everything buffered, in pts order."""
+        out = [heapq.heappop(self._heap)[2] for _ in range(len(self._heap))]
+        if out:
+            self._next_pts = int(out[-1].pts) + 1
+        return out
+
+    def __len__(self) -> int:
+        return len(self._heap)
