@@ -17,6 +17,7 @@ Reader behaviour on damaged input:
 
 from __future__ import annotations
 
+import builtins
 import os
 import sys
 import zlib
@@ -189,7 +190,7 @@ class ContainerWriter:
                 self._f: BinaryIO = sys.stdout.buffer
             else:
                 try:
-                    self._f = open(target, "wb")  # noqa: SIM115 - closed in close()
+                    self._f = builtins.open(target, "wb")  # noqa: SIM115 - closed in close()
                 except OSError as exc:
                     raise MediaError(f"cannot write {str(target)!r}: {exc.strerror}") from None
                 self._owns = True
@@ -342,7 +343,7 @@ class ContainerReader:
                 self.name = "<stdin>"
             else:
                 try:
-                    f = open(source, "rb")  # noqa: SIM115 - closed in close()
+                    f = builtins.open(source, "rb")  # noqa: SIM115 - closed in close()
                 except OSError as exc:
                     raise MediaError(f"cannot open {self.name!r}: {exc.strerror}") from None
                 self._owns = True
@@ -481,13 +482,13 @@ class ContainerReader:
                     self._resync(cut.consumed, cut.what)
                     continue
                 raise TruncatedStreamError(
-                    f"{self.name} is truncated: {cut.what}; {self.frames_read} complete frame(s) were read",
+                    f"{self.name} is truncated: {cut.what}; {self.frames_read} complete frame unit(s) were read",
                     "the encode was interrupted or the file was cut",
                 ) from None
             if unit is None:
                 raise TruncatedStreamError(
                     f"{self.name} ends at byte {self._src.offset} without an END unit; "
-                    f"{self.frames_read} complete frame(s) were read",
+                    f"{self.frames_read} complete frame unit(s) were read",
                     "the encode was interrupted or the file was cut",
                 )
             if unit.unit_type == UNIT_END:
@@ -508,7 +509,9 @@ class ContainerReader:
                 # A repeated sequence header (for joining mid-stream) must agree with the first one.
                 if sequence_from_bytes(unit.payload) != self.sequence:
                     self._report(CorruptDataError(f"{self.name}: SEQ unit at byte {unit.offset} differs from the first"))
-            elif unit.unit_type != UNIT_FRAME:
+            elif unit.unit_type == UNIT_FRAME:
+                self.frames_read += 1
+            else:
                 self.skipped_units.append(unit)
             yield unit
 
@@ -528,8 +531,12 @@ class ContainerReader:
                 self._report(CorruptDataError(f"{self.name}: FRAME unit at byte {unit.offset}: {exc.message}"))
                 continue
             self.last_unit = unit
-            self.frames_read += 1
             yield packet
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes of the stream consumed so far (the trailer after END is never read)."""
+        return self._src.offset
 
     def close(self) -> None:
         if self._owns:

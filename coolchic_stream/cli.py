@@ -1,0 +1,509 @@
+"""The ``coolchic-stream`` command line: encode, decode and inspect, a thin shell over the library.
+
+Exit status: 0 success, 2 usage error, 3 media error, 4 bitstream error, 130 interrupted.
+Errors are one line on stderr (``coolchic-stream: error: …``), never a traceback. stdout
+carries only data (a .ccv stream, y4m/yuv, an md5, or inspect's report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any, NoReturn
+
+from . import __version__
+from .bitstream.container import ContainerReader, ContainerWriter, UnitInfo, parse_frame_payload
+from .errors import BitstreamError, CoolChicStreamError, CorruptDataError, MediaError, TruncatedStreamError, UsageError
+from .types import FrameStats, FrameType, GopStructure, Packet, SequenceInfo
+
+PROG = "coolchic-stream"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as UsageError (one line, exit 2) instead of printing usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, f"see {self.prog} --help")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must not be negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Cool-chic overfitted neural video coding, FFmpeg style.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    enc = sub.add_parser("encode", help="encode a video (y4m, mp4, mkv, png… or '-') into a .ccv stream")
+    enc.add_argument("input", metavar="IN", help="input file, or '-' for stdin (y4m or anything ffmpeg reads)")
+    enc.add_argument("output", metavar="OUT", help="output .ccv file, or '-' for stdout")
+    enc.add_argument("--preset", choices=["test", "fast", "medium", "slow"], default="medium")
+    enc.add_argument("--lambda", dest="lmbda", type=float, default=1e-3, help="rate weight (default 1e-3)")
+    enc.add_argument("--iterations", type=_positive_int, help="training iterations per intra frame")
+    enc.add_argument("--complexity", choices=["lop", "mop", "hop"], help="decoder complexity")
+    enc.add_argument("--frames", type=_positive_int, help="encode at most N frames")
+    enc.add_argument("--start", type=_non_negative_int, default=0, help="skip the first N input frames")
+    enc.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    enc.add_argument("--gop", choices=["intra", "lowdelay", "ra"], default="intra")
+    enc.add_argument("--gop-size", type=_positive_int)
+    enc.add_argument("--intra-period", type=_positive_int)
+    enc.add_argument("--stats", metavar="FILE", help="per-frame statistics as .csv or .json")
+    enc.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
+
+    dec = sub.add_parser("decode", help="decode a .ccv stream to y4m, raw yuv, png, md5 or nothing")
+    dec.add_argument("input", metavar="IN", help=".ccv file, or '-' for stdin")
+    dec.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or '-' for stdout (y4m)")
+    dec.add_argument("--format", choices=["y4m", "yuv", "png", "md5", "null"], help="default: from OUT's extension")
+    dec.add_argument("--quiet", "-q", action="store_true")
+
+    ins = sub.add_parser("inspect", help="show the sequence header and every frame's header")
+    ins.add_argument("input", metavar="IN", help=".ccv file, or '-' for stdin")
+    ins.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+# ------------------------------------------------------------------ encode
+
+
+def _stats_writer(path: str | None) -> str | None:
+    if path is None:
+        return None
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".csv", ".json"):
+        raise UsageError(f"--stats {path!r} must end in .csv or .json")
+    return ext
+
+
+_STATS_FIELDS = ("coding_index", "display_index", "type", "depth", "bits", "unit_bytes", "psnr_y", "psnr_yuv", "seconds")
+
+
+def _stats_row(stats: FrameStats, unit_bytes: int) -> dict[str, Any]:
+    return {
+        "coding_index": stats.dts,
+        "display_index": stats.pts,
+        "type": stats.frame_type.name,
+        "depth": stats.depth,
+        "bits": stats.bits,
+        "unit_bytes": unit_bytes,
+        "psnr_y": stats.psnr_y if math.isfinite(stats.psnr_y) else None,
+        "psnr_yuv": stats.psnr_yuv if math.isfinite(stats.psnr_yuv) else None,
+        "seconds": round(stats.encode_seconds, 4),
+    }
+
+
+def _write_stats(path: str, ext: str, rows: list[dict[str, Any]], totals: dict[str, Any]) -> None:
+    try:
+        with open(path, "w", newline="") as f:
+            if ext == ".csv":
+                w = csv.DictWriter(f, fieldnames=_STATS_FIELDS)
+                w.writeheader()
+                w.writerows(rows)
+            else:
+                json.dump({"frames": rows, "totals": totals}, f, indent=2)
+                f.write("\n")
+    except OSError as exc:
+        raise MediaError(f"cannot write --stats {path!r}: {exc.strerror}") from None
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from .config import EncoderConfig
+    from .media import open_input
+    from .ui import EncodeUI
+
+    stats_ext = _stats_writer(args.stats)
+    options: dict[str, Any] = {
+        "preset": args.preset,
+        "lmbda": args.lmbda,
+        "iterations": args.iterations,
+        "complexity": args.complexity,
+        "device": args.device,
+        "gop": args.gop,
+    }
+    if args.gop_size is not None:
+        options["gop_size"] = args.gop_size
+    if args.intra_period is not None:
+        options["intra_period"] = args.intra_period
+    config = EncoderConfig(**options)  # validates before any frame is read
+    if args.output == "-" and sys.stdout.isatty():
+        raise UsageError("refusing to write a binary .ccv stream to a terminal", "redirect stdout or give a file name")
+
+    source = open_input(args.input, frames=args.frames, start=args.start)
+    try:
+        pictures = iter(source)
+        first = next(pictures, None)
+        if first is None:
+            raise MediaError(
+                f"{source.name} holds no frame to encode" + (f" after --start {args.start}" if args.start else ""),
+                "check --start/--frames and the input",
+            )
+        intra = config.gop == GopStructure.INTRA
+        sequence = replace(
+            source.sequence,
+            gop_structure=config.gop,
+            gop_size=1 if intra else config.gop_size,
+            intra_period=1 if intra else config.intra_period,
+            encoder=f"{PROG} {__version__}",
+        )
+        try:
+            from .encoder import Encoder
+        except ImportError as exc:
+            raise CoolChicStreamError(f"the codec cannot be loaded: {exc}", "check the installation") from None
+
+        ui = EncodeUI(total_frames=args.frames, quiet=args.quiet)
+        encoder = Encoder(config, progress=ui.training)
+        rows: list[dict[str, Any]] = []
+        writer = ContainerWriter(args.output, sequence)
+        interrupted = False
+
+        def emit(packets: list[Packet]) -> None:
+            for packet in packets:
+                size = writer.write(packet)
+                ui.frame_done(packet.stats, size, packet.pts)
+                if packet.stats is not None:
+                    rows.append(_stats_row(packet.stats, size))
+
+        try:
+            with ui:
+                try:
+                    emit(encoder.send(first))
+                    for picture in pictures:
+                        emit(encoder.send(picture))
+                    emit(encoder.flush())
+                except KeyboardInterrupt:
+                    # Every unit already written is complete; END makes the file a valid stream.
+                    interrupted = True
+        finally:
+            writer.close()
+        totals = ui.summary(sequence.width, sequence.height, sequence.frame_rate)
+        if args.stats:
+            _write_stats(args.stats, stats_ext, rows, totals.__dict__ | {"file_bytes": writer.offset})
+        if interrupted:
+            ui.console.print(
+                f"{PROG}: interrupted: {writer.frames_written} finished frame(s) kept in {args.output}", markup=False
+            )
+            return 130
+        return 0
+    finally:
+        source.close()
+
+
+# ------------------------------------------------------------------ decode
+
+
+def _err(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .media import open_output, output_format
+
+    fmt = output_format(args.output, args.format)  # usage errors before reading anything
+    reader = ContainerReader(args.input)
+    lost: list[str] = []
+    waiting_for_keyframe = False
+
+    def on_corrupt(err: CorruptDataError) -> None:
+        nonlocal waiting_for_keyframe
+        waiting_for_keyframe = True
+        lost.append(err.message)
+        _err(f"warning: {err.message}; resuming at the next I frame")
+
+    reader.on_corrupt = on_corrupt
+    try:
+        from .decoder import Decoder
+    except ImportError as exc:
+        reader.close()
+        raise CoolChicStreamError(f"the codec cannot be loaded: {exc}", "check the installation") from None
+
+    decoder = Decoder(reader.sequence)
+    sink = open_output(args.output, fmt, reader.sequence)
+    dropped = 0
+    failure: CoolChicStreamError | None = None
+    try:
+        try:
+            for packet in reader:
+                if waiting_for_keyframe:
+                    if packet.frame_type != FrameType.I:
+                        dropped += 1
+                        continue
+                    waiting_for_keyframe = False
+                    for picture in decoder.flush():  # pictures decoded before the damage still count
+                        sink.write(picture)
+                    if hasattr(decoder, "reset"):
+                        decoder.reset()
+                try:
+                    pictures = decoder.send(packet)
+                except BitstreamError as exc:
+                    _err(f"warning: frame pts {packet.pts}: {exc}; resuming at the next I frame")
+                    lost.append(str(exc))
+                    dropped += 1
+                    waiting_for_keyframe = True
+                    continue
+                for picture in pictures:
+                    sink.write(picture)
+        except TruncatedStreamError as exc:
+            failure = exc  # keep every complete frame: flush the decoder first, report after
+        for picture in decoder.flush():
+            sink.write(picture)
+    finally:
+        sink.close()
+        reader.close()
+    if failure is not None:
+        raise failure
+    if lost:
+        raise CorruptDataError(
+            f"{len(lost)} damaged unit(s) or frame(s); {dropped} frame(s) dropped until the next I frame",
+            "the other frames were decoded",
+        )
+    return 0
+
+
+# ------------------------------------------------------------------ inspect
+
+
+def _jsonable(value: Any) -> Any:
+    """construct Containers/ListContainers to plain JSON values (Enum strings, no ``_io``)."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items() if not k.startswith("_")}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def synthesis_string(layers: list) -> str:
+    """Cool-chic's layer notation, e.g. ``48-1-linear-relu,3-3-residual-none``."""
+    return ",".join(
+        f"{l.out_channels}-{l.kernel_size}-{'residual' if l.residual else 'linear'}-{'relu' if l.relu else 'none'}"
+        for l in layers
+    )
+
+
+def _sequence_json(seq: SequenceInfo) -> dict[str, Any]:
+    sar = seq.sample_aspect_ratio
+    return {
+        "width": seq.width,
+        "height": seq.height,
+        "data_type": seq.data_type.name.lower(),
+        "bit_depth": seq.bit_depth,
+        "frame_rate": f"{seq.frame_rate.numerator}/{seq.frame_rate.denominator}",
+        "sample_aspect_ratio": f"{sar.numerator}:{sar.denominator}" if sar else "0:0",
+        "color_range": seq.color_range.name.lower(),
+        "chroma_siting": seq.chroma_siting.name.lower(),
+        "gop_structure": seq.gop_structure.name.lower(),
+        "gop_size": seq.gop_size,
+        "intra_period": seq.intra_period,
+        "frame_count": seq.frame_count,
+        "encoder": seq.encoder,
+    }
+
+
+def _frame_json(unit: UnitInfo) -> dict[str, Any]:
+    h = parse_frame_payload(unit.payload)
+    coolchics = []
+    for c in h.coolchics:
+        coolchics.append(
+            {
+                "role": str(c.role),
+                "n_output": c.n_output,
+                "latent_resolutions": [c.latent_resolution_min, c.latent_resolution_max],
+                "arm_context": c.arm_context,
+                "arm_hidden_layers": c.arm_hidden_layers,
+                "upsampling_kernels": [c.ups_kernel, c.ups_preconcat_kernel],
+                "synthesis": synthesis_string(c.synthesis_layers),
+                "quantization": {k: _jsonable(c[k]) for k in ("arm", "upsampling", "synthesis")},
+                "nn_bytes": len(c.nn_bytes),
+                "n_symbols": c.n_symbols,
+                "latent_bytes": len(c.latent_bytes),
+            }
+        )
+    return {
+        "coding_index": h.coding_index,
+        "display_index": h.display_index,
+        "type": str(h.frame_type).upper(),
+        "depth": h.depth,
+        "data_type": str(h.data_type),
+        "bit_depth": h.bit_depth,
+        "width": h.width,
+        "height": h.height,
+        "references": [
+            {"display_index": r.display_index, "translation_y": r.translation_y, "translation_x": r.translation_x}
+            for r in h.references
+        ],
+        "warp_filter_size": h.warp_filter_size,
+        "coolchics": coolchics,
+        "offset": unit.offset,
+        "payload_bytes": len(unit.payload),
+        "unit_bytes": unit.size,
+    }
+
+
+def inspect_stream(source: Any) -> dict[str, Any]:
+    """Everything ``inspect --json`` prints, for a path, '-' or a binary file object."""
+    errors: list[str] = []
+    reader = ContainerReader(source, on_corrupt=lambda e: errors.append(e.message))
+    frames: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    other_bytes = 0
+    try:
+        try:
+            for unit in reader.units():
+                if unit.unit_type == 2:
+                    try:
+                        frames.append(_frame_json(unit))
+                    except CorruptDataError as exc:
+                        errors.append(f"FRAME unit at byte {unit.offset}: {exc.message}")
+                else:
+                    other_bytes += unit.size
+                    if unit.unit_type not in (1, 3, 4):
+                        skipped.append({"type": unit.unit_type, "offset": unit.offset, "unit_bytes": unit.size})
+        except TruncatedStreamError as exc:
+            errors.append(exc.message)
+        end = reader.bytes_read
+    finally:
+        reader.close()
+    payload = sum(f["payload_bytes"] for f in frames)
+    units = sum(f["unit_bytes"] for f in frames)
+    return {
+        "file": reader.name,
+        "version": f"{reader.version[0]}.{reader.version[1]}",
+        "sequence": _sequence_json(reader.sequence),
+        "frames": frames,
+        "index": reader.index,
+        "skipped_units": skipped,
+        "ended": reader.ended,
+        "errors": errors,
+        "totals": {
+            "frames": len(frames),
+            "frame_payload_bytes": payload,
+            "frame_framing_bytes": units - payload,
+            "nn_bytes": sum(c["nn_bytes"] for f in frames for c in f["coolchics"]),
+            "latent_bytes": sum(c["latent_bytes"] for f in frames for c in f["coolchics"]),
+            "bytes_to_end": end,
+        },
+    }
+
+
+def _print_inspect(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    seq = Table(title=f"{report['file']}  (.ccv {report['version']})", show_header=True)
+    seq.add_column("sequence field")
+    seq.add_column("value")
+    for key, value in report["sequence"].items():
+        seq.add_row(key, str(value))
+    out.print(seq)
+
+    frames = Table(title="frames (coding order)")
+    for col in ("coding", "display", "type", "depth", "refs", "cool-chic", "NN B", "latent B", "symbols", "unit B", "offset"):
+        frames.add_column(col, justify="right" if col not in ("type", "refs", "cool-chic") else "left")
+    for f in report["frames"]:
+        refs = " ".join(
+            f"{r['display_index']}" + (f"({r['translation_y']:+d},{r['translation_x']:+d})" if r["translation_y"] or r["translation_x"] else "")
+            for r in f["references"]
+        ) or "-"
+        ccs = f["coolchics"] or [None]
+        for i, c in enumerate(ccs):
+            first = i == 0
+            frames.add_row(
+                str(f["coding_index"]) if first else "",
+                str(f["display_index"]) if first else "",
+                f["type"] if first else "",
+                str(f["depth"]) if first else "",
+                refs if first else "",
+                c["role"] if c else "-",
+                str(c["nn_bytes"]) if c else "-",
+                str(c["latent_bytes"]) if c else "-",
+                str(c["n_symbols"]) if c else "-",
+                str(f["unit_bytes"]) if first else "",
+                str(f["offset"]) if first else "",
+            )
+    out.print(frames)
+    t = report["totals"]
+    idx = report["index"]
+    out.print(
+        f"{t['frames']} frames, {t['frame_payload_bytes']} payload bytes (NN {t['nn_bytes']}, latents {t['latent_bytes']}), "
+        f"{t['frame_framing_bytes']} framing bytes; "
+        + (f"index: {len(idx['random_access_points'])} random-access point(s)" if idx else "no index (streamed)"),
+        markup=False,
+    )
+    if report["skipped_units"]:
+        out.print(f"skipped {len(report['skipped_units'])} unit(s) of unknown type", markup=False)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    report = inspect_stream(args.input)
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        sys.stdout.flush()
+    else:
+        _print_inspect(report)
+    if report["errors"]:
+        raise BitstreamError(f"{len(report['errors'])} problem(s): {report['errors'][0]}")
+    return 0
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so the interpreter's final flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        command = {"encode": cmd_encode, "decode": cmd_decode, "inspect": cmd_inspect}[args.command]
+        return command(args)
+    except CoolChicStreamError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (ffplay closed, `| head`): end quietly, as ffmpeg does.
+        _silence_stdout()
+        return 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except SystemExit as exc:  # --help / --version
+        return exc.code if isinstance(exc.code, int) else 0
+
+
+__all__ = ["build_parser", "inspect_stream", "main", "synthesis_string"]
