@@ -39,7 +39,7 @@ class DecodedPictureBuffer:
         self._pictures[display_index] = picture
 
     def get(self, display_index: int, referenced_by: int | None = None) -> Any:
-        """The picture at ``display_index``; ``referenced_by`` (pts of the frame asking) is for the message."""
+        """The picture at ``display_index``; ``referenced_by`` (the asking frame's pts) is for errors."""
         try:
             return self._pictures[display_index]
         except KeyError:

@@ -61,7 +61,8 @@ def check_schedule(structure: GopStructure, gop: int, period: int, n: int) -> li
             assert coded_at[ref] < job.coding_index
             assert segment_of(ref, period) == segment_of(d, period)
             # No reference to anything at or before another I frame in between.
-            assert not any(jobs[coded_at[x]].frame_type == FrameType.I for x in range(min(ref, d) + 1, max(ref, d) + 1))
+            between = range(min(ref, d) + 1, max(ref, d) + 1)
+            assert not any(jobs[coded_at[x]].frame_type == FrameType.I for x in between)
     # Segments are coded one after the other (closed, streamable).
     segments = [segment_of(j.display_index, period) for j in jobs]
     assert segments == sorted(segments)
@@ -105,10 +106,11 @@ def test_schedule_invariants(structure, gop, period, n):
                 # B references are the closest already-coded past and future frames.
                 for d in group[1:]:
                     job = by_display[d]
-                    coded_before = [x for x in range(past, anchor + 1) if by_display[x].coding_index < job.coding_index]
-                    assert job.references == (max(x for x in coded_before if x < d), min(x for x in coded_before if x > d))
+                    c = job.coding_index
+                    coded = [x for x in range(past, anchor + 1) if by_display[x].coding_index < c]
+                    assert job.references == (max(x for x in coded if x < d), min(x for x in coded if x > d))
                     # Depth = level of the binary hierarchy: one more than the deeper B reference.
-                    ref_depths = [by_display[r].depth if by_display[r].frame_type == FrameType.B else 0 for r in job.references]
+                    ref_depths = [by_display[r].depth for r in job.references]  # anchors are depth 0
                     assert job.depth == max(ref_depths) + 1
 
 
@@ -257,7 +259,8 @@ def check_reference_bookkeeping(structure, gop, period, n):
                 assert keep == exact  # after flush the scheduler knows the end
             mirrored = tracker.decoded(job.display_index, job.frame_type, job.references) & coded
             assert mirrored == keep if d < n else exact <= mirrored
-            assert tracker_known_n.decoded(job.display_index, job.frame_type, job.references) & coded == exact
+            known_n = tracker_known_n.decoded(job.display_index, job.frame_type, job.references)
+            assert known_n & coded == exact
             blind = tracker_blind.decoded(job.display_index, job.frame_type, job.references)
             assert exact <= blind <= coded
             # DPB after insertion of the coded frame and release: within the bound.
@@ -273,7 +276,8 @@ def test_reference_bookkeeping(structure, gop, period, n):
 def test_still_referenced_order_contract():
     scheduler = GopScheduler(GopStructure.RANDOM_ACCESS, 4, 8)
     jobs = [job for d in range(5) for job in scheduler.push(d)]
-    assert scheduler.still_referenced(1) == {0, 2, 4}  # B2 (0,4), B1 (0,2), B3 (2,4); 4 is the next anchor's ref
+    # B2 (0, 4), B1 (0, 2), B3 (2, 4); 4 is also the next group's P reference.
+    assert scheduler.still_referenced(1) == {0, 2, 4}
     assert scheduler.still_referenced(len(jobs) - 1) == {4}
     with pytest.raises(ValueError, match="coding order"):
         scheduler.still_referenced(0)
