@@ -16,6 +16,12 @@ Settings: ``-preset medium`` (changeable), ``-crf N``, keyint = min-keyint = int
 scenecut=0 so an I frame falls exactly every ``intra_period`` frames (``None``/0: the
 encoder's default, 250), B frames and everything else at the preset's default (x264 medium:
 3 B frames, closed GOP; x265 medium: 4 B frames, open GOP); x265 with ``log-level=error``.
+Frames are handed to the encoders as fresh ``VideoFrame.from_ndarray`` frames (pict_type NONE):
+frames decoded by PyAV carry pict_type I, which libx264 honours as "force an I frame", so
+re-encoding decoded frames as they are would give an all-intra anchor.
+Repeatability: x265 output is bit-exact from run to run; libx264's mb-tree rate control
+(on by default) is not in this build (a few bytes, < 0.1 dB per CRF point, even with
+threads=1; ``no-mbtree`` makes it exact). Those differences are far below what a BD-rate resolves.
 Input must be 8-bit yuv420p with even width and height (H.264/HEVC 4:2:0 need even sizes);
 odd sizes are rejected, or cropped to even with ``crop_odd=True``.
 """

@@ -116,8 +116,13 @@ def test_testsrc2_and_y4m_path_give_the_same_result(tmp_path):
     path = clips.write_y4m(tmp_path / "t.y4m", clip.frames, clip.fps)
     a = anchors.encode_decode(clip.frames, "libx264", 27, clip.fps)
     b = anchors.encode_decode(path, "libx264", 27)
-    assert a.payload_bytes == b.payload_bytes
-    assert a.psnr.y == pytest.approx(b.psnr.y)
+    # libx264's mb-tree rate control is not bit-exact from run to run in this build
+    # (a few bytes, <0.1 dB, seen even with threads=1); x265 is.
+    assert a.payload_bytes == pytest.approx(b.payload_bytes, rel=0.02)
+    assert a.psnr.y == pytest.approx(b.psnr.y, abs=0.1)
+    x265a = anchors.encode_decode(clip.frames, "libx265", 27, clip.fps)
+    x265b = anchors.encode_decode(path, "libx265", 27)
+    assert x265a.payload_bytes == x265b.payload_bytes
     assert 25 < a.psnr.y < 60
 
 
