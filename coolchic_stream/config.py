@@ -101,11 +101,6 @@ class EncoderConfig:
             raise ConfigError(f"--gop-size {self.gop_size} is out of range", "use 1 to 64")
         if self.intra_period < 1:
             raise ConfigError(f"--intra-period {self.intra_period} must be positive", "e.g. 32")
-        if self.gop == GopStructure.RANDOM_ACCESS and self.intra_period % self.gop_size:
-            raise ConfigError(
-                f"--intra-period {self.intra_period} is not a multiple of --gop-size {self.gop_size}",
-                "random access needs whole GOPs between I frames",
-            )
 
     @property
     def settings(self) -> PresetSettings:

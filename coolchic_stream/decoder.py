@@ -1,0 +1,52 @@
+"""Decoder: packets in coding order -> pictures in display order (PyAV-style send/flush).
+
+    Packet ─► framecodec.parse_payload (validate, entropy-decode) ─► reconstruct (refs from DPB)
+        ─► DPB (kept while referenced) ─► ReorderBuffer ─► Picture (display order)
+"""
+
+from __future__ import annotations
+
+from .dpb import DecodedPictureBuffer, ReorderBuffer
+from .framecodec import parse_payload, reconstruct
+from .gop import ReferenceTracker
+from .types import FrameType, Packet, Picture, SequenceInfo
+
+
+class Decoder:
+    def __init__(self, sequence: SequenceInfo | None = None) -> None:
+        self.sequence = sequence
+        self.dpb = DecodedPictureBuffer()
+        self.reorder = ReorderBuffer()
+        self._tracker = self._new_tracker()
+        self._waiting_for_intra = False
+
+    def _new_tracker(self) -> ReferenceTracker:
+        s = self.sequence
+        if s is None:
+            return ReferenceTracker(None)
+        return ReferenceTracker(s.gop_structure, s.gop_size, s.intra_period, s.frame_count)
+
+    def send(self, packet: Packet | bytes) -> list[Picture]:
+        """Decode one frame; returns the pictures whose display turn has come."""
+        data = packet.data if isinstance(packet, Packet) else packet
+        header, coded = parse_payload(data)
+        out: list[Picture] = []
+        if header.frame_type == FrameType.I:
+            self._waiting_for_intra = False
+            out += self.reorder.start_segment(header.display_index)
+        elif self._waiting_for_intra:
+            return out  # after a reset, inter frames cannot be decoded until the next I frame
+        refs = [self.dpb.get(r, referenced_by=header.display_index) for r in header.references]
+        picture = reconstruct(header, coded, refs)
+        self.dpb.insert(header.display_index, picture)
+        self.dpb.release(self._tracker.decoded(header.display_index, header.frame_type, header.references))
+        return out + self.reorder.push(picture)
+
+    def flush(self) -> list[Picture]:
+        return self.reorder.flush()
+
+    def reset(self) -> None:
+        """Forget every reference: decoding resumes at the next I frame."""
+        self.dpb.clear()
+        self._tracker = self._new_tracker()
+        self._waiting_for_intra = True

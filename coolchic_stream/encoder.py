@@ -1,0 +1,116 @@
+"""Encoder: pictures in display order -> packets in coding order (PyAV-style send/flush).
+
+    send(Picture) ─► GopScheduler ─► FrameJob (type, refs, depth) ─► train.coding (overfit, quantize)
+        ─► entropy coding ─► FramePayload ─► Packet(pts, dts)
+                                └─► framecodec.reconstruct (the decoder's path) ─► DPB (references)
+
+At most one GOP of pictures is buffered; every returned packet can be written at once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from .config import EncoderConfig
+from .dpb import DecodedPictureBuffer
+from .entropy.latents import encode_latents
+from .entropy.nn_weights import encode_nn
+from .errors import UnsupportedFormatError
+from .framecodec import FrameHeader, build_payload, build_section, reconstruct
+from .gop import FrameJob, GopScheduler, lambda_scale
+from .train.coding import code_intra
+from .types import FrameStats, FrameType, Packet, Picture, TrainingProgress
+
+ProgressCallback = Callable[[TrainingProgress], None]
+
+
+def psnr(a: np.ndarray, b: np.ndarray, bit_depth: int) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    peak = float((1 << bit_depth) - 1)
+    return 100.0 if mse == 0 else 10.0 * np.log10(peak * peak / mse)
+
+
+def picture_psnr(decoded: Picture, source: Picture) -> tuple[float, float]:
+    """(PSNR-Y, PSNR of the sample-count weighted MSE over all planes: (4Y+U+V)/6 for 4:2:0)."""
+    peak = float((1 << source.bit_depth) - 1)
+    sse = sum(float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2)) for a, b in zip(decoded.planes, source.planes))
+    n = sum(p.size for p in source.planes)
+    mse = sse / n
+    yuv = 100.0 if mse == 0 else 10.0 * np.log10(peak * peak / mse)
+    return psnr(decoded.planes[0], source.planes[0], source.bit_depth), float(yuv)
+
+
+class Encoder:
+    def __init__(self, config: EncoderConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config = config or EncoderConfig()
+        self.progress = progress
+        self.scheduler = GopScheduler(self.config.gop, self.config.gop_size, self.config.intra_period)
+        self.dpb = DecodedPictureBuffer()
+        self._pending: dict[int, Picture] = {}
+        self._next_display = 0
+        self._format: tuple[int, int, int, object] | None = None
+        self.reconstructions: dict[int, Picture] = {}  # filled only when keep_reconstructions is set
+        self.keep_reconstructions = False
+
+    def send(self, picture: Picture) -> list[Packet]:
+        """Queue one picture (display order); returns the packets now complete, in coding order."""
+        fmt = (picture.width, picture.height, picture.bit_depth, picture.data_type)
+        if self._format is None:
+            self._format = fmt
+        elif fmt != self._format:
+            raise UnsupportedFormatError(
+                f"picture {self._next_display} is {picture.width}x{picture.height} {picture.data_type.name.lower()} "
+                f"{picture.bit_depth}-bit, the stream is {self._format[0]}x{self._format[1]}",
+                "all frames of a stream share one format",
+            )
+        index = self._next_display
+        self._next_display += 1
+        self._pending[index] = Picture(picture.planes, picture.bit_depth, picture.data_type, index)
+        return [self._encode(job) for job in self.scheduler.push(index)]
+
+    def flush(self) -> list[Packet]:
+        """End of input: code the buffered tail."""
+        return [self._encode(job) for job in self.scheduler.flush()]
+
+    # ------------------------------------------------------------------ one frame
+    def _encode(self, job: FrameJob) -> Packet:
+        start = time.perf_counter()
+        source = self._pending.pop(job.display_index)
+        refs = [self.dpb.get(r, referenced_by=job.display_index) for r in job.references]
+        lmbda = self.config.lmbda * lambda_scale(job.depth)
+
+        def report(phase: str, iteration: int, total: int, loss: float, psnr_db: float) -> None:
+            if self.progress is not None:
+                self.progress(TrainingProgress(job.display_index, job.frame_type, phase, iteration, total, loss, psnr_db))
+
+        if job.frame_type == FrameType.I:
+            result = code_intra(source, self.config, lmbda, self.config.intra_iterations, report)
+            translations: tuple[tuple[int, int], ...] = ()
+        else:
+            from .train.inter import code_inter  # motion code only when a stream has inter frames
+
+            result = code_inter(source, refs, job, self.config, lmbda, report)
+            translations = result.translations
+        header = FrameHeader(
+            job.display_index, job.coding_index, job.frame_type, job.depth, source.data_type, source.bit_depth,
+            source.width, source.height, tuple(job.references), translations,
+        )  # fmt: skip
+        sections = [
+            build_section(c, encode_nn(c.modules), encode_latents(c.layout(), c.latents, c.integer_arm()))
+            for c in result.coded
+        ]
+        payload = build_payload(header, sections)
+        decoded = reconstruct(header, result.coded, refs)
+        self.dpb.insert(job.display_index, decoded)
+        self.dpb.release(self.scheduler.still_referenced(job.coding_index))
+        if self.keep_reconstructions:
+            self.reconstructions[job.display_index] = decoded
+        psnr_y, psnr_yuv = picture_psnr(decoded, source)
+        stats = FrameStats(
+            job.frame_type, job.display_index, job.coding_index, 8 * len(payload), psnr_y, psnr_yuv,
+            time.perf_counter() - start, job.depth,
+        )  # fmt: skip
+        return Packet(payload, job.display_index, job.coding_index, job.frame_type, stats)

@@ -1,0 +1,161 @@
+"""Range coding of a Cool-chic's integer latents in merged wavefront order.
+
+A latent (y, x) of any grid belongs to wavefront step x + L*y (L from
+``wavefront_lag``). The bitstream orders symbols by step, then by grid
+(coarsest first), then by row, so the decoder decodes one step of *all* grids
+as a single batch: one fixed-point ARM call and one range-decoder call per step::
+
+    step t:  gather contexts of the step's latents ─► IntegerArm ─► table ─► RangeDecoder ─► scatter
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import constriction
+import numpy as np
+
+from ..errors import CorruptDataError
+from ..nn.arm import CONTEXT_PAD, context_offsets, wavefront_lag
+from ..nn.quantizer import LATENT_MAX, LATENT_MIN
+from .arm_int import IntegerArm, laplace_parameters
+
+_FAMILY = constriction.stream.model.QuantizedLaplace(LATENT_MIN, LATENT_MAX)
+
+
+def _guarded(call, what: str):
+    """Run a constriction call; its panics derive from BaseException, so catch those too."""
+    try:
+        return call()
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException is not an Exception
+        raise CorruptDataError(f"latent {what} failed: {type(exc).__name__}", "the frame payload is corrupted") from None
+
+
+@dataclass(frozen=True)
+class LatentLayout:
+    """Geometry of the latent grids of one Cool-chic (finest first) and its coding order."""
+
+    grid_sizes: tuple[tuple[int, int], ...]
+    context_size: int
+
+    @cached_property
+    def lag(self) -> int:
+        return wavefront_lag(self.context_size)
+
+    @cached_property
+    def n_symbols(self) -> int:
+        return sum(h * w for h, w in self.grid_sizes)
+
+    @cached_property
+    def _padded(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per grid: base offset and row stride in the flat zero-padded decode buffer."""
+        bases, strides, base = [], [], 0
+        for h, w in self.grid_sizes:
+            bases.append(base)
+            strides.append(w + 2 * CONTEXT_PAD)
+            base += (h + 2 * CONTEXT_PAD) * (w + 2 * CONTEXT_PAD)
+        return np.array(bases + [base]), np.array(strides)
+
+    @cached_property
+    def order(self) -> dict[str, np.ndarray]:
+        """Coding order of every symbol.
+
+        raster: index in the concatenation of raster-scanned grids (finest first);
+        buffer: index in the flat padded buffer; grid: grid index;
+        steps: boundaries of the wavefront steps in coding order.
+        """
+        n = len(self.grid_sizes)
+        keys_t, keys_g, keys_y, raster, buffer, grid = [], [], [], [], [], []
+        bases, strides = self._padded
+        start = 0
+        for g, (h, w) in enumerate(self.grid_sizes):
+            yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+            yy, xx = yy.reshape(-1), xx.reshape(-1)
+            keys_t.append(xx + self.lag * yy)
+            keys_g.append(np.full(h * w, n - 1 - g))  # coarsest grid first within a step
+            keys_y.append(yy)
+            raster.append(start + np.arange(h * w))
+            buffer.append(bases[g] + (yy + CONTEXT_PAD) * strides[g] + xx + CONTEXT_PAD)
+            grid.append(np.full(h * w, g))
+            start += h * w
+        t = np.concatenate(keys_t)
+        perm = np.lexsort((np.concatenate(keys_y), np.concatenate(keys_g), t))
+        t_sorted = t[perm]
+        steps = np.flatnonzero(np.diff(t_sorted)) + 1
+        return {
+            "raster": np.concatenate(raster)[perm],
+            "buffer": np.concatenate(buffer)[perm],
+            "grid": np.concatenate(grid)[perm],
+            "steps": np.concatenate([[0], steps, [t_sorted.size]]),
+        }
+
+    @cached_property
+    def neighbour_offsets(self) -> np.ndarray:
+        """[n_grids, S] offsets of the context positions in the flat padded buffer."""
+        _, strides = self._padded
+        offs = np.array(context_offsets(self.context_size))
+        return offs[None, :, 0] * strides[:, None] + offs[None, :, 1]
+
+    def buffer_size(self) -> int:
+        return int(self._padded[0][-1])
+
+    def split(self, flat_raster: np.ndarray) -> list[np.ndarray]:
+        grids, start = [], 0
+        for h, w in self.grid_sizes:
+            grids.append(flat_raster[start : start + h * w].reshape(h, w))
+            start += h * w
+        return grids
+
+
+def _contexts_all(layout: LatentLayout, grids: list[np.ndarray]) -> np.ndarray:
+    """[n_symbols, S] contexts in raster order, from fully known grids."""
+    bases, strides = layout._padded
+    buf = np.zeros(layout.buffer_size(), dtype=np.float64)
+    for g, ((h, w), grid) in enumerate(zip(layout.grid_sizes, grids)):
+        view = buf[bases[g] : bases[g + 1]].reshape(h + 2 * CONTEXT_PAD, w + 2 * CONTEXT_PAD)
+        view[CONTEXT_PAD : CONTEXT_PAD + h, CONTEXT_PAD : CONTEXT_PAD + w] = grid
+    order = layout.order
+    idx = order["buffer"][:, None] + layout.neighbour_offsets[order["grid"]]
+    ctx = np.empty((layout.n_symbols, layout.context_size), dtype=np.float64)
+    ctx[order["raster"]] = buf[idx]
+    return ctx
+
+
+def encode_latents(layout: LatentLayout, grids: list[np.ndarray], arm: IntegerArm) -> bytes:
+    """Range-code integer grids (finest first, values within the coder's support)."""
+    if layout.n_symbols == 0:
+        return b""
+    flat = np.concatenate([g.reshape(-1) for g in grids]).astype(np.int64)
+    if flat.min() < LATENT_MIN or flat.max() > LATENT_MAX:
+        raise ValueError(f"latent value outside [{LATENT_MIN}, {LATENT_MAX}]")
+    mu_q8, ls_q8 = arm(_contexts_all(layout, grids))
+    mean, scale = laplace_parameters(mu_q8, ls_q8)
+    raster = layout.order["raster"]
+    encoder = constriction.stream.queue.RangeEncoder()
+    _guarded(lambda: encoder.encode(flat[raster].astype(np.int32), _FAMILY, mean[raster], scale[raster]), "encoding")
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def decode_latents(layout: LatentLayout, data: bytes, arm: IntegerArm) -> list[np.ndarray]:
+    """Decode grids (finest first) one wavefront step at a time."""
+    if len(data) % 4:
+        raise CorruptDataError(f"latent payload of {len(data)} bytes is not whole 32-bit words", "the frame payload is corrupted")
+    if layout.n_symbols == 0:
+        return layout.split(np.zeros(0))
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    order = layout.order
+    buffer_idx, grid_of, steps = order["buffer"], order["grid"], order["steps"]
+    offsets = layout.neighbour_offsets
+    buf = np.zeros(layout.buffer_size(), dtype=np.float64)
+    for t in range(steps.size - 1):
+        lo, hi = steps[t], steps[t + 1]
+        pos = buffer_idx[lo:hi]
+        ctx = buf[pos[:, None] + offsets[grid_of[lo:hi]]]
+        mean, scale = laplace_parameters(*arm(ctx))
+        buf[pos] = _guarded(lambda: decoder.decode(_FAMILY, mean, scale), "decoding")
+    flat = np.empty(layout.n_symbols, dtype=np.int64)
+    flat[order["raster"]] = buf[buffer_idx]
+    return layout.split(flat)

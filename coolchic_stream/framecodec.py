@@ -1,0 +1,201 @@
+"""Frame payload <-> coded frame: the one decode path shared by encoder and decoder.
+
+    FramePayload bytes ─► parse + validate ─► per Cool-chic: exp-Golomb NN, range-coded latents
+        ─► recon.decode_coolchic (exact) ─► recon.assemble (+ DPB references) ─► Picture
+
+The encoder skips only the entropy *decoding* (it already holds the integers)
+and then runs exactly this reconstruction to get its reference pictures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from construct import ConstructError
+
+from .architecture import ArmParameter, CoolChicEncoderParameter, SynthesisLayer, parameter_shapes
+from .bitstream.syntax import FramePayload
+from .entropy.arm_int import IntegerArm
+from .entropy.latents import LatentLayout, decode_latents
+from .entropy.nn_weights import MODULE_NAMES, QuantizedModule, decode_nn
+from .errors import CorruptDataError
+from .recon.coolchic import decode_coolchic
+from .recon.frame import assemble, fixed_to_picture, picture_to_fixed
+from .types import CoolChicRole, DataType, FrameType, Picture
+
+OUTPUTS = {  # (residue outputs, motion outputs) per frame type
+    FrameType.I: (3, 0),
+    FrameType.P: (4, 2),
+    FrameType.B: (5, 4),
+}
+WARP_FILTER_SIZE = 8
+
+
+@dataclass(frozen=True)
+class CodedCoolChic:
+    """What the bitstream holds for one Cool-chic, as integers."""
+
+    role: CoolChicRole
+    param: CoolChicEncoderParameter
+    modules: dict[str, QuantizedModule]
+    latents: list[np.ndarray]  # finest first, int64
+
+    def integer_arm(self) -> IntegerArm:
+        m = self.modules["arm"]
+        return IntegerArm.from_integers(
+            list(m.weights), list(m.biases), m.weight_log2_step, m.bias_log2_step, self.param.arm.n_hidden_layers
+        )
+
+    def layout(self) -> LatentLayout:
+        return LatentLayout(tuple(self.param.grid_sizes), self.param.arm.context_size)
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    display_index: int
+    coding_index: int
+    frame_type: FrameType
+    depth: int
+    data_type: DataType
+    bit_depth: int
+    width: int
+    height: int
+    references: tuple[int, ...]
+    translations: tuple[tuple[int, int], ...]
+
+
+def _bad(message: str) -> CorruptDataError:
+    return CorruptDataError(message, "the frame payload is corrupted or from an incompatible encoder")
+
+
+def section_param(section, height: int, width: int, role: CoolChicRole, n_output: int) -> CoolChicEncoderParameter:
+    """Validate a parsed CoolChicSection and turn it into an architecture."""
+    if section.n_output != n_output:
+        raise _bad(f"{role.name.lower()} Cool-chic has {section.n_output} outputs, expected {n_output}")
+    lo, hi = section.latent_resolution_min, section.latent_resolution_max
+    expected_lo = 2 if role == CoolChicRole.MOTION else 0
+    if lo != expected_lo or hi < lo or hi > 12 or (1 << lo) > 4 * max(height, width):
+        raise _bad(f"latent resolution {lo}-{hi} is invalid for a {role.name.lower()} Cool-chic")
+    try:
+        return CoolChicEncoderParameter(
+            img_size=(height, width),
+            n_output=n_output,
+            layers_synthesis=tuple(
+                SynthesisLayer(layer.out_channels, layer.kernel_size, layer.residual, layer.relu)
+                for layer in section.synthesis_layers
+            ),
+            arm=ArmParameter(section.arm_context, section.arm_hidden_layers, section.arm_stabiliser),
+            latent_resolution=(lo, hi),
+            synthesis_stabiliser=section.synthesis_stabiliser,
+            ups_kernel=section.ups_kernel,
+            ups_preconcat_kernel=section.ups_preconcat_kernel,
+        )
+    except ValueError as exc:
+        raise _bad(f"invalid {role.name.lower()} Cool-chic architecture: {exc}") from None
+
+
+def build_section(coded: CodedCoolChic, nn_bytes: bytes, latent_bytes: bytes) -> dict:
+    p = coded.param
+    section = {
+        "role": coded.role.name.lower(),
+        "n_output": p.n_output,
+        "latent_resolution_min": p.latent_resolution[0],
+        "latent_resolution_max": p.latent_resolution[1],
+        "arm_context": p.arm.context_size,
+        "arm_hidden_layers": p.arm.n_hidden_layers,
+        "arm_stabiliser": p.arm.stabiliser,
+        "ups_kernel": p.ups_kernel,
+        "ups_preconcat_kernel": p.ups_preconcat_kernel,
+        "synthesis_layers": [
+            {"out_channels": layer.out_channels, "kernel_size": layer.kernel_size, "residual": layer.residual, "relu": layer.relu}
+            for layer in p.layers_synthesis
+        ],
+        "synthesis_stabiliser": p.synthesis_stabiliser,
+        "nn_bytes": nn_bytes,
+        "n_symbols": sum(g.size for g in coded.latents),
+        "latent_bytes": latent_bytes,
+    }
+    for name in MODULE_NAMES:
+        m = coded.modules[name]
+        section[name] = {
+            "weight_log2_step": m.weight_log2_step,
+            "bias_log2_step": m.bias_log2_step,
+            "weight_expgolomb_order": m.weight_order,
+            "bias_expgolomb_order": m.bias_order,
+        }
+    return section
+
+
+def build_payload(header: FrameHeader, sections: list[dict]) -> bytes:
+    return FramePayload.build(
+        {
+            "display_index": header.display_index,
+            "coding_index": header.coding_index,
+            "frame_type": header.frame_type.name.lower(),
+            "depth": header.depth,
+            "data_type": header.data_type.name.lower(),
+            "bit_depth": header.bit_depth,
+            "width": header.width,
+            "height": header.height,
+            "references": [
+                {"display_index": r, "translation_y": t[0], "translation_x": t[1]}
+                for r, t in zip(header.references, header.translations)
+            ],
+            "warp_filter_size": 0 if header.frame_type == FrameType.I else WARP_FILTER_SIZE,
+            "coolchics": sections,
+        }
+    )
+
+
+def parse_payload(data: bytes) -> tuple[FrameHeader, list[CodedCoolChic]]:
+    """Parse, validate and entropy-decode a FRAME payload."""
+    try:
+        parsed = FramePayload.parse(data)
+    except (ConstructError, ValueError, OverflowError, UnicodeDecodeError) as exc:
+        raise _bad(f"frame payload does not parse ({type(exc).__name__})") from None
+    frame_type = FrameType[str(parsed.frame_type).upper()]
+    data_type = DataType[str(parsed.data_type).upper()]
+    if not 8 <= parsed.bit_depth <= 16:
+        raise _bad(f"bit depth {parsed.bit_depth} is out of range 8..16")
+    if not (2 <= parsed.width <= 16383 and 2 <= parsed.height <= 16383):
+        raise _bad(f"frame size {parsed.width}x{parsed.height} is out of range")
+    n_refs = {FrameType.I: 0, FrameType.P: 1, FrameType.B: 2}[frame_type]
+    if len(parsed.references) != n_refs:
+        raise _bad(f"{frame_type.name} frame lists {len(parsed.references)} references, expected {n_refs}")
+    if frame_type != FrameType.I and parsed.warp_filter_size != WARP_FILTER_SIZE:
+        raise _bad(f"warp filter size {parsed.warp_filter_size} is not supported (expected {WARP_FILTER_SIZE})")
+    header = FrameHeader(
+        parsed.display_index, parsed.coding_index, frame_type, parsed.depth, data_type, parsed.bit_depth,
+        parsed.width, parsed.height,
+        tuple(r.display_index for r in parsed.references),
+        tuple((r.translation_y, r.translation_x) for r in parsed.references),
+    )  # fmt: skip
+    roles = [CoolChicRole.RESIDUE] + ([CoolChicRole.MOTION] if frame_type != FrameType.I else [])
+    if [str(s.role) for s in parsed.coolchics] != [r.name.lower() for r in roles]:
+        raise _bad(f"{frame_type.name} frame carries Cool-chics {[str(s.role) for s in parsed.coolchics]}")
+    coded = []
+    for role, section in zip(roles, parsed.coolchics):
+        n_output = OUTPUTS[frame_type][role == CoolChicRole.MOTION]
+        param = section_param(section, header.height, header.width, role, n_output)
+        headers = {name: section[name] for name in MODULE_NAMES}
+        modules = decode_nn(section.nn_bytes, parameter_shapes(param), headers)
+        layout = LatentLayout(tuple(param.grid_sizes), param.arm.context_size)
+        if section.n_symbols != layout.n_symbols:
+            raise _bad(f"{section.n_symbols} latent symbols announced, the architecture has {layout.n_symbols}")
+        arm = IntegerArm.from_integers(
+            list(modules["arm"].weights), list(modules["arm"].biases),
+            modules["arm"].weight_log2_step, modules["arm"].bias_log2_step, param.arm.n_hidden_layers,
+        )  # fmt: skip
+        latents = decode_latents(layout, section.latent_bytes, arm)
+        coded.append(CodedCoolChic(role, param, modules, latents))
+    return header, coded
+
+
+def reconstruct(header: FrameHeader, coded: list[CodedCoolChic], references: list[Picture]) -> Picture:
+    """Exact decoded picture of a frame from its integers and its reference pictures."""
+    outputs = {c.role: decode_coolchic(c.param, c.modules, c.latents) for c in coded}
+    residue = outputs[CoolChicRole.RESIDUE][:, : header.height, : header.width]
+    refs = [picture_to_fixed(p) for p in references]
+    dense = assemble(header.frame_type, residue, outputs.get(CoolChicRole.MOTION), refs, list(header.translations))
+    return fixed_to_picture(dense, header.data_type, header.bit_depth, header.display_index)

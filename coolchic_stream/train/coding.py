@@ -1,0 +1,106 @@
+"""Code one frame: overfit its FrameEncoder, quantize the NNs, produce the transmitted integers.
+
+    Picture + references ─► Target ─► run_plan (warm-up, main, final) ─► NN step search
+        ─► hard latents (round(gain·y), clamped) ─► list[CodedCoolChic]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..architecture import residue_parameter
+from ..config import EncoderConfig
+from ..framecodec import OUTPUTS, CodedCoolChic
+from ..nn.frame import FrameEncoder
+from ..nn.quantizer import hard_latents
+from ..types import CoolChicRole, DataType, FrameType, Picture
+from .loop import ProgressFn, evaluate, intra_plan, run_plan
+from .loss import Target
+from .quantize_nn import quantize_coolchics
+
+
+def picture_to_dense(picture: Picture, device: str = "cpu") -> Tensor:
+    """[1, 3, H, W] float in [0, 1]; 4:2:0 chroma repeated to luma resolution."""
+    m = float((1 << picture.bit_depth) - 1)
+    h, w = picture.height, picture.width
+    planes = []
+    for i, plane in enumerate(picture.planes):
+        t = torch.from_numpy(plane.astype(np.float32)) / m
+        if i and picture.data_type == DataType.YUV420:
+            t = t.repeat_interleave(2, 0).repeat_interleave(2, 1)[:h, :w]
+        planes.append(t)
+    return torch.stack(planes).unsqueeze(0).to(device)
+
+
+def picture_target(picture: Picture, device: str = "cpu") -> Target:
+    dense = picture_to_dense(picture, device)
+    m = float((1 << picture.bit_depth) - 1)
+    if picture.data_type == DataType.YUV420:
+        uv = torch.stack([torch.from_numpy(p.astype(np.float32)) for p in picture.planes[1:]]).unsqueeze(0) / m
+        return Target(dense, (dense[:, :1], uv.to(device)), picture.data_type)
+    return Target(dense, (dense,), picture.data_type)
+
+
+def encoder_gain(frame_type: FrameType, lmbda: float) -> float:
+    """Cool-chic's latent gain: larger for intra frames at high quality."""
+    if frame_type == FrameType.I and lmbda < 2e-4:
+        return 24.0
+    if frame_type == FrameType.I and lmbda < 5e-4:
+        return 20.0
+    return 16.0
+
+
+@dataclass(frozen=True)
+class FrameCodingResult:
+    coded: list[CodedCoolChic]
+    macs_per_pixel: float
+    train_psnr: float
+
+
+def code_intra(
+    picture: Picture, config: EncoderConfig, lmbda: float, iterations: int, progress: ProgressFn | None = None
+) -> FrameCodingResult:
+    """Overfit and quantize the Cool-chic of an I frame."""
+    device = config.device
+    target = picture_target(picture, device)
+    param = residue_parameter(
+        picture.height, picture.width, OUTPUTS[FrameType.I][0], config.intra_complexity,
+        encoder_gain(FrameType.I, lmbda),
+    )  # fmt: skip
+
+    def make(seed: int) -> FrameEncoder:
+        torch.manual_seed(config.seed * 7919 + seed)
+        return FrameEncoder(FrameType.I, picture.data_type, picture.bit_depth, param).to(device)
+
+    s = config.settings
+    plan = intra_plan(iterations, lmbda, s.warmup_candidates, s.warmup_iterations, s.final_iterations, s.validation_interval)
+    fe, result = run_plan(make, target, [], lmbda, plan, progress)
+    return finish(fe, target, [], lmbda, result.psnr)
+
+
+def finish(fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: float, train_psnr: float) -> FrameCodingResult:
+    """Quantize the NNs of a trained FrameEncoder and take its integer latents."""
+
+    def evaluator() -> tuple[float, float]:
+        ev = evaluate(fe, target, references, 0.0)
+        with torch.no_grad():
+            bits = float(fe(references).rate.sum())
+        return ev.mse, bits
+
+    roles = [CoolChicRole[name.upper()] for name in fe.coolchics.keys()]
+    ccs = list(fe.coolchics.values())
+    modules = quantize_coolchics(ccs, evaluator, lmbda, target.n_pixels)
+    coded = []
+    for role, cc, mods in zip(roles, ccs, modules):
+        with torch.no_grad():
+            latents = [hard_latents(g).cpu().numpy().astype(np.int64)[0, 0] for g in cc.scaled_latents()]
+        coded.append(CodedCoolChic(role, cc.param, mods, latents))
+    return FrameCodingResult(coded, fe.macs_per_pixel(), train_psnr)
+
+
+ProgressCallback = Callable[[str, int, int, float, float], None]

@@ -1,0 +1,181 @@
+"""Overfitting a FrameEncoder: phased training with validation and best-parameter reload.
+
+    warm-up: N candidates ─► keep best 2 ─► keep best 1
+          ─► main phase (cosine LR, soft-round temperature and noise annealed)
+          ─► final phase (hard rounding, NN weights only, low LR)
+    every ``validation_interval`` iterations: hard-rounded forward, keep the best parameters
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..nn.coolchic import QuantizerSettings
+from ..nn.frame import FrameEncoder
+from ..nn.quantizer import NoiseType, QuantizerMode
+from .loss import Target, psnr, rd_loss
+
+ProgressFn = Callable[[str, int, int, float, float], None]  # phase, iteration, total, loss, psnr
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training phase; quantizer parameters are annealed linearly from start to end."""
+
+    name: str
+    iterations: int
+    lr_start: float
+    lr_end: float
+    mode: QuantizerMode = QuantizerMode.SOFTROUND
+    noise: NoiseType = NoiseType.GAUSSIAN
+    noise_start: float = 0.2
+    noise_end: float = 0.15
+    temperature_start: float = 0.3
+    temperature_end: float = 0.1
+    train_latents: bool = True
+    validation_interval: int = 100
+    use_rate: bool = True
+
+    def quantizer(self, progress: float) -> QuantizerSettings:
+        return QuantizerSettings(
+            self.mode,
+            self.noise,
+            self.noise_start + (self.noise_end - self.noise_start) * progress,
+            self.temperature_start + (self.temperature_end - self.temperature_start) * progress,
+        )
+
+    def lr(self, iteration: int) -> float:
+        cosine = 0.5 * (1.0 + math.cos(math.pi * iteration / max(self.iterations, 1)))
+        return self.lr_end + (self.lr_start - self.lr_end) * cosine
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    mse: float
+    bpp: float
+
+    @property
+    def psnr(self) -> float:
+        return psnr(self.mse)
+
+
+def evaluate(fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: float) -> Evaluation:
+    """Hard-rounded forward, as the decoder will see it (up to NN quantization)."""
+    was_training = fe.training
+    fe.eval()
+    with torch.no_grad():
+        out = fe(references)
+        loss, mse, bpp = rd_loss(out.decoded, out.rate, target, lmbda)
+    fe.train(was_training)
+    return Evaluation(float(loss), float(mse), float(bpp))
+
+
+def train_phase(
+    fe: FrameEncoder,
+    target: Target,
+    references: list[Tensor],
+    lmbda: float,
+    phase: Phase,
+    progress: ProgressFn | None = None,
+) -> Evaluation:
+    """Run one phase; returns the best validation and leaves the best parameters loaded."""
+    params_nn = fe.nn_parameters()
+    groups = [{"params": params_nn}]
+    if phase.train_latents:
+        groups.append({"params": fe.latent_parameters()})
+    else:
+        for p in fe.latent_parameters():
+            p.requires_grad_(False)
+    optimizer = torch.optim.Adam(groups, lr=phase.lr_start)
+    best = evaluate(fe, target, references, lmbda)
+    best_state = copy.deepcopy(fe.state_dict())
+    fe.train()
+    rd_lambda = lmbda if phase.use_rate else 0.0
+    for it in range(1, phase.iterations + 1):
+        for g in optimizer.param_groups:
+            g["lr"] = phase.lr(it - 1)
+        out = fe(references, phase.quantizer((it - 1) / max(phase.iterations - 1, 1)))
+        loss, _, _ = rd_loss(out.decoded, out.rate, target, rd_lambda)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params_nn, 1e-1)
+        optimizer.step()
+        if it % phase.validation_interval == 0 or it == phase.iterations:
+            current = evaluate(fe, target, references, lmbda)
+            if current.loss < best.loss:
+                best, best_state = current, copy.deepcopy(fe.state_dict())
+            if progress is not None:
+                progress(phase.name, it, phase.iterations, best.loss, best.psnr)
+    fe.load_state_dict(best_state)
+    for p in fe.latent_parameters():
+        p.requires_grad_(True)
+    fe.eval()
+    return best
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Whole recipe of one frame: warm-up, main and final phases."""
+
+    warmup_candidates: int
+    warmup: Phase
+    main: Phase
+    final: Phase
+
+
+def intra_plan(
+    total_iterations: int, lmbda: float, warmup_candidates: int, warmup_iterations: int,
+    final_iterations: int, validation_interval: int,
+) -> TrainingPlan:  # fmt: skip
+    """Cool-chic 5's intra recipe scaled to a total iteration budget."""
+    sigma0 = max((-0.432 * math.log10(lmbda) + 0.747) / 10.0, 0.05)
+    candidates = max(warmup_candidates, 1)
+    warm_total = (candidates + min(candidates, 2)) * warmup_iterations if candidates > 1 else 0
+    final = min(final_iterations, max(total_iterations // 10, 1))
+    main = max(total_iterations - warm_total - final, 1)
+    return TrainingPlan(
+        warmup_candidates=candidates,
+        warmup=Phase("warm-up", warmup_iterations, 1e-2, 1e-2, noise_start=sigma0, noise_end=sigma0,
+                     temperature_start=0.35, temperature_end=0.35,
+                     validation_interval=max(warmup_iterations, 1)),  # fmt: skip
+        main=Phase("main", main, 1e-2, 1e-5, noise_start=sigma0 * 1.1, noise_end=sigma0 * 0.75,
+                   temperature_start=0.35, temperature_end=0.08,
+                   validation_interval=min(validation_interval, main)),  # fmt: skip
+        final=Phase("final", final, 1e-4, 1e-5, mode=QuantizerMode.HARDROUND, noise=NoiseType.NONE,
+                    train_latents=False, validation_interval=max(final // 2, 1)),  # fmt: skip
+    )
+
+
+def run_plan(
+    make: Callable[[int], FrameEncoder],
+    target: Target,
+    references: list[Tensor],
+    lmbda: float,
+    plan: TrainingPlan,
+    progress: ProgressFn | None = None,
+) -> tuple[FrameEncoder, Evaluation]:
+    """Warm-up candidates (``make(seed)`` builds one), then main and final phases on the best."""
+    if plan.warmup_candidates > 1:
+        pool = []
+        for seed in range(plan.warmup_candidates):
+            fe = make(seed)
+            pool.append((train_phase(fe, target, references, lmbda, plan.warmup), seed, fe))
+            if progress is not None:
+                progress("warm-up", seed + 1, plan.warmup_candidates, min(p[0].loss for p in pool), max(p[0].psnr for p in pool))
+        pool.sort(key=lambda p: p[0].loss)
+        pool = pool[:2]
+        pool = [(train_phase(fe, target, references, lmbda, plan.warmup), seed, fe) for _, seed, fe in pool]
+        pool.sort(key=lambda p: p[0].loss)
+        fe = pool[0][2]
+    else:
+        fe = make(0)
+    train_phase(fe, target, references, lmbda, plan.main, progress)
+    result = train_phase(fe, target, references, lmbda, plan.final, progress)
+    return fe, result
