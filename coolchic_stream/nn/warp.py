@@ -66,7 +66,8 @@ def _banded(taps: Tensor, span: int) -> Tensor:
 class _Source:
     """Reference replicate-padded by ``margin`` and cut into overlapping row segments of ``seg``.
 
-    ``rows[i]`` holds ``seg`` consecutive samples of one padded row; gathering whole segments is
+    ``rows[(plane * hp + y) * ws + x]`` holds the ``seg`` samples of padded row ``y`` from column ``x``
+    (``x <= wp - seg``); gathering whole segments is
     much faster than gathering samples one at a time. Differentiable w.r.t. ``ref``.
     """
 
@@ -75,10 +76,11 @@ class _Source:
         self.margin = margin
         padded = F.pad(ref, (margin,) * 4, mode="replicate")
         self.hp, self.wp = padded.shape[2:]
-        self.ws = self.wp - seg + 1  # segment starts per padded row
         if ref.requires_grad and torch.is_grad_enabled():
+            self.ws = self.wp - seg + 1  # segment starts per padded row
             self.rows = padded.unfold(3, seg, 1).reshape(-1, seg)  # copy, with a cheap backward
-        else:  # zero-copy overlapping view (the last seg - 1 starts are never used)
+        else:  # zero-copy overlapping view
+            self.ws = self.wp
             flat = padded.contiguous().view(-1)
             self.rows = flat.as_strided((flat.numel() - seg + 1, seg), (1, 1))
 
