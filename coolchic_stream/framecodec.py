@@ -69,6 +69,14 @@ def _bad(message: str) -> CorruptDataError:
     return CorruptDataError(message, "the frame payload is corrupted or from an incompatible encoder")
 
 
+def _enum_field(enum_type, value, what: str):
+    """Parsed construct Enum -> our IntEnum; unknown values are corruption."""
+    try:
+        return enum_type[str(value).upper()]
+    except KeyError:
+        raise _bad(f"unknown {what} {value}") from None
+
+
 def section_param(section, height: int, width: int, role: CoolChicRole, n_output: int) -> CoolChicEncoderParameter:
     """Validate a parsed CoolChicSection and turn it into an architecture."""
     if section.n_output != n_output:
@@ -154,8 +162,8 @@ def parse_payload(data: bytes) -> tuple[FrameHeader, list[CodedCoolChic]]:
         parsed = FramePayload.parse(data)
     except (ConstructError, ValueError, OverflowError, UnicodeDecodeError) as exc:
         raise _bad(f"frame payload does not parse ({type(exc).__name__})") from None
-    frame_type = FrameType[str(parsed.frame_type).upper()]
-    data_type = DataType[str(parsed.data_type).upper()]
+    frame_type = _enum_field(FrameType, parsed.frame_type, "frame type")
+    data_type = _enum_field(DataType, parsed.data_type, "data type")
     if not 8 <= parsed.bit_depth <= 16:
         raise _bad(f"bit depth {parsed.bit_depth} is out of range 8..16")
     if not (2 <= parsed.width <= 16383 and 2 <= parsed.height <= 16383):
@@ -172,7 +180,7 @@ def parse_payload(data: bytes) -> tuple[FrameHeader, list[CodedCoolChic]]:
         tuple((r.translation_y, r.translation_x) for r in parsed.references),
     )  # fmt: skip
     roles = [CoolChicRole.RESIDUE] + ([CoolChicRole.MOTION] if frame_type != FrameType.I else [])
-    if [str(s.role) for s in parsed.coolchics] != [r.name.lower() for r in roles]:
+    if [str(c.role) for c in parsed.coolchics] != [r.name.lower() for r in roles]:
         raise _bad(f"{frame_type.name} frame carries Cool-chics {[str(s.role) for s in parsed.coolchics]}")
     coded = []
     for role, section in zip(roles, parsed.coolchics):

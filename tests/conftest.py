@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny synthetic pictures of every supported format, odd sizes included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from coolchic_stream.types import DataType, Picture, chroma_shape, sample_dtype
+
+torch.set_num_threads(1)
+
+
+def make_picture(width: int, height: int, data_type: DataType = DataType.YUV420, bit_depth: int = 8, pts: int = 0, seed: int = 0, shift: int = 0) -> Picture:
+    """A smooth textured picture (gradients + sines + a little noise), optionally shifted right."""
+    rng = np.random.default_rng(seed)
+    peak = (1 << bit_depth) - 1
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    xx = xx - shift
+    base = 0.5 + 0.25 * np.sin(xx / 3.1) * np.cos(yy / 4.3) + 0.15 * np.sin((xx + yy) / 7.0)
+    planes = []
+    ch, cw = chroma_shape(data_type, height, width)
+    for c in range(3):
+        if c == 0 or data_type != DataType.YUV420:
+            p = base + 0.1 * c * np.cos(xx / 5.0)
+        else:
+            cy, cx = np.mgrid[0:ch, 0:cw].astype(np.float64)
+            p = 0.5 + 0.1 * c * np.sin((cx * 2 - shift) / 4.0) + 0.05 * np.cos(cy / 3.0)
+        p = np.clip(p + rng.normal(0, 0.01, p.shape), 0, 1)
+        planes.append(np.round(p * peak).astype(sample_dtype(bit_depth)))
+    return Picture(tuple(planes), bit_depth, data_type, pts)
+
+
+@pytest.fixture
+def picture_factory():
+    return make_picture
