@@ -4,8 +4,12 @@ What is measured, per CRF (see tools/metrics.py for the PSNR conventions):
 
 * ``payload_bytes``: sum of the encoder's packet sizes = the coded frames, without the
   container and without the parameter sets the mp4 muxer keeps out of band;
-  ``header_bytes``: the encoder's extradata (SPS/PPS, or VPS/SPS/PPS for HEVC: avcC/hvcC);
-  ``file_bytes``: size of the whole .mp4 file written. kbit/s and bpp use ``payload_bytes``.
+  ``sei_bytes``: the SEI NAL units inside those packets (libx264's ~0.7 KB version/options
+  string in the first packet; x265's equivalent is switched off with ``info=0``);
+  ``coded_bytes`` = payload - SEI: **what kbit/s and bpp use**;
+  ``header_bytes``: the encoder's extradata (SPS/PPS, or VPS/SPS/PPS for HEVC: avcC/hvcC;
+  x265 also repeats its VPS/SPS/PPS in band at every IRAP, counted in the payload);
+  ``file_bytes``: size of the whole .mp4 file written.
 * PSNR per frame and sequence mean (mean of per-frame PSNR) of the PyAV-decoded yuv420p planes
   against the source planes, peak 255.
 * ``encode_s``: wall time of sending every frame to the encoder, flushing it and muxing
@@ -15,13 +19,15 @@ What is measured, per CRF (see tools/metrics.py for the PSNR conventions):
 Settings: ``-preset medium`` (changeable), ``-crf N``, keyint = min-keyint = intra period and
 scenecut=0 so an I frame falls exactly every ``intra_period`` frames (``None``/0: the
 encoder's default, 250), B frames and everything else at the preset's default (x264 medium:
-3 B frames, closed GOP; x265 medium: 4 B frames, open GOP); x265 with ``log-level=error``.
+3 B frames, closed GOP; x265 medium: 4 B frames, open GOP); x265 with ``log-level=error``
+and ``info=0``; frame threading (PyAV's default, slice threading, would put libx264 in
+sliced-threads mode: 2 slices per frame on 2 cores).
 Frames are handed to the encoders as fresh ``VideoFrame.from_ndarray`` frames (pict_type NONE):
 frames decoded by PyAV carry pict_type I, which libx264 honours as "force an I frame", so
 re-encoding decoded frames as they are would give an all-intra anchor.
 Repeatability: x265 output is bit-exact from run to run; libx264's mb-tree rate control
-(on by default) is not in this build (a few bytes, < 0.1 dB per CRF point, even with
-threads=1; ``no-mbtree`` makes it exact). Those differences are far below what a BD-rate resolves.
+(on by default) was seen to vary by a few bytes (< 0.1 dB) between runs in one process in
+this build, even with threads=1 (``no-mbtree`` makes it exact): far below what a BD-rate resolves.
 Input must be 8-bit yuv420p with even width and height (H.264/HEVC 4:2:0 need even sizes);
 odd sizes are rejected, or cropped to even with ``crop_odd=True``.
 """
@@ -58,6 +64,7 @@ class AnchorResult:
     height: int
     fps: float
     payload_bytes: int
+    sei_bytes: int
     header_bytes: int
     file_bytes: int
     encode_s: float
@@ -67,9 +74,14 @@ class AnchorResult:
     path: str | None = None
 
     @property
+    def coded_bytes(self) -> int:
+        """Payload without SEI NAL units: what the rate figures use."""
+        return self.payload_bytes - self.sei_bytes
+
+    @property
     def kbps(self) -> float:
-        """Payload bitrate in kbit/s."""
-        return kbps(self.payload_bytes, self.n_frames, self.fps)
+        """Bitrate of ``coded_bytes`` in kbit/s."""
+        return kbps(self.coded_bytes, self.n_frames, self.fps)
 
     @property
     def file_kbps(self) -> float:
@@ -78,8 +90,8 @@ class AnchorResult:
 
     @property
     def bpp(self) -> float:
-        """Payload bits per luma pixel."""
-        return bpp(self.payload_bytes, self.n_frames, self.width, self.height)
+        """Bits of ``coded_bytes`` per luma pixel."""
+        return bpp(self.coded_bytes, self.n_frames, self.width, self.height)
 
     def as_dict(self) -> dict:
         """JSON-able summary including per-frame PSNRs."""
@@ -92,6 +104,8 @@ class AnchorResult:
             "height": self.height,
             "fps": self.fps,
             "payload_bytes": self.payload_bytes,
+            "sei_bytes": self.sei_bytes,
+            "coded_bytes": self.coded_bytes,
             "header_bytes": self.header_bytes,
             "file_bytes": self.file_bytes,
             "kbps": self.kbps,
@@ -103,6 +117,41 @@ class AnchorResult:
             "psnr_per_frame": [f.as_dict() for f in self.psnr.frames],
             "frame_types": self.frame_types,
         }
+
+
+def _is_sei(head: int, codec: str) -> bool:
+    if codec == "libx265":
+        return (head >> 1) & 0x3F in (39, 40)  # prefix / suffix SEI
+    return head & 0x1F == 6
+
+
+def sei_bytes(packet: bytes, codec: str) -> int:
+    """Bytes of the SEI NAL units in one H.264/HEVC packet, Annex B or length-prefixed (AVCC/HVCC).
+
+    Counted with their start code / 4-byte length prefix. libx264 puts a ~0.7 KB user-data SEI
+    (its version and full option string) in the first packet; it is not needed to decode, so
+    ``coded_bytes`` leaves it out.
+    """
+    total = 0
+    if packet[:3] == b"\x00\x00\x01" or packet[:4] == b"\x00\x00\x00\x01":
+        starts = []  # (start of the start code, start of the NAL)
+        i = 0
+        while (j := packet.find(b"\x00\x00\x01", i)) >= 0:
+            code = j - 1 if j > 0 and packet[j - 1] == 0 else j
+            starts.append((code, j + 3))
+            i = j + 3
+        for k, (code, nal) in enumerate(starts):
+            end = starts[k + 1][0] if k + 1 < len(starts) else len(packet)
+            if nal < len(packet) and _is_sei(packet[nal], codec):
+                total += end - code
+        return total
+    pos = 0
+    while pos + 5 <= len(packet):
+        size = int.from_bytes(packet[pos : pos + 4], "big")
+        if _is_sei(packet[pos + 4], codec):
+            total += 4 + size
+        pos += 4 + size
+    return total
 
 
 def _check_frames(frames: Sequence[Planes], crop_odd: bool) -> list[Planes]:
@@ -132,7 +181,7 @@ def _codec_options(codec: str, crf: int, preset: str, intra_period: int | None) 
     if intra_period:
         params.append(f"keyint={intra_period}:min-keyint={intra_period}:scenecut=0")
     if codec == "libx265":
-        params.insert(0, "log-level=error")
+        params.insert(0, "log-level=error:info=0")
         return {"crf": str(crf), "preset": preset, "x265-params": ":".join(params)}
     if codec == "libx264":
         opts = {"crf": str(crf), "preset": preset}
@@ -179,23 +228,28 @@ def encode_decode(
             frame.time_base = 1 / rate
             av_frames.append(frame)
 
-        payload = 0
         t0 = time.perf_counter()
         with av.open(str(path), "w", format="mp4") as container:
             stream = container.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.time_base = 1 / rate
             stream.options = options
+            # PyAV defaults encoders to slice threading, which turns libx264 into sliced-threads
+            # mode (one slice per thread, no threaded lookahead): not x264's usual behaviour.
+            stream.codec_context.thread_type = "FRAME"
+            packets = []
             for frame in av_frames:
                 for packet in stream.encode(frame):
-                    payload += packet.size
+                    packets.append(bytes(packet))
                     container.mux(packet)
             for packet in stream.encode(None):
-                payload += packet.size
+                packets.append(bytes(packet))
                 container.mux(packet)
             extradata = stream.codec_context.extradata
         encode_s = time.perf_counter() - t0
         header = len(extradata) if extradata else 0
+        payload = sum(len(p) for p in packets)
+        sei = sum(sei_bytes(p, codec) for p in packets)
 
         decoded: list[Planes] = []
         frame_types: list[str] = []
@@ -221,6 +275,7 @@ def encode_decode(
         height=h,
         fps=float(rate),
         payload_bytes=payload,
+        sei_bytes=sei,
         header_bytes=header,
         file_bytes=file_bytes,
         encode_s=encode_s,

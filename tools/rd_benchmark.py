@@ -7,8 +7,9 @@ Example (repository root, venv active)::
         --lambdas 2e-3,7e-4,2e-4,6e-5 --crfs 22,27,32,37 --preset fast \\
         --gop ra --gop-size 8 --intra-period 8 --out out/rd
 
-Rates: kbit/s and bpp from the *payload* bytes (x264/x265: sum of packet sizes, no container,
-no out-of-band parameter sets; coolchic-stream: sum of ``Packet.data``). Whole-stream figures
+Rates: kbit/s and bpp from the *coded* bytes (x264/x265: sum of packet sizes less the SEI
+NAL units, i.e. libx264's ~0.7 KB version/options string; no container, no out-of-band
+parameter sets; coolchic-stream: sum of ``Packet.data``). Whole-stream figures
 (.mp4 file; .ccv stream written with the library's ContainerWriter, or payload + 20 B/frame when
 that is unavailable) are in rd.json/rd.csv as ``stream_bytes``/``stream_kbps``.
 Quality: sequence PSNR = mean of per-frame PSNR, YUV weighted 6:1:1 (tools/metrics.py).
@@ -44,7 +45,7 @@ CCV_OVERHEAD_PER_FRAME = 20  # bytes, estimate used only when ContainerWriter is
 
 CSV_FIELDS = [
     "codec", "setting", "kbps", "bpp", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv611", "psnr_yuv411",
-    "encode_s", "decode_s", "payload_bytes", "stream_bytes", "stream_kbps",
+    "encode_s", "decode_s", "coded_bytes", "payload_bytes", "sei_bytes", "stream_bytes", "stream_kbps",
 ]
 
 
@@ -99,6 +100,8 @@ def run_anchor_rows(frames: list[Planes], fps: Fraction, args: argparse.Namespac
                     "encode_s": r.encode_s,
                     "decode_s": r.decode_s,
                     "payload_bytes": r.payload_bytes,
+                    "coded_bytes": r.coded_bytes,
+                    "sei_bytes": r.sei_bytes,
                     "stream_bytes": r.file_bytes,
                     "stream_kbps": r.file_kbps,
                     "header_bytes": r.header_bytes,
@@ -189,6 +192,8 @@ def run_coolchic_rows(frames: list[Planes], fps: Fraction, args: argparse.Namesp
                 "encode_s": encode_s,
                 "decode_s": decode_s,
                 "payload_bytes": payload,
+                "coded_bytes": payload,
+                "sei_bytes": 0,
                 "stream_bytes": stream,
                 "stream_bytes_from": how,
                 "stream_kbps": kbps(stream, len(frames), fps),
@@ -269,7 +274,7 @@ def plot(rows: list[dict], path: Path, title: str) -> bool:
             order = np.argsort(x)
             ax.plot(np.array(x)[order], np.array(y)[order], styles.get(codec, "x-"), label=codec)
         ax.set_xscale("log")
-        ax.set_xlabel("payload rate (kbit/s, log scale)")
+        ax.set_xlabel("coded rate (kbit/s, log scale)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
@@ -303,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     bd = bd_table(rows)
     if bd:
-        print("\nBD (VCEG-M33 cubic; rate = payload kbit/s; negative BD-rate = fewer bits than the anchor):")
+        print("\nBD (VCEG-M33 cubic; rate = coded kbit/s; negative BD-rate = fewer bits than the anchor):")
         for name, entry in bd.items():
             vals = "  ".join(f"{k}={v:+.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items())
             print(f"  {name:<18} {vals}")
@@ -318,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "clip": {"name": args.clip, "frames": len(frames), "width": w, "height": h, "fps": float(fps)},
         "args": {k: v for k, v in vars(args).items()},
         "conventions": {
-            "rate": "kbps/bpp from payload bytes; stream_* from whole .mp4 / .ccv",
+            "rate": "kbps/bpp from coded bytes (packet payload less SEI NAL units); stream_* from whole .mp4 / .ccv",
             "psnr": "peak 255; sequence PSNR = mean of per-frame PSNR; yuv611 = (6Y+U+V)/8, yuv411 = (4Y+U+V)/6",
             "bd": "VCEG-M33 cubic fit of log(rate) vs PSNR over the overlapping PSNR interval",
         },

@@ -107,8 +107,24 @@ def test_lower_crf_means_more_bytes_and_higher_psnr(codec, pan4):
     assert hi.psnr.yuv611 > lo.psnr.yuv611
     assert len(hi.psnr.frames) == 4
     assert hi.file_bytes > hi.payload_bytes  # container + out-of-band headers
-    assert hi.kbps == pytest.approx(hi.payload_bytes * 8 / (4 / 30) / 1000)
+    assert hi.kbps == pytest.approx(hi.coded_bytes * 8 / (4 / 30) / 1000)
     assert hi.encode_s > 0 and hi.decode_s > 0
+
+
+def test_sei_is_counted_apart(pan4):
+    x264 = anchors.encode_decode(pan4.frames, "libx264", 30, pan4.fps)
+    x265 = anchors.encode_decode(pan4.frames, "libx265", 30, pan4.fps)
+    assert 300 < x264.sei_bytes < 2000  # x264's version/options user-data SEI
+    assert x264.coded_bytes == x264.payload_bytes - x264.sei_bytes
+    assert x264.kbps == pytest.approx(x264.coded_bytes * 8 / (4 / 30) / 1000)
+    assert x265.sei_bytes == 0  # info=0
+    # a hand-made AVCC packet: 4-byte length + NAL; SEI (type 6) counted with its prefix
+    pkt = (3).to_bytes(4, "big") + bytes([0x06, 1, 2]) + (2).to_bytes(4, "big") + bytes([0x65, 9])
+    assert anchors.sei_bytes(pkt, "libx264") == 7
+    hevc = (3).to_bytes(4, "big") + bytes([39 << 1, 1, 2]) + (2).to_bytes(4, "big") + bytes([19 << 1, 1])
+    assert anchors.sei_bytes(hevc, "libx265") == 7
+    annexb = b"\x00\x00\x00\x01\x06\x05\x01" + b"\x00\x00\x01\x65\x88\x80"  # SEI (7 B) + IDR slice
+    assert anchors.sei_bytes(annexb, "libx264") == 7
 
 
 def test_testsrc2_and_y4m_path_give_the_same_result(tmp_path):
