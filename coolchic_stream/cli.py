@@ -202,9 +202,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
         if args.stats:
             _write_stats(args.stats, stats_ext, rows, totals.__dict__ | {"file_bytes": writer.offset})
         if interrupted:
-            ui.console.print(
-                f"{PROG}: interrupted: {writer.frames_written} finished frame(s) kept in {args.output}", markup=False
-            )
+            # Printed even with --quiet: the user must know the file holds only part of the input.
+            _err(f"interrupted: {writer.frames_written} finished frame(s) kept in {args.output}")
             return 130
         return 0
     finally:
