@@ -54,6 +54,7 @@ class Encoder:
         self._format: tuple[int, int, int, object] | None = None
         self.reconstructions: dict[int, Picture] = {}  # filled only when keep_reconstructions is set
         self.keep_reconstructions = False
+        self._warm_start = None
 
     def send(self, picture: Picture) -> list[Packet]:
         """Queue one picture (display order); returns the packets now complete, in coding order."""
@@ -90,9 +91,11 @@ class Encoder:
             result = code_intra(source, self.config, lmbda, self.config.intra_iterations, report)
             translations: tuple[tuple[int, int], ...] = ()
         else:
-            from .train.inter import code_inter  # motion code only when a stream has inter frames
+            from .train.inter import WarmStart, code_inter  # motion code only when a stream has inter frames
 
-            result = code_inter(source, refs, job, self.config, lmbda, report)
+            if self._warm_start is None:
+                self._warm_start = WarmStart()
+            result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start)
             translations = result.translations
         header = FrameHeader(
             job.display_index, job.coding_index, job.frame_type, job.depth, source.data_type, source.bit_depth,

@@ -67,36 +67,58 @@ def quantize_coolchics(
             weights, biases = modules[name]
             w_orig, b_orig = originals[ci][name]
             w_steps, b_steps = STEPS[name]
-            best: tuple[float, QuantizedModule] | None = None
-            # finest bias step whose integers stay in range, while the weight step is searched
-            b_first = next(bs for bs in b_steps if not biases or _quantize(b_orig, bs) is not None)
+            # finest bias step whose integers stay in range, kept while the weight step is searched
+            b_first = next((bs for bs in b_steps if not biases or _quantize(b_orig, bs) is not None), b_steps[-1])
             b_fine = _quantize(b_orig, b_first) if biases else ()
-            for ws in w_steps:
+
+            def weight_candidate(ws: int) -> QuantizedModule | None:
                 wq = _quantize(w_orig, ws)
                 if wq is None or (name == "arm" and any(np.abs(q).max(initial=0) * 2.0**ws > ARM_WEIGHT_LIMIT for q in wq)):
-                    continue
-                candidate = QuantizedModule(wq, b_fine, ws, b_first)
+                    return None
                 _load(weights, wq, ws)
                 _load(biases, b_fine, b_first)
-                c = cost(candidate.n_bits())
-                if best is None or c < best[0]:
-                    best = (c, candidate)
+                return QuantizedModule(wq, b_fine, ws, b_first)
+
+            best = _unimodal_search(w_steps, weight_candidate, cost)
             if best is None:
                 raise RuntimeError(f"no valid quantization step for module {name}")
             chosen = best[1]
             _load(weights, chosen.weights, chosen.weight_log2_step)
-            for bs in b_steps[b_steps.index(b_first) + 1 :] if biases else ():
-                bq = _quantize(b_orig, bs)
-                if bq is None:
-                    continue
-                candidate = QuantizedModule(chosen.weights, bq, chosen.weight_log2_step, bs)
-                _load(biases, bq, bs)
-                c = cost(candidate.n_bits())
-                if c < best[0]:
-                    best = (c, candidate)
+            if biases:
+
+                def bias_candidate(bs: int) -> QuantizedModule | None:
+                    bq = _quantize(b_orig, bs)
+                    if bq is None:
+                        return None
+                    _load(biases, bq, bs)
+                    return QuantizedModule(chosen.weights, bq, chosen.weight_log2_step, bs)
+
+                found = _unimodal_search(b_steps, bias_candidate, cost)
+                if found is not None and found[0] < best[0]:
+                    best = found
             chosen = best[1].with_best_orders()
             _load(weights, chosen.weights, chosen.weight_log2_step)
             _load(biases, chosen.biases, chosen.bias_log2_step)
             results[ci][name] = chosen
             done_bits += chosen.n_bits()
     return results
+
+
+def _unimodal_search(
+    steps: tuple[int, ...], candidate: Callable[[int], QuantizedModule | None], cost: Callable[[int], float]
+) -> tuple[float, QuantizedModule] | None:
+    """Coarse to fine over power-of-two steps; the RD cost falls then rises, so stop after two rises."""
+    best: tuple[float, QuantizedModule] | None = None
+    worse = 0
+    for step in sorted(steps, reverse=True):
+        q = candidate(step)
+        if q is None:
+            continue
+        c = cost(q.n_bits())
+        if best is None or c < best[0]:
+            best, worse = (c, q), 0
+        else:
+            worse += 1
+            if worse >= 2:
+                break
+    return best
