@@ -161,15 +161,16 @@ def _select(cands: Tensor, costs: Tensor, median: Tensor, weight: Tensor) -> Ten
 def _refine_integer(m: _BlockMatcher, v: Tensor, extra: list[Tensor], iters: int) -> Tensor:
     """Greedy +-1 / neighbour / extra-predictor descent on (2, gh, gw) int vectors until stable."""
     deltas = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-    for it in range(iters):
+    for _ in range(iters):
         med = _median3(v)
         cands = [v + torch.tensor([dx, dy], device=v.device).view(2, 1, 1) for dy, dx in deltas]
         cands += _neighbours(v) + extra
         stack = torch.stack(cands)
         v_new = _select(stack, m.cost(stack), med, m.weight)
-        if torch.equal(v_new, v):
-            break
+        changed = float((v_new != v).any(dim=0).float().mean())
         v = v_new
+        if changed < 2e-3:
+            break
     return v
 
 
@@ -229,7 +230,9 @@ def estimate_flow(target: Tensor, reference: Tensor, block: int = MOTION_BLOCK, 
     flow = v.to(torch.float32)[None]  # (1, 2, gh, gw)
     if subpel == 1:
         return flow
-    err_map = lambda f: (warp(ref, upsample_motion(f, h, w)) - tgt).square().mean(dim=1, keepdim=True)  # noqa: E731
+    # Sub-pel costs with the codec's sinc8 warp on the channel mean (warping is linear per channel).
+    ref_m, tgt_m = ref.mean(dim=1, keepdim=True), tgt.mean(dim=1, keepdim=True)
+    err_map = lambda f: (warp(ref_m, upsample_motion(f, h, w)) - tgt_m).square()  # noqa: E731
     ph, pw = flow.shape[2] * MOTION_BLOCK - h, flow.shape[3] * MOTION_BLOCK - w
 
     def block_cost(f: Tensor) -> Tensor:  # (1, 2, gh, gw) -> (gh, gw)

@@ -136,7 +136,9 @@ def warp(ref: Tensor, flow: Tensor, filter: Filter = "sinc8") -> Tensor:
         raise ValueError(f"warp: unknown filter {filter!r}, expected one of {sorted(_FILTERS)}")
     if ref.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2 or flow.shape[0] != ref.shape[0] \
             or flow.shape[2:] != ref.shape[2:]:
-        raise ValueError(f"warp: expected ref (B,C,H,W) and flow (B,2,H,W), got {tuple(ref.shape)} and {tuple(flow.shape)}")
+        raise ValueError(
+            f"warp: expected ref (B,C,H,W) and flow (B,2,H,W), got {tuple(ref.shape)} and {tuple(flow.shape)}"
+        )
     b, c, h, w = ref.shape
     dev = ref.device
     need_grad = flow.requires_grad and torch.is_grad_enabled()
