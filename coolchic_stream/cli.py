@@ -173,7 +173,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise CoolChicStreamError(f"the codec cannot be loaded: {exc}", "check the installation") from None
 
-        ui = EncodeUI(total_frames=args.frames, quiet=args.quiet)
+        ui = EncodeUI(total_frames=source.frame_count, quiet=args.quiet)
         encoder = Encoder(config, progress=ui.training)
         rows: list[dict[str, Any]] = []
         writer = ContainerWriter(args.output, sequence)

@@ -101,7 +101,7 @@ class EncodeUI:
     def log(self, message: str) -> None:
         """A plain line above the bars (or on its own off a terminal)."""
         if not self.quiet:
-            self.console.print(message, markup=False, highlight=False)
+            self.console.print(message, markup=False, highlight=False, soft_wrap=True)
 
     def _end_phase(self) -> None:
         if self._phase_task is not None:
@@ -162,5 +162,6 @@ class EncodeUI:
             f"at {float(frame_rate):.3f} fps, mean PSNR-Y {result.mean_psnr_y:.2f} dB, "
             f"mean PSNR-YUV {result.mean_psnr_yuv:.2f} dB, {result.seconds:.1f} s",
             markup=False,
+            soft_wrap=True,  # one line in logs, whatever the width
         )
         return result

@@ -45,13 +45,20 @@ class _Replay(io.RawIOBase):
 class VideoSource:
     """Pictures of one input, after ``--start`` and limited to ``--frames``."""
 
-    def __init__(self, reader: Y4mReader, name: str, frames: int | None, start: int, closer=None) -> None:
+    def __init__(
+        self, reader: Y4mReader, name: str, frames: int | None, start: int, closer=None, available: int | None = None
+    ) -> None:
         self._reader = reader
         self.name = name
         self.sequence: SequenceInfo = reader.sequence
         self._frames = frames
         self._start = start
         self._closer = closer
+        # How many pictures iteration will give, when it can be known up front (progress bars).
+        self.frame_count: int | None = frames
+        if available is not None:
+            left = max(available - start, 0)
+            self.frame_count = left if frames is None else min(frames, left)
 
     def __iter__(self) -> Iterator[Picture]:
         count = 0
@@ -109,7 +116,13 @@ def open_input(path: str, frames: int | None = None, start: int = 0) -> VideoSou
     if head == Y4M_MAGIC:
         f.seek(0)
         try:
-            return VideoSource(Y4mReader(f, path), path, frames, start, f.close)
+            reader = Y4mReader(f, path)
+            available = None
+            if p.is_file():  # FRAME lines without parameters: the size gives the count
+                body = p.stat().st_size - f.tell()
+                per_frame = reader.frame_bytes + len(b"FRAME\n")
+                available = body // per_frame if body % per_frame == 0 else None
+            return VideoSource(reader, path, frames, start, f.close, available)
         except BaseException:
             f.close()
             raise

@@ -198,7 +198,7 @@ class Y4mReader:
         if not header:
             raise MediaError(f"{name} is empty", "give a y4m, mp4, mkv, png… input with at least one frame")
         self.sequence = parse_header(header, name)
-        self._frame_bytes = frame_size(self.sequence)
+        self.frame_bytes = frame_size(self.sequence)
         self.frames_read = 0
 
     def __iter__(self) -> Iterator[Picture]:
@@ -212,11 +212,11 @@ class Y4mReader:
                     f"{self.name}: expected FRAME before frame {self.frames_read}, found {line[:16]!r}",
                     "the size or colour space in the header may not match the data",
                 )
-            data = self._f.read(self._frame_bytes)
-            if len(data) < self._frame_bytes:
+            data = self._f.read(self.frame_bytes)
+            if len(data) < self.frame_bytes:
                 raise MediaError(
                     f"{self.name}: y4m frame {self.frames_read} is truncated "
-                    f"({len(data)} of {self._frame_bytes} bytes)"
+                    f"({len(data)} of {self.frame_bytes} bytes)"
                 )
             yield Picture(planes_from_bytes(data, seq), seq.bit_depth, seq.data_type, self.frames_read)
             self.frames_read += 1

@@ -136,7 +136,10 @@ def test_start_and_frames(tmp_path: Path) -> None:
     pics = make_pictures(6, 8, 6, DataType.YUV420, 8)
     write_y4m(tmp_path / "c.y4m", seq, pics)
     with open_input(str(tmp_path / "c.y4m"), frames=2, start=3) as src:
+        assert src.frame_count == 2
         got = list(src)
+    with open_input(str(tmp_path / "c.y4m"), start=4) as src:
+        assert src.frame_count == 2 and len(list(src)) == 2
     assert [p.pts for p in got] == [0, 1]
     assert got[0].same_samples(pics[3]) and got[1].same_samples(pics[4])
     with pytest.raises(UsageError):
