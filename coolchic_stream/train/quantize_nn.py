@@ -107,10 +107,12 @@ def quantize_coolchics(
 def _unimodal_search(
     steps: tuple[int, ...], candidate: Callable[[int], QuantizedModule | None], cost: Callable[[int], float]
 ) -> tuple[float, QuantizedModule] | None:
-    """Coarse to fine over power-of-two steps; the RD cost falls then rises, so stop after two rises."""
+    """Fine to coarse over power-of-two steps: the rate falls and the distortion rises, so the RD
+    cost falls then rises; stop after two rises. (From the coarse end, all-zero weights make a
+    plateau of equal costs that would stop the search too early.)"""
     best: tuple[float, QuantizedModule] | None = None
     worse = 0
-    for step in sorted(steps, reverse=True):
+    for step in sorted(steps):
         q = candidate(step)
         if q is None:
             continue
