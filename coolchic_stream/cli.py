@@ -14,7 +14,6 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, NoReturn
 

@@ -24,7 +24,6 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import BinaryIO
 
 from construct import ConstructError, VarInt
@@ -49,7 +48,6 @@ from .syntax import (
     IndexPayload,
     SequenceHeader,
     Trailer,
-    UnitType,
 )
 
 UNIT_SEQ = 1

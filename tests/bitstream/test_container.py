@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 import coolchic_stream
 from coolchic_stream.bitstream import syntax
 from coolchic_stream.bitstream.container import (
-    FILE_HEADER_SIZE,
     ContainerReader,
     ContainerWriter,
     file_header_bytes,
@@ -269,7 +268,7 @@ def test_truncation_at_every_byte_yields_complete_frames() -> None:
     pkts = packets(4)
     data = stream(pkts, seekable=False)
     # end offset of each FRAME unit
-    ends, pos = [], FILE_HEADER_SIZE
+    ends = []
     reader = ContainerReader(io.BytesIO(data))
     for unit in reader.units():
         if unit.unit_type == 2:

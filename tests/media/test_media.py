@@ -15,7 +15,7 @@ import pytest
 
 from coolchic_stream.errors import MediaError, UnsupportedFormatError, UsageError
 from coolchic_stream.media import open_input, open_output, output_format, png_name, raw_bytes
-from coolchic_stream.media.y4m import Y4mReader, Y4mWriter, header_bytes, parse_header
+from coolchic_stream.media.y4m import Y4mReader, Y4mWriter, header_bytes
 from coolchic_stream.types import ChromaSiting, ColorRange, DataType, Picture, SequenceInfo, chroma_shape
 
 ROOT = Path(__file__).resolve().parents[2]
