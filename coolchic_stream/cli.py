@@ -502,6 +502,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else 0
+    except Exception as exc:  # a bug, not bad input: still one line, unless asked for the traceback
+        if os.environ.get("COOLCHIC_STREAM_TRACEBACK") == "1":
+            raise
+        print(
+            f"{PROG}: error: internal error: {type(exc).__name__}: {exc} "
+            "(hint: please report it; COOLCHIC_STREAM_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
 
 
 __all__ = ["build_parser", "inspect_stream", "main", "synthesis_string"]

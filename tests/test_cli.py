@@ -125,6 +125,23 @@ def test_bad_ccv_inputs(tmp_path: Path, command, content: bytes, message: str, c
     assert message in err
 
 
+def test_internal_errors_are_one_line_too(monkeypatch, capsys) -> None:
+    import coolchic_stream.cli as cli
+
+    def boom(args):
+        raise RuntimeError("unexpected state")
+
+    monkeypatch.setattr(cli, "cmd_inspect", boom)
+    monkeypatch.delenv("COOLCHIC_STREAM_TRACEBACK", raising=False)
+    assert main(["inspect", "x.ccv"]) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert "RuntimeError: unexpected state" in err
+    monkeypatch.setenv("COOLCHIC_STREAM_TRACEBACK", "1")
+    with pytest.raises(RuntimeError):
+        main(["inspect", "x.ccv"])
+
+
 def test_missing_input_is_a_media_error(tmp_path: Path, capsys) -> None:
     assert main(["encode", str(tmp_path / "nope.mp4"), str(tmp_path / "o.ccv")]) == 3
     assert_one_line_error(capsys.readouterr().err)
