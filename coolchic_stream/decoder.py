@@ -6,15 +6,38 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
+import torch
+
 from .dpb import DecodedPictureBuffer, ReorderBuffer
 from .framecodec import parse_payload, reconstruct
 from .gop import ReferenceTracker
 from .types import FrameType, Packet, Picture, SequenceInfo
 
 
+DEFAULT_THREADS = 1  # decoding is many small ops: one intra-op thread is fastest, two oversubscribe busy cores
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch intra-op threads (0: leave as is); results never depend on it."""
+    old = torch.get_num_threads()
+    if n <= 0 or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 class Decoder:
-    def __init__(self, sequence: SequenceInfo | None = None) -> None:
+    def __init__(self, sequence: SequenceInfo | None = None, threads: int = DEFAULT_THREADS) -> None:
         self.sequence = sequence
+        self.threads = threads
         self.dpb = DecodedPictureBuffer()
         self.reorder = ReorderBuffer()
         self._tracker = self._new_tracker()
@@ -28,6 +51,10 @@ class Decoder:
 
     def send(self, packet: Packet | bytes) -> list[Picture]:
         """Decode one frame; returns the pictures whose display turn has come."""
+        with torch_threads(self.threads):
+            return self._send(packet)
+
+    def _send(self, packet: Packet | bytes) -> list[Picture]:
         data = packet.data if isinstance(packet, Packet) else packet
         header, coded = parse_payload(data)
         out: list[Picture] = []

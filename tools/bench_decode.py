@@ -1,0 +1,272 @@
+"""Decoder speed benchmark: frames/s, per-stage ms per frame and peak memory.
+
+    python tools/bench_decode.py                       # 352x288 and 1280x720, RA gop 8, fast preset
+    python tools/bench_decode.py --sizes 352x288 --frames 16 --gop intra
+    python tools/bench_decode.py --source encode --iterations 50   # real encoder streams (slow to make)
+
+Streams: by default *synthetic* ``--preset fast`` (LOP) streams: the exact architecture an encode
+would send (residue + motion Cool-chics, RA hierarchy), random quantized weights and
+Laplace-distributed latents, entropy-coded by the codec's own ``encode_latents``/``build_payload``.
+Decoding cost depends on the architecture and frame size, not on how well the weights were
+trained, so these time the decoder faithfully in seconds instead of hours of training.
+``--source encode`` runs the real Encoder instead and caches its packets (bytes only) in
+``out/bench_decode/`` (the benchmark's own cache; the codec never reads it).
+
+Stages (ms per frame, measured by wrapping the decoder's internal functions):
+entropy = latent range decoding minus the ARM calls inside it; arm = integer ARM; upsampling;
+synthesis; warping (motion-flow expansion + sinc warp + blending); io = header/NN parsing,
+Q16<->sample conversion, DPB and reorder bookkeeping (everything else in Decoder.send/flush).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import hashlib
+import pickle
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from coolchic_stream.architecture import motion_parameter, parameter_shapes, residue_parameter  # noqa: E402
+from coolchic_stream.config import Complexity  # noqa: E402
+from coolchic_stream.decoder import Decoder  # noqa: E402
+from coolchic_stream.entropy.latents import encode_latents  # noqa: E402
+from coolchic_stream.entropy.nn_weights import MODULE_NAMES, QuantizedModule, encode_nn  # noqa: E402
+from coolchic_stream.framecodec import OUTPUTS, CodedCoolChic, FrameHeader, build_payload, build_section  # noqa: E402
+from coolchic_stream.gop import schedule  # noqa: E402
+from coolchic_stream.types import CoolChicRole, DataType, FrameType, GopStructure, SequenceInfo  # noqa: E402
+
+CACHE = ROOT / "out" / "bench_decode"
+GOPS = {"intra": GopStructure.INTRA, "ra": GopStructure.RANDOM_ACCESS, "lowdelay": GopStructure.LOWDELAY}
+
+
+# ----------------------------------------------------------------------------- synthetic streams
+def _module(rng, shapes, w_step, b_step, w_sigma, b_sigma, fixed_w=None) -> QuantizedModule:
+    ws = tuple(
+        (fixed_w[i] if fixed_w is not None else np.round(rng.normal(0, w_sigma, s))).astype(np.int64)
+        for i, s in enumerate(shapes[0])
+    )
+    bs = tuple(np.round(rng.normal(0, b_sigma, s)).astype(np.int64) for s in shapes[1])
+    return QuantizedModule(ws, bs, w_step, b_step).with_best_orders()
+
+
+def synthetic_coolchic(rng, role: CoolChicRole, param) -> CodedCoolChic:
+    shapes = parameter_shapes(param)
+    n_stages = param.n_grids - 1
+    bicubic = np.array([-9, -27, 67, 225])[-param.ups_kernel // 2 :]
+    ups_w = [bicubic] * n_stages + [np.round(rng.normal(0, 4, s)) for s in shapes["upsampling"][0][n_stages:]]
+    # Motion synthesis gets small weights so that flows stay a few pixels, like real motion.
+    syn_sigma = 6.0 if role == CoolChicRole.MOTION else 24.0
+    modules = {
+        "arm": _module(rng, shapes["arm"], -8, -16, 12.0, 3000.0),
+        "upsampling": _module(rng, shapes["upsampling"], -8, 0, 0, 0, fixed_w=ups_w),
+        "synthesis": _module(rng, shapes["synthesis"], -8, -12, syn_sigma, 200.0),
+    }
+    latents = []
+    for i, (h, w) in enumerate(param.grid_sizes):
+        scale = 0.25 * 1.6**i  # finer grids are sparser, as in trained Cool-chics
+        g = np.clip(np.round(rng.laplace(0.0, scale, (h, w))), -64, 63).astype(np.int64)
+        latents.append(g)
+    return CodedCoolChic(role, param, modules, latents)
+
+
+def synthetic_stream(width: int, height: int, n_frames: int, gop: str, gop_size: int = 8, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    structure = GOPS[gop]
+    packets = []
+    for job in schedule(structure, gop_size, gop_size if structure == GopStructure.RANDOM_ACCESS else 32, n_frames):
+        n_res, n_mot = OUTPUTS[job.frame_type]
+        coded = [synthetic_coolchic(rng, CoolChicRole.RESIDUE, residue_parameter(height, width, n_res, Complexity.LOP))]
+        if n_mot:
+            coded.append(synthetic_coolchic(rng, CoolChicRole.MOTION, motion_parameter(height, width, n_mot, Complexity.LOP)))
+        translations = tuple((int(rng.integers(-2, 3)), int(rng.integers(-2, 3))) for _ in job.references)
+        header = FrameHeader(
+            job.display_index, job.coding_index, job.frame_type, job.depth, DataType.YUV420, 8,
+            width, height, tuple(job.references), translations,
+        )  # fmt: skip
+        sections = [build_section(c, encode_nn(c.modules), encode_latents(c.layout(), c.latents, c.integer_arm())) for c in coded]
+        packets.append(build_payload(header, sections))
+    seq = SequenceInfo(
+        width=width, height=height, gop_structure=structure, gop_size=gop_size,
+        intra_period=gop_size if structure == GopStructure.RANDOM_ACCESS else 32, frame_count=n_frames,
+    )  # fmt: skip
+    return packets, seq
+
+
+def encoded_stream(width: int, height: int, n_frames: int, gop: str, iterations: int, gop_size: int = 8):
+    """Real Encoder packets (cached as bytes in the benchmark's own folder)."""
+    path = CACHE / f"enc_{width}x{height}_{n_frames}_{gop}_{iterations}.pkl"
+    if path.exists():
+        with open(path, "rb") as f:
+            return pickle.load(f), None
+    sys.path.insert(0, str(ROOT / "tools"))
+    from clips import bbb_crop
+
+    from coolchic_stream.config import EncoderConfig
+    from coolchic_stream.encoder import Encoder
+    from coolchic_stream.types import Picture
+
+    clip = bbb_crop(n_frames, width=width, height=height, x=0 if width > 352 else 448, y=0 if height > 288 else 128)
+    enc = Encoder(EncoderConfig(preset="fast", gop=gop, gop_size=gop_size, intra_period=gop_size, iterations=iterations))
+    packets = []
+    for i, planes in enumerate(clip.frames):
+        packets += [p.data for p in enc.send(Picture(planes, 8, pts=i))]
+    packets += [p.data for p in enc.flush()]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(packets, f)
+    return packets, None
+
+
+# ----------------------------------------------------------------------------- stage timers
+class StageTimer:
+    """Wraps module-level functions; nested timed calls are subtracted from their caller."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self._stack: list[list[float]] = []
+
+    def wrap(self, module, name: str, stage: str):
+        original = getattr(module, name)
+
+        def timed(*args, **kwargs):
+            self._stack.append([time.perf_counter(), 0.0])
+            try:
+                return original(*args, **kwargs)
+            finally:
+                start, inner = self._stack.pop()
+                elapsed = time.perf_counter() - start
+                self.totals[stage] = self.totals.get(stage, 0.0) + elapsed - inner
+                if self._stack:
+                    self._stack[-1][1] += elapsed
+
+        setattr(module, name, timed)
+        return original
+
+
+@contextlib.contextmanager
+def instrumented(timer: StageTimer):
+    """Time the decoder's internal stages by wrapping the functions it looks up at call time."""
+    import coolchic_stream.entropy.latents as latents
+    import coolchic_stream.framecodec as framecodec
+    import coolchic_stream.recon.coolchic as coolchic
+    import coolchic_stream.recon.frame as frame
+
+    targets = [
+        (framecodec, "decode_latents", "entropy"),
+        (latents, "decode_latents", "entropy"),
+        (coolchic, "upsample_exact", "upsampling"),
+        (coolchic, "synthesize_exact", "synthesis"),
+        (framecodec, "assemble", "warping"),
+        (frame, "assemble", "warping"),
+    ]
+    for hook in getattr(latents, "TIMING_HOOKS", ()):  # optional finer hooks exposed by the decoder
+        targets.append(hook)
+    arm_targets = [(m, n) for m, n in getattr(latents, "ARM_HOOKS", ())]
+    saved = []
+    seen = set()
+    for module, name, stage in targets:
+        if hasattr(module, name) and (id(module), name) not in seen:
+            seen.add((id(module), name))
+            saved.append((module, name, timer.wrap(module, name, stage)))
+    for module, name in arm_targets:
+        saved.append((module, name, timer.wrap(module, name, "arm")))
+    try:
+        yield
+    finally:
+        for module, name, original in reversed(saved):
+            setattr(module, name, original)
+
+
+# ----------------------------------------------------------------------------- benchmark
+def decode_all(packets, seq):
+    dec = Decoder(seq)
+    out = []
+    for p in packets:
+        out += dec.send(p)
+    out += dec.flush()
+    return out
+
+
+def bench(packets, seq, repeat: int, stages: bool):
+    gc.collect()
+    best = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        pictures = decode_all(packets, seq)
+        dt = time.perf_counter() - t0
+        best = dt if best is None else min(best, dt)
+    result = {"frames": len(pictures), "seconds": best, "fps": len(pictures) / best}
+    if stages:
+        timer = StageTimer()
+        with instrumented(timer):
+            t0 = time.perf_counter()
+            decode_all(packets, seq)
+            total = time.perf_counter() - t0
+        n = len(pictures)
+        ms = {k: 1000 * v / n for k, v in timer.totals.items()}
+        ms["io"] = 1000 * total / n - sum(ms.values())
+        result["stage_ms"] = ms
+        result["stage_total_ms"] = 1000 * total / n
+    tracemalloc.start()
+    decode_all(packets, seq)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    result["tracemalloc_peak_mib"] = peak / 2**20
+    digest = hashlib.md5()
+    for p in pictures:
+        for plane in p.planes:
+            digest.update(np.ascontiguousarray(plane).tobytes())
+    result["md5"] = digest.hexdigest()
+    return result, pictures
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="352x288,1280x720")
+    ap.add_argument("--frames", type=int, default=16, help="frames per size (1280x720 uses min(frames, 8) unless --frames-hd)")
+    ap.add_argument("--frames-hd", type=int, default=8)
+    ap.add_argument("--gop", default="ra", choices=sorted(GOPS))
+    ap.add_argument("--source", default="synthetic", choices=("synthetic", "encode"))
+    ap.add_argument("--iterations", type=int, default=50)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        n = args.frames if w * h <= 352 * 288 else args.frames_hd
+        t0 = time.perf_counter()
+        if args.source == "synthetic":
+            packets, seq = synthetic_stream(w, h, n, args.gop)
+        else:
+            packets, seq = encoded_stream(w, h, n, args.gop, args.iterations)
+        made = time.perf_counter() - t0
+        kbytes = sum(len(p) for p in packets) / 1024
+        res, _ = bench(packets, seq, args.repeat, stages=True)
+        print(f"{w}x{h} {args.gop} {res['frames']} frames ({kbytes:.0f} KiB, stream made in {made:.1f} s)")
+        print(f"  {res['fps']:.2f} frames/s  ({1000 * res['seconds'] / res['frames']:.1f} ms/frame, best of {args.repeat})")
+        stage = res["stage_ms"]
+        order = ["entropy", "arm", "upsampling", "synthesis", "warping", "io"]
+        print("  ms/frame: " + "  ".join(f"{k} {stage.get(k, 0.0):.1f}" for k in order)
+              + f"  (instrumented total {res['stage_total_ms']:.1f})")
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  output md5 {res['md5']}")
+        print(f"  peak memory: tracemalloc {res['tracemalloc_peak_mib']:.1f} MiB (numpy/python heap), maxrss {rss:.0f} MiB (process so far)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
