@@ -62,6 +62,53 @@ def gather_context(grid: Tensor, context_size: int) -> Tensor:
     return torch.stack(columns, dim=1)
 
 
+class _GatherContexts(torch.autograd.Function):
+    """Causal contexts of all grids at once, column-major: [N] latents -> [S, N].
+
+    Forward: one zero-padded copy per grid and one strided copy per neighbour;
+    backward: the transpose, S in-place strided adds into one padded buffer
+    (autograd through S slices would zero-fill and add S full padded grids).
+    """
+
+    @staticmethod
+    def forward(ctx, flat: Tensor, sizes: tuple[tuple[int, int], ...], context_size: int) -> Tensor:  # type: ignore[override]
+        offsets = context_offsets(context_size)
+        out = flat.new_empty(context_size, flat.numel())
+        start = 0
+        for h, w in sizes:
+            n = h * w
+            padded = F.pad(flat[start : start + n].view(1, h, w), (CONTEXT_PAD,) * 4)[0]
+            cols = out[:, start : start + n].view(context_size, h, w)
+            for s, (dy, dx) in enumerate(offsets):
+                cols[s].copy_(padded[CONTEXT_PAD + dy : CONTEXT_PAD + dy + h, CONTEXT_PAD + dx : CONTEXT_PAD + dx + w])
+            start += n
+        ctx.sizes, ctx.context_size = sizes, context_size
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        offsets = context_offsets(ctx.context_size)
+        grad_flat = grad.new_empty(grad.shape[1])
+        start = 0
+        for h, w in ctx.sizes:
+            n = h * w
+            acc = grad.new_zeros(h + 2 * CONTEXT_PAD, w + 2 * CONTEXT_PAD)
+            cols = grad[:, start : start + n].reshape(ctx.context_size, h, w)
+            for s, (dy, dx) in enumerate(offsets):
+                acc[CONTEXT_PAD + dy : CONTEXT_PAD + dy + h, CONTEXT_PAD + dx : CONTEXT_PAD + dx + w].add_(cols[s])
+            grad_flat[start : start + n].view(h, w).copy_(acc[CONTEXT_PAD : CONTEXT_PAD + h, CONTEXT_PAD : CONTEXT_PAD + w])
+            start += n
+        return grad_flat, None, None
+
+
+def gather_contexts(flat: Tensor, sizes: list[tuple[int, int]], context_size: int) -> Tensor:
+    """Causal contexts of every latent of grids stored back to back in ``flat``: [S, N] (column-major).
+
+    Column n equals row n of ``torch.cat([gather_context(g, S) for g in grids])``.
+    """
+    return _GatherContexts.apply(flat, tuple(tuple(s) for s in sizes), context_size)
+
+
 def _output_init(layer: nn.Linear) -> None:
     with torch.no_grad():
         layer.weight.copy_(torch.randn_like(layer.weight) / layer.out_features**4)
@@ -99,6 +146,22 @@ class Arm(nn.Module):
         mu = out[:, 0]
         log_scale = torch.clamp(out[:, 1] - LOG_SCALE_SHIFT, LOG_SCALE_MIN, LOG_SCALE_MAX)
         return mu, torch.exp(log_scale)
+
+    def forward_columns(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        """Same as ``forward`` on column-major contexts: [S, N] -> mu [N], scale [N].
+
+        Each residual layer relu(W h + b + h) runs as one addmm with W + I; the
+        output layer and the stabiliser accumulate into one [2, N] tensor.
+        """
+        h = context
+        eye = torch.eye(context.shape[0], dtype=context.dtype, device=context.device)
+        for layer in self.hidden:
+            h = torch.addmm(layer.bias.unsqueeze(1), layer.weight + eye, h).relu_()
+        out = torch.addmm(self.out.bias.unsqueeze(1), self.out.weight, h)
+        if self.stabiliser is not None:
+            out = torch.addmm(out, self.stabiliser.weight, context) + self.stabiliser.bias.unsqueeze(1)
+        log_scale = torch.clamp(out[1] - LOG_SCALE_SHIFT, LOG_SCALE_MIN, LOG_SCALE_MAX)
+        return out[0], torch.exp(log_scale)
 
     def macs_per_latent(self) -> int:
         d = self.param.context_size

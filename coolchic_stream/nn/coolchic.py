@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..architecture import CoolChicEncoderParameter
-from .arm import Arm, gather_context, laplace_bits
+from .arm import Arm, gather_context, gather_contexts, laplace_bits
 from .quantizer import NoiseType, QuantizerMode, quantize
 from .synthesis import Synthesis
 from .upsampling import Upsampling
@@ -50,16 +50,18 @@ class CoolChicEncoder(nn.Module):
         return [y * self.param.encoder_gain for y in self.latents]
 
     def forward(self, quantizer: QuantizerSettings = EVAL_QUANTIZER) -> CoolChicOutput:
-        scaled = self.scaled_latents()
-        flat = torch.cat([g.reshape(-1) for g in scaled])
+        """Fast path: all grids quantized, context-gathered and ARM-ed as one column-major batch.
+
+        ``reference.reference_forward`` is the straightforward twin (same math, same parameters).
+        """
+        flat = torch.cat([g.reshape(-1) for g in self.latents]) * self.param.encoder_gain
         q = quantize(flat, quantizer.mode, quantizer.noise, quantizer.noise_parameter, quantizer.temperature)
+        sizes = self.param.grid_sizes
         grids, start = [], 0
-        for g in scaled:
-            n = g.numel()
-            grids.append(q[start : start + n].view_as(g))
-            start += n
-        context = torch.cat([gather_context(g, self.param.arm.context_size) for g in grids])
-        mu, scale = self.arm(context)
+        for h, w in sizes:
+            grids.append(q[start : start + h * w].view(1, 1, h, w))
+            start += h * w
+        mu, scale = self.arm.forward_columns(gather_contexts(q, sizes, self.param.arm.context_size))
         rate = laplace_bits(q, mu, scale)
         return CoolChicOutput(raw=self.synthesis(self.upsampling(grids)), rate=rate)
 

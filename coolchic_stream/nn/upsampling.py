@@ -54,6 +54,73 @@ def filter_1d(x: Tensor, kernel: Tensor, dim: int) -> Tensor:
     return F.conv2d(F.pad(x, (0, 0, p, p), mode="replicate"), kernel.view(1, 1, k, 1))
 
 
+def _shift(x: Tensor, dim: int, offset: int, n: int, pad: int) -> Tensor:
+    return x.narrow(dim, pad + offset, n)
+
+
+def fast_upsample2x(x: Tensor, half: Tensor, dim: int) -> Tensor:
+    """Same as ``upsample2x_1d(x, symmetric_kernel(half, odd=False), dim)``, in polyphase form.
+
+    A stride-2 transposed convolution followed by the crop of ``tconv_geometry``
+    is two m-tap correlations, one per output parity (``_phase_taps``), e.g. for
+    k = 8 with free taps [a, b, c, d]: even[p] = a x[p-2] + c x[p-1] + d x[p] + b x[p+1]
+    and odd[p] = b x[p-1] + d x[p] + c x[p+1] + a x[p+2]. Written with shifted
+    slices (single-channel convolutions are slow to differentiate on CPU).
+    x: [C, h, w], ``dim`` 1 or 2 -> doubled along ``dim``.
+    """
+    r = half.numel() // 2  # reach of the phases on each side
+    n = x.shape[dim]
+    shape = list(x.shape)
+    xp = F.pad(x, (r, r, 0, 0) if dim == x.dim() - 1 else (0, 0, r, r), mode="replicate")
+    # Phase taps for the even output (offset -> tap index into the full kernel k): derived from
+    # out[o] = y[o + crop], y[2q + s] = sum_t k[s + 2t] xpad[q - t] (stride-2 transposed conv).
+    even, odd = _phase_taps(half.numel())
+    ye = None
+    yo = None
+    for off, j in even:
+        term = _shift(xp, dim, off, n, r) * half[j]
+        ye = term if ye is None else ye + term
+    for off, j in odd:
+        term = _shift(xp, dim, off, n, r) * half[j]
+        yo = term if yo is None else yo + term
+    y = torch.stack([ye, yo], dim=dim + 1)
+    shape[dim] = 2 * n
+    return y.reshape(shape)
+
+
+def _phase_taps(m: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(input offset, free-tap index) of the even and odd output phases for a 2m-tap symmetric kernel."""
+    k = 2 * m
+    pad, crop = tconv_geometry(k)
+    full = [min(i, k - 1 - i) for i in range(k)]  # kernel position -> free tap
+    phases = []
+    for parity in (0, 1):
+        o = parity  # output index o, input p = 0: y index o + crop
+        taps = []
+        for j in range(k):
+            # y[t] = sum_i xpad[i] * k[t - 2 i]  with xpad[i] = x[i - pad]
+            t = o + crop
+            if (t - j) % 2 == 0:
+                i = (t - j) // 2
+                taps.append((i - pad, full[j]))
+        phases.append(taps)
+    return phases[0], phases[1]
+
+
+def fast_filter(x: Tensor, half: Tensor, dim: int) -> Tensor:
+    """Same as ``filter_1d(x, symmetric_kernel(half, odd=True), dim)`` with shifted slices."""
+    m = half.numel()
+    r = m - 1
+    if r == 0:
+        return x * half[0]
+    n = x.shape[dim]
+    xp = F.pad(x, (r, r, 0, 0) if dim == x.dim() - 1 else (0, 0, r, r), mode="replicate")
+    y = _shift(xp, dim, 0, n, r) * half[r]
+    for d in range(1, r + 1):
+        y = y + (_shift(xp, dim, -d, n, r) + _shift(xp, dim, d, n, r)) * half[r - d]
+    return y
+
+
 class Upsampling(nn.Module):
     """Cascaded learned upsampling with ``n_stages`` = number of grids - 1."""
 
@@ -82,7 +149,25 @@ class Upsampling(nn.Module):
                 p.zero_()  # with the residual connection: identity at start
 
     def forward(self, grids: list[Tensor]) -> Tensor:
-        """grids: finest first, each [1, 1, h_i, w_i] -> [1, n_grids, h_0, w_0]."""
+        """grids: finest first, each [1, 1, h_i, w_i] -> [1, n_grids, h_0, w_0].
+
+        Training path: polyphase shifted-slice filters (same math as the two
+        1-D transposed convolutions of ``forward_conv``, which the exact
+        decoder mirrors), several times cheaper to differentiate on CPU.
+        """
+        x = grids[-1][0]  # [C=1, h, w]
+        for i in range(len(grids) - 2, -1, -1):
+            x = fast_upsample2x(fast_upsample2x(x, self.tconv[i], dim=2), self.tconv[i], dim=1)
+            h, w = grids[i].shape[-2:]
+            x = x[:, :h, :w]
+            g = grids[i][0]
+            p = self.preconcat[i]
+            g = g + fast_filter(fast_filter(g, p, dim=2), p, dim=1)
+            x = torch.cat([g, x], dim=0)
+        return x.unsqueeze(0)
+
+    def forward_conv(self, grids: list[Tensor]) -> Tensor:
+        """Convolution form of ``forward`` (the exact decoder's structure)."""
         x = grids[-1][0].unsqueeze(1)  # [C=1, 1, h, w]
         for i in range(len(grids) - 2, -1, -1):
             k = symmetric_kernel(self.tconv[i], odd=False)
