@@ -17,7 +17,7 @@ from construct import ConstructError
 from .architecture import ArmParameter, CoolChicEncoderParameter, SynthesisLayer, parameter_shapes
 from .bitstream.syntax import FramePayload
 from .entropy.arm_int import IntegerArm
-from .entropy.latents import LatentLayout, decode_latents
+from .entropy.latents import LatentLayout, decode_latents_many
 from .entropy.nn_weights import MODULE_NAMES, QuantizedModule, decode_nn
 from .errors import CorruptDataError
 from .recon.coolchic import decode_coolchic
@@ -182,7 +182,7 @@ def parse_payload(data: bytes) -> tuple[FrameHeader, list[CodedCoolChic]]:
     roles = [CoolChicRole.RESIDUE] + ([CoolChicRole.MOTION] if frame_type != FrameType.I else [])
     if [str(c.role) for c in parsed.coolchics] != [r.name.lower() for r in roles]:
         raise _bad(f"{frame_type.name} frame carries Cool-chics {[str(s.role) for s in parsed.coolchics]}")
-    coded = []
+    pending = []
     for role, section in zip(roles, parsed.coolchics):
         n_output = OUTPUTS[frame_type][role == CoolChicRole.MOTION]
         param = section_param(section, header.height, header.width, role, n_output)
@@ -195,8 +195,10 @@ def parse_payload(data: bytes) -> tuple[FrameHeader, list[CodedCoolChic]]:
             list(modules["arm"].weights), list(modules["arm"].biases),
             modules["arm"].weight_log2_step, modules["arm"].bias_log2_step, param.arm.n_hidden_layers,
         )  # fmt: skip
-        latents = decode_latents(layout, section.latent_bytes, arm)
-        coded.append(CodedCoolChic(role, param, modules, latents))
+        pending.append((role, param, modules, layout, bytes(section.latent_bytes), arm))
+    # All Cool-chics of the frame decode their (independent) streams in one merged wavefront loop.
+    grids = decode_latents_many([(layout, data, arm) for _, _, _, layout, data, arm in pending])
+    coded = [CodedCoolChic(role, param, modules, g) for (role, param, modules, _, _, _), g in zip(pending, grids)]
     return header, coded
 
 

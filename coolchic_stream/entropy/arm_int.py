@@ -87,3 +87,65 @@ class IntegerArm:
 def laplace_parameters(mu_q8: np.ndarray, log_scale_q8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Table lookup: fixed-point (mu, log scale) -> float64 (mean, scale) for the range coder."""
     return mu_q8 * (1.0 / 256.0), SCALE_TABLE[(log_scale_q8 - LOG_SCALE_MIN_Q8).astype(np.int64)]
+
+
+_SCALE_INDEX_SHIFT = float(-LOG_SCALE_SHIFT_Q8 - LOG_SCALE_MIN_Q8)  # raw log-scale output -> SCALE_TABLE index
+_SCALE_INDEX_MAX = float(LOG_SCALE_MAX_Q8 - LOG_SCALE_MIN_Q8)
+
+
+class ArmStack:
+    """K integer ARMs of one architecture evaluated together on [K, n, S] contexts.
+
+    Gives exactly ``laplace_parameters(*arms[k](ctx[k]))`` for every k (tests/entropy/
+    test_decode_speed_paths.py), with fewer, in-place numpy calls: the Q8 input scaling is folded
+    into the first-layer and stabiliser weights (256·(c·w) = c·(256·w), exact integers), the
+    ReLU merges into the post-shift clamp (floor(a/256) < 0 iff a < 0), both biases of the output
+    are summed, and the log-scale shift into the table index. Every value stays an exact integer
+    (below 2^53) in float64, so the order of summation does not matter.
+    """
+
+    def __init__(self, arms: list[IntegerArm]) -> None:
+        first = arms[0]
+        if any(len(a.hidden) != len(first.hidden) or (a.stabiliser is None) != (first.stabiliser is None) for a in arms):
+            raise ValueError("ArmStack needs ARMs of one architecture")
+        self.k = len(arms)
+        self.hidden = []
+        for i in range(len(first.hidden)):
+            w = np.stack([a.hidden[i][0] for a in arms]) * (256.0 if i == 0 else 1.0)
+            b = np.stack([a.hidden[i][1] for a in arms])[:, None, :]
+            self.hidden.append((np.ascontiguousarray(w), b))
+        self.out_w = np.stack([a.out[0] for a in arms]) * (256.0 if not first.hidden else 1.0)
+        bias = np.stack([a.out[1] for a in arms])
+        if first.stabiliser is not None:
+            self.stab_w = np.stack([a.stabiliser[0] for a in arms]) * 256.0
+            bias = bias + np.stack([a.stabiliser[1] for a in arms])
+        else:
+            self.stab_w = None
+        self.out_b = bias[:, None, :]
+
+    def __call__(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ctx: [K, n, S] integer latents (float64) -> (mean [K, n], scale [K, n]) for the range coder."""
+        h = ctx
+        for w, b in self.hidden:
+            t = np.matmul(h, w)
+            t += b
+            t *= 1.0 / (1 << ACT_BITS)
+            np.floor(t, out=t)
+            np.maximum(t, 0.0, out=t)
+            np.minimum(t, HIDDEN_LIMIT, out=t)
+            h = t
+        o = np.matmul(h, self.out_w)
+        if self.stab_w is not None:
+            o += np.matmul(ctx, self.stab_w)
+        o += self.out_b
+        o *= 1.0 / (1 << ACT_BITS)
+        np.floor(o, out=o)
+        mu = o[..., 0]
+        np.maximum(mu, MU_MIN_Q8, out=mu)
+        np.minimum(mu, MU_MAX_Q8, out=mu)
+        mean = mu * (1.0 / 256.0)
+        ls = o[..., 1]
+        ls += _SCALE_INDEX_SHIFT
+        np.maximum(ls, 0.0, out=ls)
+        np.minimum(ls, _SCALE_INDEX_MAX, out=ls)
+        return mean, SCALE_TABLE[ls.astype(np.intp)]

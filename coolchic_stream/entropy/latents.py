@@ -11,7 +11,7 @@ as a single batch: one fixed-point ARM call and one range-decoder call per step:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import constriction
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import CorruptDataError
 from ..nn.arm import CONTEXT_PAD, context_offsets, wavefront_lag
 from ..nn.quantizer import LATENT_MAX, LATENT_MIN
-from .arm_int import IntegerArm, laplace_parameters
+from .arm_int import ArmStack, IntegerArm, laplace_parameters
 
 _FAMILY = constriction.stream.model.QuantizedLaplace(LATENT_MIN, LATENT_MAX)
 
@@ -139,23 +139,68 @@ def encode_latents(layout: LatentLayout, grids: list[np.ndarray], arm: IntegerAr
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
-def decode_latents(layout: LatentLayout, data: bytes, arm: IntegerArm) -> list[np.ndarray]:
-    """Decode grids (finest first) one wavefront step at a time."""
+@lru_cache(maxsize=8)
+def _decode_plan(layout: LatentLayout) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray]:
+    """Per layout (cached across frames): buffer positions and context indices in coding order,
+    the step boundaries, and the inverse map buffer -> raster."""
+    order = layout.order
+    pos = order["buffer"]
+    ctx_index = (pos[:, None] + layout.neighbour_offsets[order["grid"]]).astype(np.int32)
+    steps = order["steps"].tolist()
+    bounds = list(zip(steps[:-1], steps[1:]))
+    raster_pos = np.empty(layout.n_symbols, dtype=np.intp)
+    raster_pos[order["raster"]] = pos
+    return pos.astype(np.intp), ctx_index, bounds, raster_pos
+
+
+def _new_decoder(data: bytes):
     if len(data) % 4:
         raise CorruptDataError(f"latent payload of {len(data)} bytes is not whole 32-bit words", "the frame payload is corrupted")
-    if layout.n_symbols == 0:
-        return layout.split(np.zeros(0))
-    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    order = layout.order
-    buffer_idx, grid_of, steps = order["buffer"], order["grid"], order["steps"]
-    offsets = layout.neighbour_offsets
-    buf = np.zeros(layout.buffer_size(), dtype=np.float64)
-    for t in range(steps.size - 1):
-        lo, hi = steps[t], steps[t + 1]
-        pos = buffer_idx[lo:hi]
-        ctx = buf[pos[:, None] + offsets[grid_of[lo:hi]]]
-        mean, scale = laplace_parameters(*arm(ctx))
-        buf[pos] = _guarded(lambda: decoder.decode(_FAMILY, mean, scale), "decoding")
-    flat = np.empty(layout.n_symbols, dtype=np.int64)
-    flat[order["raster"]] = buf[buffer_idx]
-    return layout.split(flat)
+    return constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+
+
+def decode_latents_many(jobs: list[tuple[LatentLayout, bytes, IntegerArm]]) -> list[list[np.ndarray]]:
+    """Decode the latents of several Cool-chics (each its own range-coder stream) together.
+
+    The streams are independent, so their wavefront steps may interleave freely: Cool-chics that
+    share a layout and an ARM architecture form a group whose step t is one gather, one stacked
+    ARM evaluation and one decode call per stream. Same integers as :func:`decode_latents` on
+    each job alone.
+    """
+    results: list[list[np.ndarray] | None] = [None] * len(jobs)
+    groups: dict[tuple, list[int]] = {}
+    decoders = []
+    for i, (layout, data, arm) in enumerate(jobs):
+        decoders.append(_new_decoder(data))
+        if layout.n_symbols == 0:
+            results[i] = layout.split(np.zeros(0, dtype=np.int64))
+            continue
+        key = (layout, len(arm.hidden), arm.stabiliser is None)
+        groups.setdefault(key, []).append(i)
+    active = []
+    for (layout, _, _), members in groups.items():
+        pos, ctx_index, bounds, raster_pos = _decode_plan(layout)
+        buf = np.zeros((len(members), layout.buffer_size()), dtype=np.float64)
+        stack = ArmStack([jobs[i][2] for i in members])
+        active.append((bounds, pos, ctx_index, buf, stack, [decoders[i] for i in members]))
+    n_steps = max((len(a[0]) for a in active), default=0)
+    for t in range(n_steps):
+        for bounds, pos, ctx_index, buf, stack, decs in active:
+            if t >= len(bounds):
+                continue
+            lo, hi = bounds[t]
+            ctx = buf.take(ctx_index[lo:hi], axis=1)
+            mean, scale = stack(ctx)
+            p = pos[lo:hi]
+            for k, dec in enumerate(decs):
+                buf[k, p] = _guarded(lambda: dec.decode(_FAMILY, mean[k], scale[k]), "decoding")
+    for ((layout, _, _), members), (_, _, _, buf, _, _) in zip(groups.items(), active):
+        raster_pos = _decode_plan(layout)[3]
+        for k, i in enumerate(members):
+            results[i] = layout.split(buf[k, raster_pos].astype(np.int64))
+    return results  # type: ignore[return-value]
+
+
+def decode_latents(layout: LatentLayout, data: bytes, arm: IntegerArm) -> list[np.ndarray]:
+    """Decode grids (finest first) one wavefront step at a time."""
+    return decode_latents_many([(layout, data, arm)])[0]
