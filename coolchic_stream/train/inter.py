@@ -73,12 +73,15 @@ class WarmStart:
             self._states[self._key(role, cc)] = {k: v.detach().clone() for k, v in cc.state_dict().items() if not k.startswith("latents")}
 
 
-def shift_clamped(ref: Tensor, ty: int, tx: int) -> Tensor:
-    """ref[y + ty, x + tx] with border clamping (the warp's convention for an integer flow)."""
-    h, w = ref.shape[-2:]
-    ys = torch.clamp(torch.arange(h, device=ref.device) + ty, 0, h - 1)
-    xs = torch.clamp(torch.arange(w, device=ref.device) + tx, 0, w - 1)
-    return ref[..., ys, :][..., xs]
+def trust_prediction(fe: FrameEncoder) -> None:
+    """Start from x̂ = pred: alpha's raw output at +1/2 (alpha = 1) instead of Cool-chic's alpha = 1/2,
+    so the residue begins by correcting a good prediction rather than half of one."""
+    synthesis = fe.residue.synthesis
+    with torch.no_grad():
+        if synthesis.stabiliser is not None:
+            synthesis.stabiliser.bias[3] += 0.5
+        else:
+            synthesis.convs[-1].bias[3] += 0.5
 
 
 def _pretrain_motion(motion: CoolChicEncoder, flow_target: Tensor, lmbda: float, iterations: int) -> None:
@@ -107,7 +110,7 @@ def code_inter(
     progress: ProgressFn | None = None,
     warm_start: WarmStart | None = None,
 ) -> InterCodingResult:
-    from ..nn.motion import estimate_flow, global_translation
+    from ..nn.motion import estimate_flow, global_translation, shift_clamped
 
     device = config.device
     target = picture_target(picture, device)
@@ -131,6 +134,8 @@ def code_inter(
         InterCodingModule(job.frame_type, translations),
     ).to(device)  # fmt: skip
     warm = warm_start.load(fe) if warm_start is not None else False
+    if not warm:
+        trust_prediction(fe)
 
     total = inter_iterations(config.intra_iterations, job.frame_type, job.depth)
     pretrain = max(total // (6 if warm else 3), 5)

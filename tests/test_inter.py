@@ -1,0 +1,120 @@
+"""P and B frames: the decoder reproduces every frame of the encoder's reconstruction, in display order."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from coolchic_stream.config import EncoderConfig
+from coolchic_stream.decoder import Decoder
+from coolchic_stream.encoder import Encoder
+from coolchic_stream.types import DataType, FrameType, SequenceInfo
+
+from .conftest import make_picture
+
+ITERATIONS = 16
+
+
+def moving_clip(n: int, width: int = 24, height: int = 16, data_type: DataType = DataType.YUV420, bit_depth: int = 8):
+    return [make_picture(width, height, data_type, bit_depth, pts=i, shift=i) for i in range(n)]
+
+
+def encode(pictures, **config):
+    enc = Encoder(EncoderConfig(preset="test", iterations=ITERATIONS, **config))
+    enc.keep_reconstructions = True
+    packets = []
+    for p in pictures:
+        packets += enc.send(p)
+    packets += enc.flush()
+    return enc, packets
+
+
+def decode(packets, sequence=None):
+    dec = Decoder(sequence)
+    out = []
+    for p in packets:
+        out += dec.send(p)
+    return out + dec.flush()
+
+
+@pytest.mark.parametrize(
+    ("gop", "gop_size", "intra_period", "n_frames"),
+    [
+        ("lowdelay", 1, 4, 5),
+        ("ra", 2, 8, 5),
+        ("ra", 4, 8, 7),  # short tail group
+        ("ra", 8, 16, 11),  # one full GOP of 8 then a tail of 2
+    ],
+)
+def test_inter_decoder_matches_encoder_every_frame(gop, gop_size, intra_period, n_frames):
+    pictures = moving_clip(n_frames)
+    enc, packets = encode(pictures, gop=gop, gop_size=gop_size, intra_period=intra_period)
+    assert sorted(p.pts for p in packets) == list(range(n_frames))
+    assert [p.dts for p in packets] == list(range(n_frames))
+    types = {p.frame_type for p in packets}
+    assert FrameType.P in types
+    if gop == "ra" and gop_size > 1:
+        assert FrameType.B in types
+    sequence = SequenceInfo(24, 16, gop_structure=enc.config.gop, gop_size=gop_size, intra_period=intra_period)
+    for seq in (None, sequence):
+        decoded = decode(packets, seq)
+        assert [d.pts for d in decoded] == list(range(n_frames))
+        for d in decoded:
+            assert d.same_samples(enc.reconstructions[d.pts]), f"frame {d.pts} differs"
+    for p in packets:
+        assert p.stats.bits == 8 * len(p.data)
+
+
+@pytest.mark.parametrize(("data_type", "bit_depth", "size"), [(DataType.YUV420, 10, (33, 17)), (DataType.RGB, 8, (13, 9))])
+def test_inter_other_formats_and_odd_sizes(data_type, bit_depth, size):
+    pictures = moving_clip(3, *size, data_type, bit_depth)
+    enc, packets = encode(pictures, gop="ra", gop_size=2, intra_period=4)
+    decoded = decode(packets)
+    assert [d.pts for d in decoded] == [0, 1, 2]
+    assert all(d.same_samples(enc.reconstructions[d.pts]) for d in decoded)
+
+
+def test_decoding_from_a_pipe():
+    """Packets written to a real OS pipe by one thread are decoded from the other end."""
+    from coolchic_stream.bitstream.container import ContainerReader, ContainerWriter
+
+    pictures = moving_clip(4)
+    enc, packets = encode(pictures, gop="ra", gop_size=2, intra_period=8)
+    read_fd, write_fd = os.pipe()
+    sequence = SequenceInfo(24, 16, gop_structure=enc.config.gop, gop_size=2, intra_period=8)
+
+    def produce() -> None:
+        with os.fdopen(write_fd, "wb") as sink:
+            writer = ContainerWriter(sink, sequence)
+            for p in packets:
+                writer.write(p)
+            writer.close()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    with os.fdopen(read_fd, "rb") as source:
+        reader = ContainerReader(source)
+        decoder = Decoder(reader.sequence)
+        out = []
+        for packet in reader:
+            out += decoder.send(packet)
+        out += decoder.flush()
+    thread.join()
+    assert [d.pts for d in out] == [0, 1, 2, 3]
+    assert all(d.same_samples(enc.reconstructions[d.pts]) for d in out)
+
+
+def test_inter_frames_predict_from_references():
+    """On a translating clip, P frames cost far fewer bits than the I frame at similar quality."""
+    pictures = moving_clip(3, 64, 64)
+    enc, packets = encode(pictures, gop="lowdelay", gop_size=1, intra_period=8, lmbda=2e-3)
+    i_frame = next(p for p in packets if p.frame_type == FrameType.I)
+    p_frames = [p for p in packets if p.frame_type == FrameType.P]
+    assert len(p_frames) == 2
+    for p in p_frames:
+        assert p.stats.bits < 0.6 * i_frame.stats.bits, (p.stats, i_frame.stats)
+        assert p.stats.psnr_y > i_frame.stats.psnr_y - 1.5, (p.stats, i_frame.stats)
+    assert np.isfinite([p.stats.psnr_yuv for p in packets]).all()
