@@ -45,10 +45,25 @@ def upsample_exact(param: CoolChicEncoderParameter, module: QuantizedModule, gri
 
 
 def _conv(x: Tensor, weight: Tensor, bias_q: Tensor, s: int) -> Tensor:
-    k = weight.shape[-1]
-    p = (k - 1) // 2
-    y = F.conv2d(F.pad(x, (p, p, p, p), mode="replicate") if p else x, weight)
-    return round_shift(y + bias_q.view(1, -1, 1, 1), s)
+    """Same-size conv (replicate padding) + bias, then rounding shift; x: [1, C, h, w].
+
+    Computed as one float64 matrix product (1x1: W·X; kxk: W·im2col(X)), which BLAS runs far
+    faster than float64 conv2d. Every product and partial sum is an integer below 2^53, so any
+    summation order gives the integers of the plain convolution.
+    """
+    c_out, c_in, k, _ = weight.shape
+    _, _, h, w = x.shape
+    if k == 1:
+        y = torch.addmm(bias_q.view(-1, 1), weight.reshape(c_out, c_in), x.reshape(c_in, h * w))
+    else:
+        p = (k - 1) // 2
+        xp = F.pad(x, (p, p, p, p), mode="replicate")[0]
+        cols = torch.empty(c_in, k, k, h, w, dtype=x.dtype)
+        for dy in range(k):
+            for dx in range(k):
+                cols[:, dy, dx] = xp[:, dy : dy + h, dx : dx + w]
+        y = torch.addmm(bias_q.view(-1, 1), weight.reshape(c_out, c_in * k * k), cols.view(c_in * k * k, h * w))
+    return round_shift(y.view(1, c_out, h, w), s)
 
 
 def synthesize_exact(param: CoolChicEncoderParameter, module: QuantizedModule, features: Tensor) -> Tensor:

@@ -18,7 +18,8 @@ def round_shift(x: Tensor, bits: int) -> Tensor:
     """Divide by 2^bits rounding half up (exact on integer-valued float64)."""
     if bits <= 0:
         return x * float(1 << -bits)
-    return torch.floor((x + float(1 << (bits - 1))) * (1.0 / (1 << bits)))
+    y = x + float(1 << (bits - 1))
+    return y.mul_(1.0 / (1 << bits)).floor_()
 
 
 def scale_integers(values: Tensor, log2_factor: int) -> Tensor:
