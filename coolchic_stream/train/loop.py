@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -77,6 +76,25 @@ def evaluate(fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: 
     return Evaluation(float(loss), float(mse), float(bpp))
 
 
+def _make_optimizer(groups: list[dict], lr: float) -> torch.optim.Optimizer:
+    """Adam, fused (one kernel for all parameters) where this torch supports it, else the default."""
+    try:
+        return torch.optim.Adam(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(groups, lr=lr)
+
+
+def _snapshot(fe: FrameEncoder) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in fe.state_dict().items()}
+
+
+def _store(snapshot: dict[str, Tensor], fe: FrameEncoder) -> None:
+    """Copy the current parameters into a snapshot's preallocated tensors (no deepcopy)."""
+    with torch.no_grad():
+        for k, v in fe.state_dict().items():
+            snapshot[k].copy_(v)
+
+
 def train_phase(
     fe: FrameEncoder,
     target: Target,
@@ -93,9 +111,9 @@ def train_phase(
     else:
         for p in fe.latent_parameters():
             p.requires_grad_(False)
-    optimizer = torch.optim.Adam(groups, lr=phase.lr_start)
+    optimizer = _make_optimizer(groups, phase.lr_start)
     best = evaluate(fe, target, references, lmbda)
-    best_state = copy.deepcopy(fe.state_dict())
+    best_state = _snapshot(fe)
     fe.train()
     rd_lambda = lmbda if phase.use_rate else 0.0
     for it in range(1, phase.iterations + 1):
@@ -110,7 +128,8 @@ def train_phase(
         if it % phase.validation_interval == 0 or it == phase.iterations:
             current = evaluate(fe, target, references, lmbda)
             if current.loss < best.loss:
-                best, best_state = current, copy.deepcopy(fe.state_dict())
+                best = current
+                _store(best_state, fe)
             if progress is not None:
                 progress(phase.name, it, phase.iterations, best.loss, best.psnr)
     fe.load_state_dict(best_state)

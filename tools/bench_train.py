@@ -1,0 +1,203 @@
+"""Training-speed benchmark: ms per iteration of the fast forward vs the straightforward baseline.
+
+One training iteration = forward (soft-round + noise) -> rate-distortion loss ->
+backward -> grad clipping -> Adam step, exactly as ``train.loop.train_phase``.
+The fast path is ``CoolChicEncoder.forward``; the baseline is
+``nn.reference.reference_forward`` (unfold contexts, per-grid loops, 2-D
+transposed-conv upsampling) on the very same module and parameters. Both run
+in the same process, interleaved round by round, and their outputs, rates and
+gradients are compared first. A child process then trains a 1280x720 frame for
+a few iterations and reports its peak memory.
+
+    python tools/bench_train.py                       # 352x288, mop and hop, 2 threads
+    python tools/bench_train.py --threads 1 --rounds 5 --iterations 10 --json out/bench_train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from coolchic_stream.architecture import residue_parameter  # noqa: E402
+from coolchic_stream.config import Complexity  # noqa: E402
+from coolchic_stream.nn.coolchic import CoolChicEncoder, QuantizerSettings  # noqa: E402
+from coolchic_stream.nn.quantizer import NoiseType, QuantizerMode  # noqa: E402
+from coolchic_stream.nn.reference import reference_forward  # noqa: E402
+from coolchic_stream.train.loss import Target, rd_loss  # noqa: E402
+from coolchic_stream.types import DataType  # noqa: E402
+
+QUANTIZER = QuantizerSettings(QuantizerMode.SOFTROUND, NoiseType.GAUSSIAN, 0.2, 0.3)
+LAMBDA = 1e-3
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    w, h = (int(v) for v in text.lower().split("x"))
+    return w, h
+
+
+def make_case(width: int, height: int, complexity: Complexity, device: str, seed: int = 0):
+    """A Cool-chic with non-trivial parameters (as after some training) and a smooth random target."""
+    g = torch.Generator().manual_seed(seed)
+    cc = CoolChicEncoder(residue_parameter(height, width, 3, complexity)).to(device)
+    with torch.no_grad():
+        for p in cc.latents:
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+        for p in cc.nn_parameters():
+            p.add_(torch.randn(p.shape, generator=g).to(device) * 0.05)
+    dense = torch.nn.functional.interpolate(torch.rand(1, 3, height // 8 + 1, width // 8 + 1, generator=g), size=(height, width), mode="bilinear")
+    return cc, Target.from_dense(dense.to(device), DataType.YUV420)
+
+
+def make_step(cc: CoolChicEncoder, target: Target, forward):
+    params_nn = cc.nn_parameters()
+    try:
+        opt = torch.optim.Adam([{"params": params_nn}, {"params": cc.latent_parameters()}], lr=1e-3, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        opt = torch.optim.Adam([{"params": params_nn}, {"params": cc.latent_parameters()}], lr=1e-3)
+    h, w = cc.param.img_size
+
+    def step() -> float:
+        out = forward(QUANTIZER)
+        loss, _, _ = rd_loss(out.raw[:, :3, :h, :w], out.rate, target, LAMBDA)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params_nn, 1e-1)
+        opt.step()
+        return float(loss.detach())
+
+    return step
+
+
+def agreement(cc: CoolChicEncoder, target: Target) -> dict[str, float]:
+    """Max |fast - baseline| of output, rate and (relative) gradients, same seed for the noise."""
+    h, w = cc.param.img_size
+    results = []
+    for forward in (cc, lambda q: reference_forward(cc, q)):
+        torch.manual_seed(123)
+        out = forward(QUANTIZER)
+        loss, _, _ = rd_loss(out.raw[:, :3, :h, :w], out.rate, target, LAMBDA)
+        cc.zero_grad(set_to_none=True)
+        loss.backward()
+        results.append((out.raw.detach(), out.rate.detach(), [p.grad.clone() for p in cc.parameters()]))
+        cc.zero_grad(set_to_none=True)
+    (ra, rr, ga), (rb, rrb, gb) = results
+    grad = max(float((x - y).abs().max() / y.abs().max().clamp_min(1e-12)) for x, y in zip(ga, gb))
+    return {"raw": float((ra - rb).abs().max()), "rate": float((rr - rrb).abs().max()), "rate_rel_sum": float((rr.sum() - rrb.sum()).abs() / rrb.sum()), "grad_rel": grad}
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def bench(size: tuple[int, int], complexity: Complexity, device: str, rounds: int, iterations: int) -> dict:
+    cc, target = make_case(*size, complexity, device)
+    agree = agreement(cc, target)
+    state = {k: v.clone() for k, v in cc.state_dict().items()}
+    paths = {"fast": make_step(cc, target, cc), "baseline": make_step(cc, target, lambda q: reference_forward(cc, q))}
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    for name, step in paths.items():  # warm-up (allocator, thread pools)
+        step()
+        step()
+    for r in range(rounds):
+        order = list(paths.items()) if r % 2 == 0 else list(reversed(paths.items()))
+        for name, step in order:
+            cc.load_state_dict(state)  # same parameters for both paths every round
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(iterations):
+                step()
+            sync(device)
+            times[name].append((time.perf_counter() - t0) / iterations * 1000)
+    ratios = [b / f for f, b in zip(times["fast"], times["baseline"])]
+    return {
+        "size": f"{size[0]}x{size[1]}",
+        "complexity": complexity.name,
+        "mac_per_pixel": cc.macs_per_pixel(),
+        "fast_ms": statistics.median(times["fast"]),
+        "baseline_ms": statistics.median(times["baseline"]),
+        "fast_ms_all": times["fast"],
+        "baseline_ms_all": times["baseline"],
+        "speedup_median_of_rounds": statistics.median(ratios),
+        "agreement": agree,
+    }
+
+
+def memory_child(size: tuple[int, int], complexity: Complexity, device: str, iterations: int) -> dict:
+    """Peak memory of training a frame of ``size`` (run in a fresh process)."""
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cc, target = make_case(*size, complexity, device)
+    step = make_step(cc, target, cc)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    sync(device)
+    ms = (time.perf_counter() - t0) / iterations * 1000
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = {"size": f"{size[0]}x{size[1]}", "complexity": complexity.name, "ms_per_iteration": ms,
+           "peak_rss_mib": peak, "rss_before_model_mib": base, "training_rss_mib": peak - base}  # fmt: skip
+    if device.startswith("cuda"):
+        out["cuda_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="352x288", help="WxH of the speed benchmark")
+    ap.add_argument("--complexity", default="mop,hop")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved fast/baseline rounds")
+    ap.add_argument("--iterations", type=int, default=8, help="iterations per round")
+    ap.add_argument("--memory-size", default="1280x720", help="WxH of the peak-memory run ('' to skip)")
+    ap.add_argument("--memory-iterations", type=int, default=3)
+    ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    complexities = [Complexity[c.strip().upper()] for c in args.complexity.split(",")]
+
+    if args.memory_child:
+        print(json.dumps(memory_child(parse_size(args.memory_size), complexities[0], args.device, args.memory_iterations)))
+        return
+
+    rows = []
+    print(f"training iteration, {args.size}, {args.threads} thread(s), {args.device}, torch {torch.__version__}")
+    print(f"{'cplx':>5} {'MAC/px':>7} {'fast ms':>8} {'base ms':>8} {'speedup':>8}  agreement (max |diff|: raw, rate bits, rel. grad)")
+    for cx in complexities:
+        r = bench(parse_size(args.size), cx, args.device, args.rounds, args.iterations)
+        a = r["agreement"]
+        print(f"{r['complexity']:>5} {r['mac_per_pixel']:7.0f} {r['fast_ms']:8.1f} {r['baseline_ms']:8.1f} "
+              f"{r['speedup_median_of_rounds']:7.2f}x  {a['raw']:.1e}, {a['rate']:.1e}, {a['grad_rel']:.1e}", flush=True)  # fmt: skip
+        rows.append(r)
+
+    memory = []
+    if args.memory_size:
+        for cx in complexities:
+            cmd = [sys.executable, __file__, "--memory-child", "--memory-size", args.memory_size, "--complexity", cx.name,
+                   "--threads", str(args.threads), "--device", args.device, "--memory-iterations", str(args.memory_iterations)]  # fmt: skip
+            m = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            extra = f", CUDA peak {m['cuda_peak_allocated_mib']:.0f} MiB" if "cuda_peak_allocated_mib" in m else ""
+            print(f"peak memory, training {m['size']} {m['complexity']}: {m['peak_rss_mib']:.0f} MiB RSS "
+                  f"({m['training_rss_mib']:.0f} MiB above the process before the model{extra}), "
+                  f"{m['ms_per_iteration']:.0f} ms/iteration", flush=True)  # fmt: skip
+            memory.append(m)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"speed": rows, "memory": memory, "threads": args.threads}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
