@@ -44,7 +44,9 @@ def picture_psnr(decoded: Picture, source: Picture) -> tuple[float, float]:
 
 
 class Encoder:
-    def __init__(self, config: EncoderConfig | None = None, progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self, config: EncoderConfig | None = None, progress: ProgressCallback | None = None, warm_start: bool = True
+    ) -> None:
         self.config = config or EncoderConfig()
         self.progress = progress
         self.scheduler = GopScheduler(self.config.gop, self.config.gop_size, self.config.intra_period)
@@ -55,6 +57,7 @@ class Encoder:
         self.reconstructions: dict[int, Picture] = {}  # filled only when keep_reconstructions is set
         self.keep_reconstructions = False
         self._warm_start = None
+        self._use_warm_start = warm_start  # off only to measure what it brings
 
     def send(self, picture: Picture) -> list[Packet]:
         """Queue one picture (display order); returns the packets now complete, in coding order."""
@@ -93,7 +96,7 @@ class Encoder:
         else:
             from .train.inter import WarmStart, code_inter  # motion code only when a stream has inter frames
 
-            if self._warm_start is None:
+            if self._warm_start is None and self._use_warm_start:
                 self._warm_start = WarmStart()
             result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start)
             translations = result.translations
