@@ -109,6 +109,92 @@ def gather_contexts(flat: Tensor, sizes: list[tuple[int, int]], context_size: in
     return _GatherContexts.apply(flat, tuple(tuple(s) for s in sizes), context_size)
 
 
+POINTWISE_CHUNK = 4096  # columns per chunk: a 48-wide activation chunk stays in L2
+
+
+class _PointwiseChain(torch.autograd.Function):
+    """y = L_n(...L_1(x)) (+ S x + s) over the columns of x [C, N], L_i = W_i . + b_i (+ ReLU).
+
+    Runs chunk by chunk and saves only x: the backward recomputes each chunk's
+    activations while they are in cache, instead of writing, re-reading and
+    masking full [width, N] activations (the bulk of a training iteration).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, relus: tuple[bool, ...], chunk: int, *params: Tensor) -> Tensor:  # type: ignore[override]
+        n_layers = len(relus)
+        weights, biases = params[0 : 2 * n_layers : 2], params[1 : 2 * n_layers : 2]
+        skip = params[2 * n_layers :]
+        n = x.shape[1]
+        y = x.new_empty(weights[-1].shape[0], n)
+        for c0 in range(0, n, chunk):
+            xc = x[:, c0 : c0 + chunk]
+            h = xc
+            for w, b, relu in zip(weights, biases, relus):
+                h = torch.addmm(b.unsqueeze(1), w, h)
+                if relu:
+                    h.relu_()
+            if skip:
+                h = torch.addmm(h, skip[0], xc).add_(skip[1].unsqueeze(1))
+            y[:, c0 : c0 + chunk] = h
+        ctx.relus, ctx.chunk = relus, chunk
+        ctx.save_for_backward(x, *params)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy: Tensor):  # type: ignore[override]
+        x, *params = ctx.saved_tensors
+        relus, chunk = ctx.relus, ctx.chunk
+        n_layers = len(relus)
+        weights, biases = params[0 : 2 * n_layers : 2], params[1 : 2 * n_layers : 2]
+        skip = params[2 * n_layers :]
+        need_x = ctx.needs_input_grad[0]
+        gx = torch.empty_like(x) if need_x else None
+        gw = [torch.zeros_like(w) for w in weights]
+        gb = [b.new_zeros(b.shape) for b in biases]
+        gy = gy.contiguous()
+        for c0 in range(0, x.shape[1], chunk):
+            xc = x[:, c0 : c0 + chunk]
+            acts = [xc]
+            h = xc
+            for w, b, relu in zip(weights, biases, relus):
+                h = torch.addmm(b.unsqueeze(1), w, h)
+                if relu:
+                    h.relu_()
+                acts.append(h)
+            g = gy[:, c0 : c0 + chunk]
+            gxc = torch.mm(skip[0].t(), g) if (skip and need_x) else None
+            for i in range(n_layers - 1, -1, -1):
+                if relus[i]:
+                    g = g * (acts[i + 1] > 0)
+                gw[i].addmm_(g, acts[i].t())
+                gb[i].add_(g.sum(1))
+                if i > 0 or need_x:
+                    g_in = torch.mm(weights[i].t(), g)
+                    g = g_in
+            if need_x:
+                gx[:, c0 : c0 + chunk] = g if gxc is None else g + gxc
+        grads: list[Tensor | None] = []
+        for w_, b_ in zip(gw, gb):
+            grads += [w_, b_]
+        if skip:
+            grads += [torch.mm(gy, x.t()), gy.sum(1)]
+        return (gx, None, None, *grads)
+
+
+def pointwise_chain(
+    x: Tensor, layers: list[tuple[Tensor, Tensor, bool]], skip: tuple[Tensor, Tensor] | None = None,
+    chunk: int = POINTWISE_CHUNK,
+) -> Tensor:  # fmt: skip
+    """Chunked, recomputing MLP over the columns of x [C, N]; layers = (weight [out, in], bias, relu)."""
+    params: list[Tensor] = []
+    for w, b, _ in layers:
+        params += [w, b]
+    if skip is not None:
+        params += list(skip)
+    return _PointwiseChain.apply(x, tuple(r for _, _, r in layers), chunk, *params)
+
+
 def _output_init(layer: nn.Linear) -> None:
     with torch.no_grad():
         layer.weight.copy_(torch.randn_like(layer.weight) / layer.out_features**4)
@@ -153,13 +239,10 @@ class Arm(nn.Module):
         Each residual layer relu(W h + b + h) runs as one addmm with W + I; the
         output layer and the stabiliser accumulate into one [2, N] tensor.
         """
-        h = context
         eye = torch.eye(context.shape[0], dtype=context.dtype, device=context.device)
-        for layer in self.hidden:
-            h = torch.addmm(layer.bias.unsqueeze(1), layer.weight + eye, h).relu_()
-        out = torch.addmm(self.out.bias.unsqueeze(1), self.out.weight, h)
-        if self.stabiliser is not None:
-            out = torch.addmm(out, self.stabiliser.weight, context) + self.stabiliser.bias.unsqueeze(1)
+        layers = [(layer.weight + eye, layer.bias, True) for layer in self.hidden] + [(self.out.weight, self.out.bias, False)]
+        skip = (self.stabiliser.weight, self.stabiliser.bias) if self.stabiliser is not None else None
+        out = pointwise_chain(context, layers, skip)
         log_scale = torch.clamp(out[1] - LOG_SCALE_SHIFT, LOG_SCALE_MIN, LOG_SCALE_MAX)
         return out[0], torch.exp(log_scale)
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..architecture import SynthesisLayer
+from .arm import pointwise_chain
 
 
 class Synthesis(nn.Module):
@@ -57,7 +58,9 @@ class Synthesis(nn.Module):
         if x.shape[0] != 1:
             return self.forward_plain(x)
         h, w = x.shape[-2:]
-        inputs = x
+        inputs = x.reshape(x.shape[1], h * w)
+        flat = inputs  # [C, h*w] while 1x1 layers follow each other, else None
+        run: list[tuple[Tensor, Tensor, bool]] = []  # pending 1x1 layers, applied as one fused chain
         for layer, conv in zip(self.layers_spec, self.convs):
             k = layer.kernel_size
             weight = conv.weight
@@ -65,19 +68,26 @@ class Synthesis(nn.Module):
                 eye = torch.eye(conv.out_channels, dtype=weight.dtype, device=weight.device)
                 weight = weight + F.pad(eye.view(conv.out_channels, conv.in_channels, 1, 1), ((k - 1) // 2,) * 4)
             if k == 1:
-                y = torch.addmm(conv.bias.unsqueeze(1), weight.flatten(1), x.view(x.shape[1], h * w)).view(1, -1, h, w)
-            else:
-                p = (k - 1) // 2
-                padded = F.pad(x, (p, p, p, p), mode="replicate").contiguous(memory_format=torch.channels_last)
-                y = F.conv2d(padded, weight, conv.bias)  # channels-last: much cheaper backward on CPU
+                if flat is None:
+                    flat = x.reshape(x.shape[1], h * w)
+                run.append((weight.flatten(1), conv.bias, layer.relu))
+                continue
+            if run:
+                flat, run = pointwise_chain(flat, run), []
+            if flat is not None:
+                x, flat = flat.view(1, -1, h, w), None
+            p = (k - 1) // 2
+            padded = F.pad(x, (p, p, p, p), mode="replicate").contiguous(memory_format=torch.channels_last)
+            y = F.conv2d(padded, weight, conv.bias)  # channels-last: much cheaper backward on CPU
             x = y.relu_() if layer.relu else y
-        x = x.contiguous()
+        if run:
+            flat = pointwise_chain(flat, run)
+        if flat is None:
+            flat = x.contiguous().view(self.n_output, h * w)
         if self.stabiliser is not None:
-            c_in = inputs.shape[1]
-            x = torch.addmm(
-                x.view(self.n_output, h * w), self.stabiliser.weight.view(self.n_output, c_in), inputs.view(c_in, h * w)
-            ).view(1, -1, h, w) + self.stabiliser.bias.view(1, -1, 1, 1)
-        return x
+            c_in = inputs.shape[0]
+            flat = torch.addmm(flat, self.stabiliser.weight.view(self.n_output, c_in), inputs) + self.stabiliser.bias.unsqueeze(1)
+        return flat.view(1, self.n_output, h, w)
 
     def forward_plain(self, x: Tensor) -> Tensor:
         """Layer by layer as described (any batch size)."""
