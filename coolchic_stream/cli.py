@@ -67,9 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--frames", type=_positive_int, help="encode at most N frames")
     enc.add_argument("--start", type=_non_negative_int, default=0, help="skip the first N input frames")
     enc.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
-    enc.add_argument("--gop", choices=["intra", "lowdelay", "ra"], default="intra")
-    enc.add_argument("--gop-size", type=_positive_int)
-    enc.add_argument("--intra-period", type=_positive_int)
+    enc.add_argument("--gop", choices=["intra", "lowdelay", "ra"], default="ra",
+                     help="intra only, low-delay P, or random-access hierarchical B (default)")
+    enc.add_argument("--gop-size", type=_positive_int, help="frames per hierarchical-B group (default 8)")
+    enc.add_argument("--intra-period", type=_positive_int, help="frames between I frames (default 32)")
     enc.add_argument("--stats", metavar="FILE", help="per-frame statistics as .csv or .json")
     enc.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
 

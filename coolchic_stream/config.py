@@ -78,7 +78,7 @@ class EncoderConfig:
     iterations: int | None = None
     complexity: Complexity | None = None
     device: str = "cpu"
-    gop: GopStructure = GopStructure.INTRA
+    gop: GopStructure = GopStructure.RANDOM_ACCESS
     gop_size: int = 8
     intra_period: int = 32
     seed: int = 0

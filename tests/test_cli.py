@@ -220,7 +220,7 @@ def test_inspect_reports_corruption_but_lists_the_rest(tmp_path: Path, capsys) -
 def encoded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("e2e")
     pics = tiny_clip(tmp / "in.y4m")
-    loud = [a for a in FAST if a != "--quiet"]
+    loud = [a for a in FAST if a != "--quiet"] + ["--gop", "intra"]  # every frame a random-access point
     proc = run_cli("encode", str(tmp / "in.y4m"), str(tmp / "out.ccv"), *loud, "--stats", str(tmp / "s.json"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == b""  # the UI never touches stdout
@@ -271,7 +271,9 @@ def test_encode_stdin_to_stdout_then_decode_stdin_to_stdout(encoded: dict) -> No
     assert enc.returncode == 0, enc.stderr
     assert enc.stdout[:4] == b"CCVS"
     with ContainerReader(io.BytesIO(enc.stdout)) as r:
-        assert len(list(r)) == 2 and r.index is None  # a pipe: no index, just END
+        packets = list(r)
+        assert len(packets) == 2 and r.index is None  # a pipe: no index, just END
+    assert [p.frame_type for p in packets] == [FrameType.I, FrameType.P]  # default: random access
     dec = run_cli("decode", "-", "-o", "-", stdin=enc.stdout)
     assert dec.returncode == 0, dec.stderr
     assert len(_y4m_frames(dec.stdout)) == 2
