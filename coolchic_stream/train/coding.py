@@ -55,6 +55,17 @@ def encoder_gain(frame_type: FrameType, lmbda: float) -> float:
     return 16.0
 
 
+def warmup_iterations(total: int) -> int:
+    """Iterations per warm-up candidate for a total budget (Cool-chic 5's table, scaled below 1000)."""
+    if total >= 12000:
+        return 400
+    if total >= 9000:
+        return 200
+    if total >= 4000:
+        return 100
+    return max(min(50, total // 20), 1)
+
+
 @dataclass(frozen=True)
 class FrameCodingResult:
     coded: list[CodedCoolChic]
@@ -78,7 +89,8 @@ def code_intra(
         return FrameEncoder(FrameType.I, picture.data_type, picture.bit_depth, param).to(device)
 
     s = config.settings
-    plan = intra_plan(iterations, lmbda, s.warmup_candidates, s.warmup_iterations, s.final_iterations, s.validation_interval)
+    warmup = min(s.warmup_iterations, warmup_iterations(iterations))
+    plan = intra_plan(iterations, lmbda, s.warmup_candidates, warmup, s.final_iterations, s.validation_interval)
     fe, result = run_plan(make, target, [], lmbda, plan, progress)
     return finish(fe, target, [], lmbda, result.psnr)
 
