@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from coolchic_stream.types import DataType, Picture, chroma_shape, sample_dtype
@@ -31,6 +30,25 @@ def make_picture(width: int, height: int, data_type: DataType = DataType.YUV420,
     return Picture(tuple(planes), bit_depth, data_type, pts)
 
 
-@pytest.fixture
-def picture_factory():
-    return make_picture
+def encode_pictures(pictures, **config):
+    """Encode with the ``test`` preset, keeping the encoder's reconstructions; -> (encoder, packets)."""
+    from coolchic_stream.config import EncoderConfig
+    from coolchic_stream.encoder import Encoder
+
+    enc = Encoder(EncoderConfig(**{"preset": "test", **config}))
+    enc.keep_reconstructions = True
+    packets = []
+    for p in pictures:
+        packets += enc.send(p)
+    return enc, packets + enc.flush()
+
+
+def decode_packets(packets, sequence=None):
+    """Decode packets in coding order; -> pictures in display order."""
+    from coolchic_stream.decoder import Decoder
+
+    dec = Decoder(sequence)
+    out = []
+    for p in packets:
+        out += dec.send(p)
+    return out + dec.flush()

@@ -9,13 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coolchic_stream.config import EncoderConfig
-from coolchic_stream.decoder import Decoder
-from coolchic_stream.encoder import Encoder
 from coolchic_stream.errors import CoolChicStreamError
 from coolchic_stream.types import DataType, FrameType
 
-from .conftest import make_picture
+from .conftest import decode_packets, encode_pictures, make_picture
 
 CASES = [
     (DataType.YUV420, 8),
@@ -25,22 +22,8 @@ CASES = [
 ]
 
 
-def encode(pictures, **config):
-    enc = Encoder(EncoderConfig(preset="test", **config))
-    enc.keep_reconstructions = True
-    packets = []
-    for p in pictures:
-        packets += enc.send(p)
-    packets += enc.flush()
-    return enc, packets
-
-
-def decode(packets):
-    dec = Decoder()
-    out = []
-    for p in packets:
-        out += dec.send(p)
-    return out + dec.flush()
+encode = encode_pictures
+decode = decode_packets
 
 
 @pytest.mark.parametrize(("data_type", "bit_depth"), CASES)

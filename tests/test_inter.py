@@ -8,12 +8,10 @@ import threading
 import numpy as np
 import pytest
 
-from coolchic_stream.config import EncoderConfig
 from coolchic_stream.decoder import Decoder
-from coolchic_stream.encoder import Encoder
 from coolchic_stream.types import DataType, FrameType, SequenceInfo
 
-from .conftest import make_picture
+from .conftest import decode_packets, encode_pictures, make_picture
 
 ITERATIONS = 16
 
@@ -23,21 +21,11 @@ def moving_clip(n: int, width: int = 24, height: int = 16, data_type: DataType =
 
 
 def encode(pictures, **config):
-    enc = Encoder(EncoderConfig(preset="test", iterations=ITERATIONS, **config))
-    enc.keep_reconstructions = True
-    packets = []
-    for p in pictures:
-        packets += enc.send(p)
-    packets += enc.flush()
-    return enc, packets
+    return encode_pictures(pictures, iterations=ITERATIONS, **config)
 
 
 def decode(packets, sequence=None):
-    dec = Decoder(sequence)
-    out = []
-    for p in packets:
-        out += dec.send(p)
-    return out + dec.flush()
+    return decode_packets(packets, sequence)
 
 
 @pytest.mark.parametrize(

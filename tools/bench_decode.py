@@ -40,10 +40,10 @@ from coolchic_stream.architecture import motion_parameter, parameter_shapes, res
 from coolchic_stream.config import Complexity  # noqa: E402
 from coolchic_stream.decoder import Decoder  # noqa: E402
 from coolchic_stream.entropy.latents import encode_latents  # noqa: E402
-from coolchic_stream.entropy.nn_weights import MODULE_NAMES, QuantizedModule, encode_nn  # noqa: E402
+from coolchic_stream.entropy.nn_weights import QuantizedModule, encode_nn  # noqa: E402
 from coolchic_stream.framecodec import OUTPUTS, CodedCoolChic, FrameHeader, build_payload, build_section  # noqa: E402
 from coolchic_stream.gop import schedule  # noqa: E402
-from coolchic_stream.types import CoolChicRole, DataType, FrameType, GopStructure, SequenceInfo  # noqa: E402
+from coolchic_stream.types import CoolChicRole, DataType, GopStructure, SequenceInfo  # noqa: E402
 
 CACHE = ROOT / "out" / "bench_decode"
 GOPS = {"intra": GopStructure.INTRA, "ra": GopStructure.RANDOM_ACCESS, "lowdelay": GopStructure.LOWDELAY}

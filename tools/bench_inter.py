@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from coolchic_stream.config import EncoderConfig  # noqa: E402
 from coolchic_stream.decoder import Decoder  # noqa: E402
 from coolchic_stream.encoder import Encoder  # noqa: E402
-from coolchic_stream.types import DataType, FrameType, Picture  # noqa: E402
+from coolchic_stream.types import DataType, Picture  # noqa: E402
 from tools.bdrate import bd_rate  # noqa: E402
 from tools.clips import bbb_crop, photo_pan  # noqa: E402
 from tools.metrics import frame_psnr  # noqa: E402
