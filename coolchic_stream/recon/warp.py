@@ -28,8 +28,6 @@ __all__ = [
     "SINC8_TAPS",
     "sinc8_coefficient",
     "warp_exact",
-    "to_fixed",
-    "from_fixed",
 ]
 
 FLOW_FRAC_BITS = 6
@@ -260,38 +258,3 @@ def warp_exact(ref: Tensor, flow_q: Tensor) -> Tensor:
     if ref.dtype == torch.int64:
         return out.to(torch.int64)
     return out.contiguous()
-
-
-def _max_code(bit_depth: int) -> int:
-    if not 1 <= bit_depth <= 16:
-        raise ValueError(f"bit depth {bit_depth} out of range: expected 1..16")
-    return (1 << bit_depth) - 1
-
-
-def to_fixed(samples: np.ndarray | Tensor, bit_depth: int) -> np.ndarray | Tensor:
-    """Integer samples (any shape, uint8/uint16/int) -> Q16 int64: ``(s * 65536 + m // 2) // m``.
-
-    ``m = 2**bit_depth - 1``. Returns the same container kind (numpy array or torch tensor).
-    """
-    m = _max_code(bit_depth)
-    if isinstance(samples, Tensor):
-        s = samples.to(torch.int64)
-        return torch.div(s * Q16_ONE + m // 2, m, rounding_mode="floor")
-    s = np.asarray(samples).astype(np.int64)
-    return (s * Q16_ONE + m // 2) // m
-
-
-def from_fixed(q16: np.ndarray | Tensor, bit_depth: int) -> np.ndarray | Tensor:
-    """Q16 values -> integer samples ``clamp((q * m + 32768) >> 16, 0, m)``, ``m = 2**bit_depth - 1``.
-
-    Accepts int64 or float64 holding exact integers. Returns numpy uint8 (bit_depth <= 8) or
-    uint16 for numpy input; torch uint8 or int32 for tensor input.
-    """
-    m = _max_code(bit_depth)
-    if isinstance(q16, Tensor):
-        q = q16.to(torch.int64)
-        s = torch.bitwise_right_shift(q * m + (1 << 15), 16).clamp_(0, m)
-        return s.to(torch.uint8 if bit_depth <= 8 else torch.int32)
-    q = np.asarray(q16).astype(np.int64)
-    s = np.clip((q * m + (1 << 15)) >> 16, 0, m)
-    return s.astype(np.uint8 if bit_depth <= 8 else np.uint16)
