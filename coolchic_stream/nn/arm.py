@@ -109,7 +109,7 @@ def gather_contexts(flat: Tensor, sizes: list[tuple[int, int]], context_size: in
     return _GatherContexts.apply(flat, tuple(tuple(s) for s in sizes), context_size)
 
 
-POINTWISE_CHUNK = 4096  # columns per chunk: a 48-wide activation chunk stays in L2
+POINTWISE_CHUNK = 8192  # columns per chunk: the activations of a chunk stay in L2
 
 
 class _PointwiseChain(torch.autograd.Function):
@@ -166,7 +166,7 @@ class _PointwiseChain(torch.autograd.Function):
             gxc = torch.mm(skip[0].t(), g) if (skip and need_x) else None
             for i in range(n_layers - 1, -1, -1):
                 if relus[i]:
-                    g = g * (acts[i + 1] > 0)
+                    g = torch.ops.aten.threshold_backward(g, acts[i + 1], 0)  # g * (act > 0), one pass
                 gw[i].addmm_(g, acts[i].t())
                 gb[i].add_(g.sum(1))
                 if i > 0 or need_x:
@@ -184,7 +184,7 @@ class _PointwiseChain(torch.autograd.Function):
 
 def pointwise_chain(
     x: Tensor, layers: list[tuple[Tensor, Tensor, bool]], skip: tuple[Tensor, Tensor] | None = None,
-    chunk: int = POINTWISE_CHUNK,
+    chunk: int | None = None,
 ) -> Tensor:  # fmt: skip
     """Chunked, recomputing MLP over the columns of x [C, N]; layers = (weight [out, in], bias, relu)."""
     params: list[Tensor] = []
@@ -192,7 +192,7 @@ def pointwise_chain(
         params += [w, b]
     if skip is not None:
         params += list(skip)
-    return _PointwiseChain.apply(x, tuple(r for _, _, r in layers), chunk, *params)
+    return _PointwiseChain.apply(x, tuple(r for _, _, r in layers), chunk or POINTWISE_CHUNK, *params)
 
 
 def _output_init(layer: nn.Linear) -> None:
@@ -260,3 +260,44 @@ def laplace_bits(values: Tensor, mu: Tensor, scale: Tensor) -> Tensor:
 
     p = torch.clamp(cdf(values + 0.5) - cdf(values - 0.5), min=2.0**-16)
     return -torch.log2(p)
+
+
+_LN2 = 0.6931471805599453
+_P_MIN = 2.0**-16
+
+
+class _LaplaceBits(torch.autograd.Function):
+    """``laplace_bits`` with a hand-written backward: a handful of passes instead of ~30 autograd nodes.
+
+    p = F(z + 1/2) - F(z - 1/2), z = v - mu, F(z) = 1/2 - 1/2 sign(z) expm1(-|z|/b);
+    dF/dz = e^{-|z|/b} / 2b, dF/db = -z e^{-|z|/b} / 2b^2; rate = -log2(max(p, 2^-16)).
+    """
+
+    @staticmethod
+    def forward(ctx, values: Tensor, mu: Tensor, scale: Tensor) -> Tensor:  # type: ignore[override]
+        z_hi = values - mu + 0.5
+        z_lo = z_hi - 1.0
+        inv_b = scale.reciprocal()
+        e_hi = torch.expm1(-z_hi.abs() * inv_b)
+        e_lo = torch.expm1(-z_lo.abs() * inv_b)
+        # F(z_hi) - F(z_lo) = 1/2 (sign(z_lo) e_lo - sign(z_hi) e_hi)
+        p = (torch.sign(z_lo) * e_lo).sub_(torch.sign(z_hi) * e_hi).mul_(0.5)
+        ctx.save_for_backward(z_hi, z_lo, e_hi, e_lo, inv_b, p)
+        return torch.clamp(p, min=_P_MIN).log2_().neg_()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        z_hi, z_lo, e_hi, e_lo, inv_b, p = ctx.saved_tensors
+        # d rate / d p, zero where the floor is active (as torch.clamp's gradient)
+        coef = torch.where(p >= _P_MIN, grad / (p * -_LN2), torch.zeros_like(p))
+        x_hi = e_hi.add(1.0)  # exp(-|z|/b)
+        x_lo = e_lo.add(1.0)
+        half_inv_b = inv_b * 0.5
+        g_v = coef * (x_hi - x_lo) * half_inv_b
+        g_b = coef * (z_lo * x_lo - z_hi * x_hi) * (half_inv_b * inv_b)
+        return g_v, -g_v, g_b
+
+
+def laplace_bits_fast(values: Tensor, mu: Tensor, scale: Tensor) -> Tensor:
+    """Same as ``laplace_bits`` (training path)."""
+    return _LaplaceBits.apply(values, mu, scale)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..architecture import CoolChicEncoderParameter
-from .arm import Arm, gather_context, gather_contexts, laplace_bits
+from .arm import Arm, gather_contexts, laplace_bits_fast
 from .quantizer import NoiseType, QuantizerMode, quantize
 from .synthesis import Synthesis
 from .upsampling import Upsampling
@@ -62,7 +62,7 @@ class CoolChicEncoder(nn.Module):
             grids.append(q[start : start + h * w].view(1, 1, h, w))
             start += h * w
         mu, scale = self.arm.forward_columns(gather_contexts(q, sizes, self.param.arm.context_size))
-        rate = laplace_bits(q, mu, scale)
+        rate = laplace_bits_fast(q, mu, scale)
         return CoolChicOutput(raw=self.synthesis(self.upsampling(grids)), rate=rate)
 
     # ------------------------------------------------------------ bookkeeping

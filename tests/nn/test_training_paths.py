@@ -113,3 +113,19 @@ def test_training_phase_runs_and_keeps_the_best_parameters():
     best = train_phase(fe, target, [], 1e-3, Phase("t", 30, 1e-2, 1e-3, validation_interval=10))
     assert best.loss <= before.loss
     assert abs(evaluate(fe, target, [], 1e-3).loss - best.loss) < 1e-9
+
+
+def test_fused_laplace_rate_matches_autograd():
+    from coolchic_stream.nn.arm import laplace_bits, laplace_bits_fast
+
+    torch.manual_seed(3)
+    v = (torch.randn(500, dtype=torch.float64) * 4).round() + torch.rand(500, dtype=torch.float64) * 0.2
+    mu = (torch.randn(500, dtype=torch.float64) * 3).requires_grad_(True)
+    scale = (torch.rand(500, dtype=torch.float64) * 3 + 0.01).requires_grad_(True)
+    v.requires_grad_(True)
+    torch.testing.assert_close(laplace_bits_fast(v, mu, scale), laplace_bits(v, mu, scale))
+    assert torch.autograd.gradcheck(laplace_bits_fast, (v, mu, scale))
+    g_fast = torch.autograd.grad(laplace_bits_fast(v, mu, scale).sum(), (v, mu, scale))
+    g_ref = torch.autograd.grad(laplace_bits(v, mu, scale).sum(), (v, mu, scale))
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b)
