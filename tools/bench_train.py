@@ -133,11 +133,22 @@ def bench(size: tuple[int, int], complexity: Complexity, device: str, rounds: in
     }
 
 
-def memory_child(size: tuple[int, int], complexity: Complexity, device: str, iterations: int) -> dict:
+def _rss_mib(field: str) -> float:
+    """VmHWM (peak) or VmRSS of this process in MiB; ru_maxrss as a fallback (it survives exec on Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_child(size: tuple[int, int], complexity: Complexity, device: str, iterations: int, path: str) -> dict:
     """Peak memory of training a frame of ``size`` (run in a fresh process)."""
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = _rss_mib("VmRSS")
     cc, target = make_case(*size, complexity, device)
-    step = make_step(cc, target, cc)
+    step = make_step(cc, target, cc if path == "fast" else lambda q: reference_forward(cc, q))
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -145,8 +156,8 @@ def memory_child(size: tuple[int, int], complexity: Complexity, device: str, ite
         step()
     sync(device)
     ms = (time.perf_counter() - t0) / iterations * 1000
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out = {"size": f"{size[0]}x{size[1]}", "complexity": complexity.name, "ms_per_iteration": ms,
+    peak = _rss_mib("VmHWM")
+    out = {"size": f"{size[0]}x{size[1]}", "complexity": complexity.name, "path": path, "ms_per_iteration": ms,
            "peak_rss_mib": peak, "rss_before_model_mib": base, "training_rss_mib": peak - base}  # fmt: skip
     if device.startswith("cuda"):
         out["cuda_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -157,26 +168,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="352x288", help="WxH of the speed benchmark")
     ap.add_argument("--complexity", default="mop,hop")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: see the report in the docstring)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--rounds", type=int, default=4, help="interleaved fast/baseline rounds")
     ap.add_argument("--iterations", type=int, default=8, help="iterations per round")
     ap.add_argument("--memory-size", default="1280x720", help="WxH of the peak-memory run ('' to skip)")
     ap.add_argument("--memory-iterations", type=int, default=3)
-    ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--no-speed", action="store_true", help="only the peak-memory runs")
+    ap.add_argument("--memory-baseline", action="store_true", help="also measure the baseline's peak memory")
+    ap.add_argument("--memory-child", default="", help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     complexities = [Complexity[c.strip().upper()] for c in args.complexity.split(",")]
 
     if args.memory_child:
-        print(json.dumps(memory_child(parse_size(args.memory_size), complexities[0], args.device, args.memory_iterations)))
+        print(json.dumps(memory_child(parse_size(args.memory_size), complexities[0], args.device, args.memory_iterations, args.memory_child)))
         return
 
     rows = []
     print(f"training iteration, {args.size}, {args.threads} thread(s), {args.device}, torch {torch.__version__}")
     print(f"{'cplx':>5} {'MAC/px':>7} {'fast ms':>8} {'base ms':>8} {'speedup':>8}  agreement (max |diff|: raw, rate bits, rel. grad)")
-    for cx in complexities:
+    for cx in [] if args.no_speed else complexities:
         r = bench(parse_size(args.size), cx, args.device, args.rounds, args.iterations)
         a = r["agreement"]
         print(f"{r['complexity']:>5} {r['mac_per_pixel']:7.0f} {r['fast_ms']:8.1f} {r['baseline_ms']:8.1f} "
@@ -185,12 +198,12 @@ def main() -> None:
 
     memory = []
     if args.memory_size:
-        for cx in complexities:
-            cmd = [sys.executable, __file__, "--memory-child", "--memory-size", args.memory_size, "--complexity", cx.name,
+        for cx, path in [(c, p) for c in complexities for p in (["fast", "baseline"] if args.memory_baseline else ["fast"])]:
+            cmd = [sys.executable, __file__, "--memory-child", path, "--memory-size", args.memory_size, "--complexity", cx.name,
                    "--threads", str(args.threads), "--device", args.device, "--memory-iterations", str(args.memory_iterations)]  # fmt: skip
             m = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
             extra = f", CUDA peak {m['cuda_peak_allocated_mib']:.0f} MiB" if "cuda_peak_allocated_mib" in m else ""
-            print(f"peak memory, training {m['size']} {m['complexity']}: {m['peak_rss_mib']:.0f} MiB RSS "
+            print(f"peak memory, training {m['size']} {m['complexity']} ({path}): {m['peak_rss_mib']:.0f} MiB RSS "
                   f"({m['training_rss_mib']:.0f} MiB above the process before the model{extra}), "
                   f"{m['ms_per_iteration']:.0f} ms/iteration", flush=True)  # fmt: skip
             memory.append(m)

@@ -36,6 +36,31 @@ def softround(x: Tensor, temperature: float) -> Tensor:
     return floor + 0.5 * torch.tanh(frac / temperature) / math.tanh(1.0 / (2.0 * temperature)) + 0.5
 
 
+class _SoftroundNoise(torch.autograd.Function):
+    """softround(softround(x, t) + noise, t) with a hand-written backward (training hot path).
+
+    d softround(x)/dx = (1 - tanh^2((frac(x) - 1/2)/t)) / (2 t tanh(1/2t)); floor has no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, noise: Tensor, temperature: float) -> Tensor:  # type: ignore[override]
+        c = 0.5 / math.tanh(1.0 / (2.0 * temperature))
+        floor = torch.floor(x)
+        t1 = torch.tanh((x - floor).sub_(0.5).div_(temperature))
+        u = t1.mul(c).add_(floor).add_(0.5).add_(noise)
+        floor = torch.floor(u)
+        t2 = torch.tanh((u - floor).sub_(0.5).div_(temperature))
+        ctx.save_for_backward(t1, t2)
+        ctx.k = c / temperature
+        return t2.mul(c).add_(floor).add_(0.5)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        t1, t2 = ctx.saved_tensors
+        d = (1.0 - t1 * t1).mul_(1.0 - t2 * t2).mul_(ctx.k * ctx.k)
+        return grad * d, None, None
+
+
 def sample_noise(like: Tensor, noise_type: NoiseType, parameter: float) -> Tensor:
     """Additive training noise of zero mode.
 
@@ -68,7 +93,7 @@ def quantize(
     noise = sample_noise(x, noise_type, noise_parameter)
     if mode == QuantizerMode.NOISE:
         return x + noise
-    return softround(softround(x, temperature) + noise, temperature)
+    return _SoftroundNoise.apply(x, noise, float(temperature))
 
 
 def hard_latents(x: Tensor) -> Tensor:
