@@ -9,8 +9,12 @@ in the same process, interleaved round by round, and their outputs, rates and
 gradients are compared first. A child process then trains a 1280x720 frame for
 a few iterations and reports its peak memory.
 
-    python tools/bench_train.py                       # 352x288, mop and hop, 2 threads
-    python tools/bench_train.py --threads 1 --rounds 5 --iterations 10 --json out/bench_train.json
+    python tools/bench_train.py                       # 352x288, mop and hop, 1 thread
+    python tools/bench_train.py --threads 2 --rounds 5 --iterations 10 --memory-baseline --json out/bench_train.json
+
+Threads: on a 2-core machine shared with other jobs, 2 intra-op threads make
+every small parallel region wait for a descheduled peer (timings of both paths
+then vary by several x from round to round); 1 thread gives stable numbers.
 """
 
 from __future__ import annotations

@@ -192,7 +192,9 @@ def pointwise_chain(
         params += [w, b]
     if skip is not None:
         params += list(skip)
-    return _PointwiseChain.apply(x, tuple(r for _, _, r in layers), chunk or POINTWISE_CHUNK, *params)
+    if chunk is None:  # CPU: cache-sized chunks; GPU: few large launches
+        chunk = POINTWISE_CHUNK if x.device.type == "cpu" else 1 << 18
+    return _PointwiseChain.apply(x, tuple(r for _, _, r in layers), chunk, *params)
 
 
 def _output_init(layer: nn.Linear) -> None:
