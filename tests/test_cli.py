@@ -349,14 +349,18 @@ def test_conformance_vector() -> None:
     ccv, md5_file = GOLDEN / "conformance.ccv", GOLDEN / "conformance.md5"
     if REGENERATE:
         clip = GOLDEN / "conformance_source.y4m"
-        tiny_clip(clip)
-        proc = run_cli("encode", str(clip), str(ccv), *FAST)
+        tiny_clip(clip, frames=3)
+        # I0, P2, B1: every frame type, both Cool-chics, both references
+        proc = run_cli("encode", str(clip), str(ccv), "--preset", "test", "--iterations", "40", "--quiet",
+                       "--gop", "ra", "--gop-size", "2", "--intra-period", "8")
         clip.unlink()
         assert proc.returncode == 0, proc.stderr
         md5 = run_cli("decode", str(ccv), "-o", str(md5_file))
         assert md5.returncode == 0, md5.stderr
     assert ccv.exists(), "run with CCV_REGENERATE_GOLDEN=1 to create the conformance vector"
     assert ccv.stat().st_size < 8192
+    with ContainerReader(ccv) as r:
+        assert sorted(str(p.frame_type.name) for p in r) == ["B", "I", "P"]
     proc = run_cli("decode", str(ccv), "-o", "-", "--format", "md5")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode() == md5_file.read_text()
