@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import gc
 import hashlib
-import pickle
 import resource
 import sys
 import time
@@ -103,11 +102,13 @@ def synthetic_stream(width: int, height: int, n_frames: int, gop: str, gop_size:
 
 
 def encoded_stream(width: int, height: int, n_frames: int, gop: str, iterations: int, gop_size: int = 8):
-    """Real Encoder packets (cached as bytes in the benchmark's own folder)."""
-    path = CACHE / f"enc_{width}x{height}_{n_frames}_{gop}_{iterations}.pkl"
+    """Real Encoder packets, cached as a .ccv stream in the benchmark's own folder."""
+    from coolchic_stream.bitstream.container import ContainerReader, ContainerWriter
+
+    path = CACHE / f"enc_{width}x{height}_{n_frames}_{gop}_{iterations}.ccv"
     if path.exists():
-        with open(path, "rb") as f:
-            return pickle.load(f), None
+        with ContainerReader(path) as reader:
+            return [p.data for p in reader], reader.sequence
     sys.path.insert(0, str(ROOT / "tools"))
     from clips import bbb_crop
 
@@ -116,15 +117,19 @@ def encoded_stream(width: int, height: int, n_frames: int, gop: str, iterations:
     from coolchic_stream.types import Picture
 
     clip = bbb_crop(n_frames, width=width, height=height, x=0 if width > 352 else 448, y=0 if height > 288 else 128)
-    enc = Encoder(EncoderConfig(preset="fast", gop=gop, gop_size=gop_size, intra_period=gop_size, iterations=iterations))
+    config = EncoderConfig(preset="fast", gop=gop, gop_size=gop_size, intra_period=gop_size, iterations=iterations)
+    enc = Encoder(config)
     packets = []
     for i, planes in enumerate(clip.frames):
-        packets += [p.data for p in enc.send(Picture(planes, 8, pts=i))]
-    packets += [p.data for p in enc.flush()]
+        packets += enc.send(Picture(planes, 8, pts=i))
+    packets += enc.flush()
+    seq = SequenceInfo(width=width, height=height, gop_structure=config.gop, gop_size=gop_size, intra_period=gop_size)
     CACHE.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump(packets, f)
-    return packets, None
+    writer = ContainerWriter(path, seq)
+    for p in packets:
+        writer.write(p)
+    writer.close()
+    return [p.data for p in packets], seq
 
 
 # ----------------------------------------------------------------------------- stage timers
