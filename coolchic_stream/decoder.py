@@ -55,6 +55,8 @@ class Decoder:
             return self._send(packet)
 
     def _send(self, packet: Packet | bytes) -> list[Picture]:
+        if self._waiting_for_intra and isinstance(packet, Packet) and packet.frame_type != FrameType.I:
+            return []  # dropped until the next I frame: no need to entropy-decode it
         data = packet.data if isinstance(packet, Packet) else packet
         header, coded = parse_payload(data)
         out: list[Picture] = []

@@ -27,20 +27,20 @@ from .types import FrameStats, FrameType, Packet, Picture, TrainingProgress
 ProgressCallback = Callable[[TrainingProgress], None]
 
 
-def psnr(a: np.ndarray, b: np.ndarray, bit_depth: int) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+def _psnr(planes_a, planes_b, bit_depth: int) -> float:
+    """PSNR of the MSE over every sample of the given planes (100 dB when identical)."""
+    sse = sum(float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2)) for a, b in zip(planes_a, planes_b))
+    mse = sse / sum(b.size for b in planes_b)
     peak = float((1 << bit_depth) - 1)
-    return 100.0 if mse == 0 else 10.0 * np.log10(peak * peak / mse)
+    return 100.0 if mse == 0 else float(10.0 * np.log10(peak * peak / mse))
 
 
 def picture_psnr(decoded: Picture, source: Picture) -> tuple[float, float]:
     """(PSNR-Y, PSNR of the sample-count weighted MSE over all planes: (4Y+U+V)/6 for 4:2:0)."""
-    peak = float((1 << source.bit_depth) - 1)
-    sse = sum(float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2)) for a, b in zip(decoded.planes, source.planes))
-    n = sum(p.size for p in source.planes)
-    mse = sse / n
-    yuv = 100.0 if mse == 0 else 10.0 * np.log10(peak * peak / mse)
-    return psnr(decoded.planes[0], source.planes[0], source.bit_depth), float(yuv)
+    return (
+        _psnr(decoded.planes[:1], source.planes[:1], source.bit_depth),
+        _psnr(decoded.planes, source.planes, source.bit_depth),
+    )
 
 
 class Encoder:

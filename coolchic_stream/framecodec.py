@@ -42,10 +42,7 @@ class CodedCoolChic:
     latents: list[np.ndarray]  # finest first, int64
 
     def integer_arm(self) -> IntegerArm:
-        m = self.modules["arm"]
-        return IntegerArm.from_integers(
-            list(m.weights), list(m.biases), m.weight_log2_step, m.bias_log2_step, self.param.arm.n_hidden_layers
-        )
+        return integer_arm(self.param, self.modules)
 
     def layout(self) -> LatentLayout:
         return LatentLayout(tuple(self.param.grid_sizes), self.param.arm.context_size)
@@ -63,6 +60,14 @@ class FrameHeader:
     height: int
     references: tuple[int, ...]
     translations: tuple[tuple[int, int], ...]
+
+
+def integer_arm(param: CoolChicEncoderParameter, modules: dict[str, QuantizedModule]) -> IntegerArm:
+    """The fixed-point ARM both sides derive the entropy-coding parameters from."""
+    m = modules["arm"]
+    return IntegerArm.from_integers(
+        list(m.weights), list(m.biases), m.weight_log2_step, m.bias_log2_step, param.arm.n_hidden_layers
+    )
 
 
 def _bad(message: str) -> CorruptDataError:
@@ -191,11 +196,7 @@ def parse_payload(data: bytes) -> tuple[FrameHeader, list[CodedCoolChic]]:
         layout = LatentLayout(tuple(param.grid_sizes), param.arm.context_size)
         if section.n_symbols != layout.n_symbols:
             raise _bad(f"{section.n_symbols} latent symbols announced, the architecture has {layout.n_symbols}")
-        arm = IntegerArm.from_integers(
-            list(modules["arm"].weights), list(modules["arm"].biases),
-            modules["arm"].weight_log2_step, modules["arm"].bias_log2_step, param.arm.n_hidden_layers,
-        )  # fmt: skip
-        pending.append((role, param, modules, layout, bytes(section.latent_bytes), arm))
+        pending.append((role, param, modules, layout, bytes(section.latent_bytes), integer_arm(param, modules)))
     # All Cool-chics of the frame decode their (independent) streams in one merged wavefront loop.
     grids = decode_latents_many([(layout, data, arm) for _, _, _, layout, data, arm in pending])
     coded = [CodedCoolChic(role, param, modules, g) for (role, param, modules, _, _, _), g in zip(pending, grids)]

@@ -106,3 +106,18 @@ def test_inter_frames_predict_from_references():
         assert p.stats.bits < 0.6 * i_frame.stats.bits, (p.stats, i_frame.stats)
         assert p.stats.psnr_y > i_frame.stats.psnr_y - 1.5, (p.stats, i_frame.stats)
     assert np.isfinite([p.stats.psnr_yuv for p in packets]).all()
+
+
+def test_after_a_reset_inter_frames_are_dropped_until_the_next_i_frame():
+    pictures = moving_clip(4)
+    enc, packets = encode(pictures, gop="lowdelay", gop_size=1, intra_period=2)  # I0 P1 I2 P3
+    assert [p.frame_type for p in packets] == [FrameType.I, FrameType.P, FrameType.I, FrameType.P]
+    dec = Decoder()
+    out = dec.send(packets[0])
+    dec.reset()  # as after a corrupted unit
+    out += dec.send(packets[1])  # P1 refers to a forgotten picture: dropped, not an error
+    for p in packets[2:]:
+        out += dec.send(p)
+    out += dec.flush()
+    assert [d.pts for d in out] == [0, 2, 3]
+    assert all(d.same_samples(enc.reconstructions[d.pts]) for d in out)
