@@ -145,7 +145,7 @@ def parameter_shapes(param: CoolChicEncoderParameter) -> dict[str, Shapes]:
 RESIDUE_ARCHITECTURES: dict[Complexity, tuple[ArmParameter, str]] = {
     Complexity.LOP: (ArmParameter(8, 2), "8-1-linear-relu,X-1-linear-none,X-3-residual-none"),
     Complexity.MOP: (ArmParameter(14, 2), "16-1-linear-relu,X-1-linear-none,X-3-residual-relu,X-3-residual-none"),
-    Complexity.HOP: (ArmParameter(20, 2), "48-1-linear-relu,X-1-linear-none,X-3-residual-relu,X-3-residual-none"),
+    Complexity.HOP: (ArmParameter(14, 3), "64-1-linear-relu,X-1-linear-none,X-3-residual-relu,X-3-residual-none"),
 }
 MOTION_ARCHITECTURES: dict[Complexity, tuple[ArmParameter, str]] = {
     Complexity.LOP: (ArmParameter(6, 1), "8-1-linear-relu,X-1-linear-none"),

@@ -57,15 +57,18 @@ def main() -> None:
     ap.add_argument("--complexity", default="hop")
     ap.add_argument("--preset", default="slow")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=1, help="encode each lambda with seeds 0..N-1 and print their mean")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     picture = astronaut(args.size, DataType.RGB if args.format == "rgb" else DataType.YUV420)
     rows = []
     print(f"astronaut {args.size}x{args.size} {args.format}, {args.iterations} iterations, {args.complexity}")
-    print(f"{'lambda':>8} {'bpp':>7} {'PSNR':>7} {'PSNR-Y':>7} {'enc s':>7} {'dec s':>6} {'MAC/px':>7}")
-    for lmbda in [float(x) for x in args.lambdas.split(",")]:
-        config = EncoderConfig(preset=args.preset, lmbda=lmbda, iterations=args.iterations, complexity=args.complexity, gop="intra")
+    print(f"{'lambda':>8} {'seed':>4} {'bpp':>7} {'PSNR':>7} {'PSNR-Y':>7} {'enc s':>7} {'dec s':>6} {'MAC/px':>7}")
+    jobs = [(float(x), seed) for x in args.lambdas.split(",") for seed in range(args.seeds)]
+    for lmbda, seed in jobs:
+        config = EncoderConfig(preset=args.preset, lmbda=lmbda, iterations=args.iterations, complexity=args.complexity,
+                               gop="intra", seed=seed)  # fmt: skip
         t0 = time.perf_counter()
         encoder = Encoder(config)
         packets = encoder.send(picture) + encoder.flush()
@@ -78,8 +81,14 @@ def main() -> None:
         bpp = 8 * len(packets[0].data) / (args.size * args.size)
         _, coded = parse_payload(packets[0].data)
         macs = sum(CoolChicEncoder(c.param).macs_per_pixel() for c in coded)
-        rows.append({"lambda": lmbda, "bpp": bpp, "psnr": psnr_all, "psnr_y": psnr_y, "encode_s": enc_s, "decode_s": dec_s, "mac_per_pixel": macs})
-        print(f"{lmbda:8.0e} {bpp:7.4f} {psnr_all:7.2f} {psnr_y:7.2f} {enc_s:7.1f} {dec_s:6.2f} {macs:7.0f}", flush=True)
+        rows.append({"lambda": lmbda, "seed": seed, "bpp": bpp, "psnr": psnr_all, "psnr_y": psnr_y, "encode_s": enc_s, "decode_s": dec_s, "mac_per_pixel": macs})
+        print(f"{lmbda:8.0e} {seed:4d} {bpp:7.4f} {psnr_all:7.2f} {psnr_y:7.2f} {enc_s:7.1f} {dec_s:6.2f} {macs:7.0f}", flush=True)
+        same = [r for r in rows if r["lambda"] == lmbda]
+        if args.seeds > 1 and len(same) == args.seeds:
+            mean = {k: float(np.mean([r[k] for r in same])) for k in ("bpp", "psnr", "psnr_y", "encode_s", "decode_s")}
+            spread = max(r["bpp"] for r in same) - min(r["bpp"] for r in same), max(r["psnr"] for r in same) - min(r["psnr"] for r in same)
+            print(f"{lmbda:8.0e} mean {mean['bpp']:7.4f} {mean['psnr']:7.2f} {mean['psnr_y']:7.2f} {mean['encode_s']:7.1f} "
+                  f"{mean['decode_s']:6.2f} {macs:7.0f}   (spread {spread[0]:.4f} bpp, {spread[1]:.2f} dB)", flush=True)  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2))

@@ -19,6 +19,7 @@ from ..nn.coolchic import QuantizerSettings
 from ..nn.frame import FrameEncoder
 from ..nn.quantizer import NoiseType, QuantizerMode
 from .loss import Target, psnr, rd_loss
+from .soap import Soap
 
 ProgressFn = Callable[[str, int, int, float, float], None]  # phase, iteration, total, loss, psnr
 
@@ -40,6 +41,7 @@ class Phase:
     train_latents: bool = True
     validation_interval: int = 100
     use_rate: bool = True
+    soap: bool = True
 
     def quantizer(self, progress: float) -> QuantizerSettings:
         return QuantizerSettings(
@@ -76,12 +78,33 @@ def evaluate(fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: 
     return Evaluation(float(loss), float(mse), float(bpp))
 
 
-def _make_optimizer(groups: list[dict], lr: float) -> torch.optim.Optimizer:
-    """Adam, fused (one kernel for all parameters) where this torch supports it, else the default."""
-    try:
-        return torch.optim.Adam(groups, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(groups, lr=lr)
+class _Optimizers:
+    """SOAP for the NN weights, fused Adam for the latents, stepped together (Cool-chic 5's split)."""
+
+    def __init__(self, nn_params: list[Tensor], latents: list[Tensor], lr: float, use_soap: bool) -> None:
+        self.parts: list[torch.optim.Optimizer] = []
+        if use_soap:
+            self.parts.append(Soap(nn_params, lr=lr))
+        else:
+            latents = [*nn_params, *latents]
+        if latents:
+            try:
+                self.parts.append(torch.optim.Adam(latents, lr=lr, fused=True))
+            except (RuntimeError, TypeError, ValueError):
+                self.parts.append(torch.optim.Adam(latents, lr=lr))
+
+    def set_lr(self, lr: float) -> None:
+        for opt in self.parts:
+            for g in opt.param_groups:
+                g["lr"] = lr
+
+    def zero_grad(self) -> None:
+        for opt in self.parts:
+            opt.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        for opt in self.parts:
+            opt.step()
 
 
 def _snapshot(fe: FrameEncoder) -> dict[str, Tensor]:
@@ -105,23 +128,20 @@ def train_phase(
 ) -> Evaluation:
     """Run one phase; returns the best validation and leaves the best parameters loaded."""
     params_nn = fe.nn_parameters()
-    groups = [{"params": params_nn}]
-    if phase.train_latents:
-        groups.append({"params": fe.latent_parameters()})
-    else:
+    if not phase.train_latents:
         for p in fe.latent_parameters():
             p.requires_grad_(False)
-    optimizer = _make_optimizer(groups, phase.lr_start)
+    latents = fe.latent_parameters() if phase.train_latents else []
+    optimizer = _Optimizers(params_nn, latents, phase.lr_start, phase.soap)
     best = evaluate(fe, target, references, lmbda)
     best_state = _snapshot(fe)
     fe.train()
     rd_lambda = lmbda if phase.use_rate else 0.0
     for it in range(1, phase.iterations + 1):
-        for g in optimizer.param_groups:
-            g["lr"] = phase.lr(it - 1)
+        optimizer.set_lr(phase.lr(it - 1))
         out = fe(references, phase.quantizer((it - 1) / max(phase.iterations - 1, 1)))
         loss, _, _ = rd_loss(out.decoded, out.rate, target, rd_lambda)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params_nn, 1e-1)
         optimizer.step()
