@@ -31,9 +31,9 @@ from tools.clips import bbb_crop, photo_pan  # noqa: E402
 from tools.metrics import frame_psnr  # noqa: E402
 
 
-def clip_pictures(name: str, n: int, size: int) -> list[Picture]:
+def clip_pictures(name: str, n: int, size: int, start: int = 32) -> list[Picture]:
     if name == "bbb":
-        clip = bbb_crop(n, size, size, x=448 + (352 - size) // 2 // 2 * 2, y=128 + (288 - size) // 2 // 2 * 2)
+        clip = bbb_crop(n, size, size, start=start, x=448 + (352 - size) // 2 // 2 * 2, y=128 + (288 - size) // 2 // 2 * 2)
     else:
         clip = photo_pan(n, size, size)
     frames = clip.frames if hasattr(clip, "frames") else clip[0]
@@ -81,6 +81,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", choices=["bbb", "pan"], default="bbb")
     ap.add_argument("--frames", type=int, default=9)
+    ap.add_argument("--start", type=int, default=32, help="bbb: first frame (32 = the clip's fastest motion)")
+    ap.add_argument("--structures", default="intra,lowdelay,ra", help="which of intra,lowdelay,ra to encode")
+    ap.add_argument("--no-warm-compare", action="store_true", help="skip the cold-start RA encode")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--lambdas", default="4e-3,1.5e-3,6e-4,2.5e-4")
     ap.add_argument("--preset", default="fast")
@@ -90,11 +93,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench_inter")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    pictures = clip_pictures(args.clip, args.frames, args.size)
+    pictures = clip_pictures(args.clip, args.frames, args.size, args.start)
     lambdas = [float(x) for x in args.lambdas.split(",")]
-    structures = {"intra": {}, "lowdelay": {}, "ra": {}}
+    structures = [s for s in ("intra", "lowdelay", "ra") if s in args.structures.split(",")]
+    if "intra" not in structures:
+        raise SystemExit("--structures must include intra (the BD-rate anchor)")
     results: dict[str, list[dict]] = {s: [] for s in structures}
-    print(f"{args.clip} {args.size}x{args.size}, {args.frames} frames, preset {args.preset}, iterations {args.iterations}")
+    where = f" from frame {args.start}" if args.clip == "bbb" else ""
+    print(f"{args.clip} {args.size}x{args.size}{where}, {args.frames} frames, preset {args.preset}, iterations {args.iterations}")
     for lmbda in lambdas:
         for s in structures:
             config = EncoderConfig(preset=args.preset, lmbda=lmbda, iterations=args.iterations, gop=s,
@@ -111,21 +117,29 @@ def main() -> None:
                   + " | ".join(per_type.values()), flush=True)  # fmt: skip
     print("\nBD-rate vs intra-only (PSNR-YUV 6:1:1, VCEG-M33 cubic; negative = fewer bits):")
     bd = {}
-    for s in ("lowdelay", "ra"):
+    for s in structures[1:]:
         try:
             bd[s] = bd_rate([r["bpp"] for r in results["intra"]], [r["psnr_yuv"] for r in results["intra"]],
                             [r["bpp"] for r in results[s]], [r["psnr_yuv"] for r in results[s]])  # fmt: skip
             print(f"  {s:8s} {bd[s]:+.1f} %")
         except ValueError as exc:
             print(f"  {s:8s} n/a ({exc})")
+    name = args.clip if args.clip != "bbb" or args.start == 32 else f"bbb{args.start}"
+    cold = None
+    if not args.no_warm_compare and "ra" in structures:
+        cold = warm_compare(pictures, args, lambdas, results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{name}.json").write_text(json.dumps({"results": results, "bd_rate": bd, "cold_ra": cold}, indent=1))
+
+
+def warm_compare(pictures: list[Picture], args: argparse.Namespace, lambdas: list[float], results: dict) -> dict:
     mid = lambdas[len(lambdas) // 2]
     config = EncoderConfig(preset=args.preset, lmbda=mid, iterations=args.iterations, gop="ra", gop_size=args.gop_size, intra_period=64)
     cold = run(pictures, config, warm_start=False)
     warm = next(r for r in results["ra"] if r["lambda"] == mid)
     print(f"\nwarm start (ra, λ={mid:.1e}): encode {cold['encode_s']:.1f}s -> {warm['encode_s']:.1f}s, "
           f"bpp {cold['bpp']:.4f} -> {warm['bpp']:.4f}, PSNR-YUV {cold['psnr_yuv']:.2f} -> {warm['psnr_yuv']:.2f}")  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.clip}.json").write_text(json.dumps({"results": results, "bd_rate": bd, "cold_ra": cold}, indent=1))
+    return cold
 
 
 if __name__ == "__main__":

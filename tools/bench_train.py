@@ -1,7 +1,8 @@
 """Training-speed benchmark: ms per iteration of the fast forward vs the straightforward baseline.
 
 One training iteration = forward (soft-round + noise) -> rate-distortion loss ->
-backward -> grad clipping -> Adam step, exactly as ``train.loop.train_phase``.
+backward -> grad clipping -> optimizer step (SOAP for the NNs, Adam for the latents),
+exactly as ``train.loop.train_phase``.
 The fast path is ``CoolChicEncoder.forward``; the baseline is
 ``nn.reference.reference_forward`` (unfold contexts, per-grid loops, 2-D
 transposed-conv upsampling) on the very same module and parameters. Both run
@@ -37,6 +38,7 @@ from coolchic_stream.config import Complexity  # noqa: E402
 from coolchic_stream.nn.coolchic import CoolChicEncoder, QuantizerSettings  # noqa: E402
 from coolchic_stream.nn.quantizer import NoiseType, QuantizerMode  # noqa: E402
 from coolchic_stream.nn.reference import reference_forward  # noqa: E402
+from coolchic_stream.train.loop import Optimizers  # noqa: E402
 from coolchic_stream.train.loss import Target, rd_loss  # noqa: E402
 from coolchic_stream.types import DataType  # noqa: E402
 
@@ -64,16 +66,13 @@ def make_case(width: int, height: int, complexity: Complexity, device: str, seed
 
 def make_step(cc: CoolChicEncoder, target: Target, forward):
     params_nn = cc.nn_parameters()
-    try:
-        opt = torch.optim.Adam([{"params": params_nn}, {"params": cc.latent_parameters()}], lr=1e-3, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        opt = torch.optim.Adam([{"params": params_nn}, {"params": cc.latent_parameters()}], lr=1e-3)
+    opt = Optimizers(params_nn, cc.latent_parameters(), 1e-3, use_soap=True)
     h, w = cc.param.img_size
 
     def step() -> float:
         out = forward(QUANTIZER)
         loss, _, _ = rd_loss(out.raw[:, :3, :h, :w], out.rate, target, LAMBDA)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params_nn, 1e-1)
         opt.step()

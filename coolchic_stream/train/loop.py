@@ -78,7 +78,7 @@ def evaluate(fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: 
     return Evaluation(float(loss), float(mse), float(bpp))
 
 
-class _Optimizers:
+class Optimizers:
     """SOAP for the NN weights, fused Adam for the latents, stepped together (Cool-chic 5's split)."""
 
     def __init__(self, nn_params: list[Tensor], latents: list[Tensor], lr: float, use_soap: bool) -> None:
@@ -132,7 +132,7 @@ def train_phase(
         for p in fe.latent_parameters():
             p.requires_grad_(False)
     latents = fe.latent_parameters() if phase.train_latents else []
-    optimizer = _Optimizers(params_nn, latents, phase.lr_start, phase.soap)
+    optimizer = Optimizers(params_nn, latents, phase.lr_start, phase.soap)
     best = evaluate(fe, target, references, lmbda)
     best_state = _snapshot(fe)
     fe.train()

@@ -1,0 +1,233 @@
+"""Stream report of ``coolchic-stream inspect``: a JSON-able dict of every unit, and its rich tables."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .bitstream.container import ContainerReader, UnitInfo, parse_frame_payload
+from .errors import CorruptDataError, TruncatedStreamError
+from .types import SequenceInfo
+
+
+def _jsonable(value: Any) -> Any:
+    """construct Containers/ListContainers to plain JSON values (Enum strings, no ``_io``)."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items() if not k.startswith("_")}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def synthesis_string(layers: list) -> str:
+    """Cool-chic's layer notation, e.g. ``48-1-linear-relu,3-3-residual-none``."""
+    return ",".join(
+        f"{l.out_channels}-{l.kernel_size}-{'residual' if l.residual else 'linear'}-{'relu' if l.relu else 'none'}"
+        for l in layers
+    )
+
+
+def _sequence_json(seq: SequenceInfo) -> dict[str, Any]:
+    sar = seq.sample_aspect_ratio
+    return {
+        "width": seq.width,
+        "height": seq.height,
+        "data_type": seq.data_type.name.lower(),
+        "bit_depth": seq.bit_depth,
+        "frame_rate": f"{seq.frame_rate.numerator}/{seq.frame_rate.denominator}",
+        "sample_aspect_ratio": f"{sar.numerator}:{sar.denominator}" if sar else "0:0",
+        "color_range": seq.color_range.name.lower(),
+        "chroma_siting": seq.chroma_siting.name.lower(),
+        "gop_structure": seq.gop_structure.name.lower(),
+        "gop_size": seq.gop_size,
+        "intra_period": seq.intra_period,
+        "frame_count": seq.frame_count,
+        "encoder": seq.encoder,
+    }
+
+
+def _frame_json(unit: UnitInfo) -> dict[str, Any]:
+    h = parse_frame_payload(unit.payload)
+    coolchics = []
+    for c in h.coolchics:
+        coolchics.append(
+            {
+                "role": str(c.role),
+                "n_output": c.n_output,
+                "latent_resolutions": [
+                    c.latent_resolution_min,
+                    c.latent_resolution_max,
+                ],
+                "arm_context": c.arm_context,
+                "arm_hidden_layers": c.arm_hidden_layers,
+                "upsampling_kernels": [c.ups_kernel, c.ups_preconcat_kernel],
+                "synthesis": synthesis_string(c.synthesis_layers),
+                "quantization": {
+                    k: _jsonable(c[k]) for k in ("arm", "upsampling", "synthesis")
+                },
+                "nn_bytes": len(c.nn_bytes),
+                "n_symbols": c.n_symbols,
+                "latent_bytes": len(c.latent_bytes),
+            }
+        )
+    return {
+        "coding_index": h.coding_index,
+        "display_index": h.display_index,
+        "type": str(h.frame_type).upper(),
+        "depth": h.depth,
+        "data_type": str(h.data_type),
+        "bit_depth": h.bit_depth,
+        "width": h.width,
+        "height": h.height,
+        "references": [
+            {
+                "display_index": r.display_index,
+                "translation_y": r.translation_y,
+                "translation_x": r.translation_x,
+            }
+            for r in h.references
+        ],
+        "warp_filter_size": h.warp_filter_size,
+        "coolchics": coolchics,
+        "offset": unit.offset,
+        "payload_bytes": len(unit.payload),
+        "unit_bytes": unit.size,
+    }
+
+
+def inspect_stream(source: Any) -> dict[str, Any]:
+    """Everything ``inspect --json`` prints, for a path, '-' or a binary file object."""
+    errors: list[str] = []
+    reader = ContainerReader(source, on_corrupt=lambda e: errors.append(e.message))
+    frames: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    other_bytes = 0
+    try:
+        try:
+            for unit in reader.units():
+                if unit.unit_type == 2:
+                    try:
+                        frames.append(_frame_json(unit))
+                    except CorruptDataError as exc:
+                        errors.append(
+                            f"FRAME unit at byte {unit.offset}: {exc.message}"
+                        )
+                else:
+                    other_bytes += unit.size
+                    if unit.unit_type not in (1, 3, 4):
+                        skipped.append(
+                            {
+                                "type": unit.unit_type,
+                                "offset": unit.offset,
+                                "unit_bytes": unit.size,
+                            }
+                        )
+        except TruncatedStreamError as exc:
+            errors.append(exc.message)
+        end = reader.bytes_read
+    finally:
+        reader.close()
+    payload = sum(f["payload_bytes"] for f in frames)
+    units = sum(f["unit_bytes"] for f in frames)
+    return {
+        "file": reader.name,
+        "version": f"{reader.version[0]}.{reader.version[1]}",
+        "sequence": _sequence_json(reader.sequence),
+        "frames": frames,
+        "index": reader.index,
+        "skipped_units": skipped,
+        "ended": reader.ended,
+        "errors": errors,
+        "totals": {
+            "frames": len(frames),
+            "frame_payload_bytes": payload,
+            "frame_framing_bytes": units - payload,
+            "nn_bytes": sum(c["nn_bytes"] for f in frames for c in f["coolchics"]),
+            "latent_bytes": sum(
+                c["latent_bytes"] for f in frames for c in f["coolchics"]
+            ),
+            "bytes_to_end": end,
+        },
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    seq = Table(title=f"{report['file']}  (.ccv {report['version']})", show_header=True)
+    seq.add_column("sequence field")
+    seq.add_column("value")
+    for key, value in report["sequence"].items():
+        seq.add_row(key, str(value))
+    out.print(seq)
+
+    frames = Table(title="frames (coding order)")
+    for col in (
+        "coding",
+        "display",
+        "type",
+        "depth",
+        "refs",
+        "cool-chic",
+        "NN B",
+        "latent B",
+        "symbols",
+        "unit B",
+        "offset",
+    ):
+        frames.add_column(
+            col, justify="right" if col not in ("type", "refs", "cool-chic") else "left"
+        )
+    for f in report["frames"]:
+        refs = (
+            " ".join(
+                f"{r['display_index']}"
+                + (
+                    f"({r['translation_y']:+d},{r['translation_x']:+d})"
+                    if r["translation_y"] or r["translation_x"]
+                    else ""
+                )
+                for r in f["references"]
+            )
+            or "-"
+        )
+        ccs = f["coolchics"] or [None]
+        for i, c in enumerate(ccs):
+            first = i == 0
+            frames.add_row(
+                str(f["coding_index"]) if first else "",
+                str(f["display_index"]) if first else "",
+                f["type"] if first else "",
+                str(f["depth"]) if first else "",
+                refs if first else "",
+                c["role"] if c else "-",
+                str(c["nn_bytes"]) if c else "-",
+                str(c["latent_bytes"]) if c else "-",
+                str(c["n_symbols"]) if c else "-",
+                str(f["unit_bytes"]) if first else "",
+                str(f["offset"]) if first else "",
+            )
+    out.print(frames)
+    t = report["totals"]
+    idx = report["index"]
+    out.print(
+        f"{t['frames']} frames, {t['frame_payload_bytes']} payload bytes (NN {t['nn_bytes']}, latents {t['latent_bytes']}), "
+        f"{t['frame_framing_bytes']} framing bytes; "
+        + (
+            f"index: {len(idx['random_access_points'])} random-access point(s)"
+            if idx
+            else "no index (streamed)"
+        ),
+        markup=False,
+    )
+    if report["skipped_units"]:
+        out.print(
+            f"skipped {len(report['skipped_units'])} unit(s) of unknown type",
+            markup=False,
+        )
