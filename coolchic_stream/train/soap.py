@@ -52,6 +52,7 @@ class Soap(torch.optim.Optimizer):
             "exp_avg_sq": torch.zeros_like(g),
             "gg": [torch.zeros(s, s, dtype=g.dtype, device=g.device) if s else None for s in sides],
             "q": [None, None],
+            "has_basis": not any(sides),  # nothing to precondition: Adam from the first step
         }
 
     @staticmethod
@@ -112,16 +113,18 @@ class Soap(torch.optim.Optimizer):
                 if not state:
                     state.update(self._init_state(p, group["max_dim"]))
                 g = self._matrix(p.grad)
-                if state["q"] == [None, None] and any(x is not None for x in state["gg"]):
+                if not state["has_basis"]:
                     # first sight of this tensor: only build the basis (as SOAP does)
                     self._accumulate(state, g, beta2)
                     state["q"] = [self._eigenbasis(x) if x is not None else None for x in state["gg"]]
+                    state["has_basis"] = True
                     continue
                 state["step"] += 1
                 t = state["step"]
                 q = state["q"]
                 state["exp_avg"].lerp_(g, 1.0 - beta1)
-                state["exp_avg_sq"].mul_(beta2).addcmul_(rotated := self._project(g, q), rotated, value=1.0 - beta2)
+                rotated = self._project(g, q)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(rotated, rotated, value=1.0 - beta2)
                 direction = self._project(state["exp_avg"], q) / (state["exp_avg_sq"].sqrt().add_(group["eps"]))
                 step_size = group["lr"] * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
                 p.add_(self._unproject(direction, q).view_as(p), alpha=-step_size)
