@@ -224,15 +224,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
     fmt = output_format(args.output, args.format)  # usage errors before reading anything
     reader = ContainerReader(args.input)
     lost: list[str] = []
-    waiting_for_keyframe = False
-
-    def on_corrupt(err: CorruptDataError) -> None:
-        nonlocal waiting_for_keyframe
-        waiting_for_keyframe = True
-        lost.append(err.message)
-        _err(f"warning: {err.message}; resuming at the next I frame")
-
-    reader.on_corrupt = on_corrupt
+    # Packets are read a group at a time so that their latents entropy-decode together; a damaged
+    # unit met while reading is queued in stream order, between the packets around it.
+    queue: list[Packet | CorruptDataError] = []
+    reader.on_corrupt = queue.append
     try:
         from .decoder import Decoder
     except ImportError as exc:
@@ -240,33 +235,54 @@ def cmd_decode(args: argparse.Namespace) -> int:
         raise CoolChicStreamError(f"the codec cannot be loaded: {exc}", "check the installation") from None
 
     decoder = Decoder(reader.sequence)
+    group = max(reader.sequence.gop_size, 1) if reader.sequence.gop_structure != GopStructure.INTRA else 8
     sink = open_output(args.output, fmt, reader.sequence)
     dropped = 0
+    waiting_for_keyframe = False
     failure: CoolChicStreamError | None = None
-    try:
+
+    def decode(item: Packet | CorruptDataError) -> None:
+        nonlocal dropped, waiting_for_keyframe
+        if isinstance(item, CorruptDataError):
+            waiting_for_keyframe = True
+            lost.append(item.message)
+            _err(f"warning: {item.message}; resuming at the next I frame")
+            return
+        if waiting_for_keyframe:
+            if item.frame_type != FrameType.I:
+                dropped += 1
+                return
+            waiting_for_keyframe = False
+            for picture in decoder.flush():  # pictures decoded before the damage still count
+                sink.write(picture)
+            decoder.reset()
         try:
-            for packet in reader:
-                if waiting_for_keyframe:
-                    if packet.frame_type != FrameType.I:
-                        dropped += 1
-                        continue
-                    waiting_for_keyframe = False
-                    for picture in decoder.flush():  # pictures decoded before the damage still count
-                        sink.write(picture)
-                    if hasattr(decoder, "reset"):
-                        decoder.reset()
-                try:
-                    pictures = decoder.send(packet)
-                except BitstreamError as exc:
-                    _err(f"warning: frame pts {packet.pts}: {exc}; resuming at the next I frame")
-                    lost.append(str(exc))
-                    dropped += 1
-                    waiting_for_keyframe = True
-                    continue
-                for picture in pictures:
-                    sink.write(picture)
-        except TruncatedStreamError as exc:
-            failure = exc  # keep every complete frame: flush the decoder first, report after
+            pictures = decoder.send(item)
+        except BitstreamError as exc:
+            _err(f"warning: frame pts {item.pts}: {exc}; resuming at the next I frame")
+            lost.append(str(exc))
+            dropped += 1
+            waiting_for_keyframe = True
+            return
+        for picture in pictures:
+            sink.write(picture)
+
+    try:
+        packets = iter(reader)
+        ended = False
+        while not ended:
+            try:
+                while sum(isinstance(x, Packet) for x in queue) < group:
+                    queue.append(next(packets))
+            except StopIteration:
+                ended = True
+            except TruncatedStreamError as exc:
+                failure = exc  # keep every complete frame: decode and flush first, report after
+                ended = True
+            decoder.prefetch([x for x in queue if isinstance(x, Packet) and not (waiting_for_keyframe and x.frame_type != FrameType.I)])
+            items, queue[:] = list(queue), []
+            for item in items:
+                decode(item)
         for picture in decoder.flush():
             sink.write(picture)
     finally:

@@ -1,18 +1,25 @@
 """Decoder: packets in coding order -> pictures in display order (PyAV-style send/flush).
 
-    Packet ─► framecodec.parse_payload (validate, entropy-decode) ─► reconstruct (refs from DPB)
+    Packet ─► framecodec.parse_payloads (validate, entropy-decode) ─► reconstruct (refs from DPB)
         ─► DPB (kept while referenced) ─► ReorderBuffer ─► Picture (display order)
+
+``prefetch(packets)`` entropy-decodes upcoming packets together (their latents never depend on
+a decoded picture): one merged wavefront loop for a whole group of frames instead of one per
+frame. ``send`` then uses those results; without a prefetch it decodes the packet alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections import deque
+from collections.abc import Iterable
 from typing import Iterator
 
 import torch
 
 from .dpb import DecodedPictureBuffer, ReorderBuffer
-from .framecodec import parse_payload, reconstruct
+from .errors import BitstreamError
+from .framecodec import ParseResult, parse_payloads, reconstruct
 from .gop import ReferenceTracker
 from .types import FrameType, Packet, Picture, SequenceInfo
 
@@ -42,6 +49,7 @@ class Decoder:
         self.reorder = ReorderBuffer()
         self._tracker = self._new_tracker()
         self._waiting_for_intra = False
+        self._prefetched: deque[tuple[bytes, ParseResult | BitstreamError]] = deque()
 
     def _new_tracker(self) -> ReferenceTracker:
         s = self.sequence
@@ -54,11 +62,30 @@ class Decoder:
         with torch_threads(self.threads):
             return self._send(packet)
 
+    def prefetch(self, packets: Iterable[Packet | bytes]) -> None:
+        """Entropy-decode the packets about to be sent, all together (results kept in order)."""
+        datas = [p.data if isinstance(p, Packet) else p for p in packets]
+        if datas:
+            with torch_threads(self.threads):
+                self._prefetched.extend(zip(datas, parse_payloads(datas)))
+
+    def _parsed(self, data: bytes) -> ParseResult:
+        if any(pending is data for pending, _ in self._prefetched):
+            while True:  # entries of packets the caller skipped are dropped on the way
+                pending, result = self._prefetched.popleft()
+                if pending is data:
+                    break
+        else:
+            result = parse_payloads([data])[0]
+        if isinstance(result, BitstreamError):
+            raise result
+        return result
+
     def _send(self, packet: Packet | bytes) -> list[Picture]:
         if self._waiting_for_intra and isinstance(packet, Packet) and packet.frame_type != FrameType.I:
             return []  # dropped until the next I frame: no need to entropy-decode it
         data = packet.data if isinstance(packet, Packet) else packet
-        header, coded = parse_payload(data)
+        header, coded = self._parsed(data)
         out: list[Picture] = []
         if header.frame_type == FrameType.I:
             self._waiting_for_intra = False

@@ -19,7 +19,7 @@ from .bitstream.syntax import FramePayload
 from .entropy.arm_int import IntegerArm
 from .entropy.latents import LatentLayout, decode_latents_many
 from .entropy.nn_weights import MODULE_NAMES, QuantizedModule, decode_nn
-from .errors import CorruptDataError
+from .errors import BitstreamError, CorruptDataError
 from .recon.coolchic import decode_coolchic
 from .recon.frame import assemble, fixed_to_picture, picture_to_fixed
 from .types import CoolChicRole, DataType, FrameType, Picture
@@ -161,8 +161,11 @@ def build_payload(header: FrameHeader, sections: list[dict]) -> bytes:
     )
 
 
-def parse_payload(data: bytes) -> tuple[FrameHeader, list[CodedCoolChic]]:
-    """Parse, validate and entropy-decode a FRAME payload."""
+_Pending = tuple[CoolChicRole, CoolChicEncoderParameter, dict[str, QuantizedModule], LatentLayout, bytes, IntegerArm]
+
+
+def _parse_sections(data: bytes) -> tuple[FrameHeader, list[_Pending]]:
+    """Parse and validate a FRAME payload up to (not including) its latent entropy decoding."""
     try:
         parsed = FramePayload.parse(data)
     except (ConstructError, ValueError, OverflowError, UnicodeDecodeError) as exc:
@@ -197,10 +200,58 @@ def parse_payload(data: bytes) -> tuple[FrameHeader, list[CodedCoolChic]]:
         if section.n_symbols != layout.n_symbols:
             raise _bad(f"{section.n_symbols} latent symbols announced, the architecture has {layout.n_symbols}")
         pending.append((role, param, modules, layout, bytes(section.latent_bytes), integer_arm(param, modules)))
-    # All Cool-chics of the frame decode their (independent) streams in one merged wavefront loop.
-    grids = decode_latents_many([(layout, data, arm) for _, _, _, layout, data, arm in pending])
-    coded = [CodedCoolChic(role, param, modules, g) for (role, param, modules, _, _, _), g in zip(pending, grids)]
-    return header, coded
+    return header, pending
+
+
+ParseResult = tuple[FrameHeader, list[CodedCoolChic]]
+
+
+def parse_payloads(payloads: list[bytes]) -> list[ParseResult | BitstreamError]:
+    """Parse, validate and entropy-decode several FRAME payloads at once.
+
+    Latent streams do not depend on any decoded picture, so the Cool-chics of all the frames
+    decode in one merged wavefront loop (one ARM call per step for every Cool-chic sharing a
+    grid layout and ARM shape). A damaged payload gives its own BitstreamError in its slot;
+    the other frames still decode to the same integers as one by one.
+    """
+    results: list[ParseResult | BitstreamError | None] = [None] * len(payloads)
+    sections: list[tuple[int, FrameHeader, list[_Pending]]] = []
+    for i, data in enumerate(payloads):
+        try:
+            header, pending = _parse_sections(data)
+        except BitstreamError as exc:
+            results[i] = exc
+            continue
+        sections.append((i, header, pending))
+
+    def finish(i: int, header: FrameHeader, pending: list[_Pending], grids: list) -> None:
+        results[i] = (header, [CodedCoolChic(role, param, modules, g) for (role, param, modules, *_), g in zip(pending, grids)])
+
+    jobs = [(layout, data, arm) for _, _, pending in sections for _, _, _, layout, data, arm in pending]
+    try:
+        grids = decode_latents_many(jobs)
+    except BitstreamError:
+        grids = None  # some stream is damaged: decode frame by frame to tell which
+    if grids is not None:
+        start = 0
+        for i, header, pending in sections:
+            finish(i, header, pending, grids[start : start + len(pending)])
+            start += len(pending)
+    else:
+        for i, header, pending in sections:
+            try:
+                finish(i, header, pending, decode_latents_many([(layout, data, arm) for _, _, _, layout, data, arm in pending]))
+            except BitstreamError as exc:
+                results[i] = exc
+    return results  # type: ignore[return-value]
+
+
+def parse_payload(data: bytes) -> ParseResult:
+    """Parse, validate and entropy-decode a FRAME payload."""
+    result = parse_payloads([data])[0]
+    if isinstance(result, BitstreamError):
+        raise result
+    return result
 
 
 def reconstruct(header: FrameHeader, coded: list[CodedCoolChic], references: list[Picture]) -> Picture:

@@ -121,3 +121,61 @@ def test_after_a_reset_inter_frames_are_dropped_until_the_next_i_frame():
     out += dec.flush()
     assert [d.pts for d in out] == [0, 2, 3]
     assert all(d.same_samples(enc.reconstructions[d.pts]) for d in out)
+
+
+def test_prefetched_groups_decode_like_one_packet_at_a_time():
+    """Entropy-decoding a whole group of frames in one wavefront loop gives the same pictures."""
+    enc, packets = encode(moving_clip(7), gop="ra", gop_size=4, intra_period=8)
+    alone = decode(packets)
+    for group in (2, 3, len(packets)):
+        dec = Decoder()
+        out = []
+        for start in range(0, len(packets), group):
+            chunk = packets[start : start + group]
+            dec.prefetch(chunk)
+            for p in chunk:
+                out += dec.send(p)
+        out += dec.flush()
+        assert [p.pts for p in out] == [p.pts for p in alone]
+        assert all(a.same_samples(b) for a, b in zip(out, alone))
+        assert all(p.same_samples(enc.reconstructions[p.pts]) for p in out)
+
+
+@pytest.mark.parametrize(("stage", "damaged"), [("syntax", 1), ("latents", 0)])
+def test_a_damaged_packet_in_a_prefetched_group_fails_alone(stage, damaged, monkeypatch):
+    """A payload that does not parse, or whose latent stream fails to decode, gets its own error;
+    the other frames of the group decode to the same integers as alone."""
+    import coolchic_stream.framecodec as framecodec
+    from coolchic_stream.errors import CorruptDataError
+
+    _, packets = encode(moving_clip(5), gop="ra", gop_size=4, intra_period=8)
+    expected = [framecodec.parse_payload(p.data) for p in packets]
+    payloads = [p.data for p in packets]
+    if stage == "syntax":
+        payloads[damaged] = payloads[damaged][: len(payloads[damaged]) // 2]
+    else:
+        residue = [bytes(framecodec.FramePayload.parse(d).coolchics[0].latent_bytes) for d in payloads]
+        bad = {residue[damaged]}
+        assert residue.count(residue[damaged]) == 1  # the I frame's residue stream is its own
+        real = framecodec.decode_latents_many
+
+        def failing(jobs):
+            if any(data in bad for _, data, _ in jobs):
+                raise CorruptDataError("latent decoding failed: PanicException", "the frame payload is corrupted")
+            return real(jobs)
+
+        monkeypatch.setattr(framecodec, "decode_latents_many", failing)
+    results = framecodec.parse_payloads(payloads)
+    assert isinstance(results[damaged], CorruptDataError)
+    for i in sorted(set(range(5)) - {damaged}):
+        assert results[i][0] == expected[i][0]
+        pairs = [(a, b) for c, d in zip(results[i][1], expected[i][1]) for a, b in zip(c.latents, d.latents)]
+        assert pairs and all(np.array_equal(a, b) for a, b in pairs)
+
+
+def test_prefetch_entries_of_skipped_packets_are_dropped():
+    _, packets = encode(moving_clip(3), gop="intra")
+    dec = Decoder()
+    dec.prefetch(packets)
+    assert [p.pts for p in dec.send(packets[0]) + dec.send(packets[2])] == [0, 2]  # packet 1 skipped
+    assert not dec._prefetched
