@@ -235,7 +235,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         raise CoolChicStreamError(f"the codec cannot be loaded: {exc}", "check the installation") from None
 
     decoder = Decoder(reader.sequence)
-    group = max(reader.sequence.gop_size, 1) if reader.sequence.gop_structure != GopStructure.INTRA else 8
+    group = max(reader.sequence.gop_size, 8)
     sink = open_output(args.output, fmt, reader.sequence)
     dropped = 0
     waiting_for_keyframe = False
@@ -267,22 +267,28 @@ def cmd_decode(args: argparse.Namespace) -> int:
         for picture in pictures:
             sink.write(picture)
 
-    try:
-        packets = iter(reader)
-        ended = False
-        while not ended:
+    def read_group() -> list[Packet | CorruptDataError]:
+        """The next ``group`` packets, with the damaged units met between them, in stream order."""
+        nonlocal failure
+        while failure is None and sum(isinstance(x, Packet) for x in queue) < group:
             try:
-                while sum(isinstance(x, Packet) for x in queue) < group:
-                    queue.append(next(packets))
+                queue.append(next(packets))
             except StopIteration:
-                ended = True
+                break
             except TruncatedStreamError as exc:
                 failure = exc  # keep every complete frame: decode and flush first, report after
-                ended = True
-            decoder.prefetch([x for x in queue if isinstance(x, Packet) and not (waiting_for_keyframe and x.frame_type != FrameType.I)])
-            items, queue[:] = list(queue), []
-            for item in items:
+        items, queue[:] = list(queue), []
+        decoder.prefetch([x for x in items if isinstance(x, Packet)])  # decodes while the group before reconstructs
+        return items
+
+    try:
+        packets = iter(reader)
+        current = read_group()
+        while current:
+            following = read_group()
+            for item in current:
                 decode(item)
+            current = following
         for picture in decoder.flush():
             sink.write(picture)
     finally:

@@ -5,13 +5,19 @@
 
 ``prefetch(packets)`` entropy-decodes upcoming packets together (their latents never depend on
 a decoded picture): one merged wavefront loop for a whole group of frames instead of one per
-frame. ``send`` then uses those results; without a prefetch it decodes the packet alone.
+frame, on a background thread, so that it overlaps with the reconstruction of the frames
+before them (numpy/torch kernels and the range decoder's work run side by side on two cores).
+``send`` then uses those results; without a prefetch it decodes the packet alone.
+
+    prefetch(group n+1) ─► [entropy thread] parse_payloads ──┐
+    send(packets of group n) ─► reconstruct ◄── results ─────┘
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable
 from typing import Iterator
 
@@ -25,6 +31,15 @@ from .types import FrameType, Packet, Picture, SequenceInfo
 
 
 DEFAULT_THREADS = 1  # decoding is many small ops: one intra-op thread is fastest, two oversubscribe busy cores
+_ENTROPY_THREAD: ThreadPoolExecutor | None = None
+
+
+def _entropy_thread() -> ThreadPoolExecutor:
+    """One background thread for every Decoder of the process: entropy decoding is serial per group."""
+    global _ENTROPY_THREAD
+    if _ENTROPY_THREAD is None:
+        _ENTROPY_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccv-entropy")
+    return _ENTROPY_THREAD
 
 
 @contextlib.contextmanager
@@ -42,14 +57,17 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 class Decoder:
-    def __init__(self, sequence: SequenceInfo | None = None, threads: int = DEFAULT_THREADS) -> None:
+    def __init__(self, sequence: SequenceInfo | None = None, threads: int = DEFAULT_THREADS, pipeline: bool = True) -> None:
+        """pipeline: run prefetched entropy decoding on the background thread (False: at once, in
+        the calling thread; same results)."""
         self.sequence = sequence
         self.threads = threads
+        self.pipeline = pipeline
         self.dpb = DecodedPictureBuffer()
         self.reorder = ReorderBuffer()
         self._tracker = self._new_tracker()
         self._waiting_for_intra = False
-        self._prefetched: deque[tuple[bytes, ParseResult | BitstreamError]] = deque()
+        self._prefetched: deque[tuple[bytes, Future, int]] = deque()
 
     def _new_tracker(self) -> ReferenceTracker:
         s = self.sequence
@@ -63,17 +81,22 @@ class Decoder:
             return self._send(packet)
 
     def prefetch(self, packets: Iterable[Packet | bytes]) -> None:
-        """Entropy-decode the packets about to be sent, all together (results kept in order)."""
+        """Start entropy-decoding the packets about to be sent, all together, in the background."""
         datas = [p.data if isinstance(p, Packet) else p for p in packets]
         if datas:
-            with torch_threads(self.threads):
-                self._prefetched.extend(zip(datas, parse_payloads(datas)))
+            if self.pipeline:
+                future = _entropy_thread().submit(parse_payloads, datas)
+            else:
+                future = Future()
+                future.set_result(parse_payloads(datas))
+            self._prefetched.extend((data, future, slot) for slot, data in enumerate(datas))
 
     def _parsed(self, data: bytes) -> ParseResult:
-        if any(pending is data for pending, _ in self._prefetched):
+        if any(pending is data for pending, _, _ in self._prefetched):
             while True:  # entries of packets the caller skipped are dropped on the way
-                pending, result = self._prefetched.popleft()
+                pending, future, slot = self._prefetched.popleft()
                 if pending is data:
+                    result = future.result()[slot]
                     break
         else:
             result = parse_payloads([data])[0]

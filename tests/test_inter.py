@@ -123,16 +123,20 @@ def test_after_a_reset_inter_frames_are_dropped_until_the_next_i_frame():
     assert all(d.same_samples(enc.reconstructions[d.pts]) for d in out)
 
 
-def test_prefetched_groups_decode_like_one_packet_at_a_time():
-    """Entropy-decoding a whole group of frames in one wavefront loop gives the same pictures."""
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_prefetched_groups_decode_like_one_packet_at_a_time(pipeline):
+    """Entropy-decoding a whole group of frames in one wavefront loop (on the background thread
+    or not) gives the same pictures."""
     enc, packets = encode(moving_clip(7), gop="ra", gop_size=4, intra_period=8)
     alone = decode(packets)
     for group in (2, 3, len(packets)):
-        dec = Decoder()
+        dec = Decoder(pipeline=pipeline)
         out = []
-        for start in range(0, len(packets), group):
-            chunk = packets[start : start + group]
-            dec.prefetch(chunk)
+        chunks = [packets[start : start + group] for start in range(0, len(packets), group)]
+        dec.prefetch(chunks[0])
+        for k, chunk in enumerate(chunks):
+            if k + 1 < len(chunks):
+                dec.prefetch(chunks[k + 1])  # decodes while this group reconstructs
             for p in chunk:
                 out += dec.send(p)
         out += dec.flush()
