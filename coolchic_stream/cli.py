@@ -229,13 +229,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
     queue: list[Packet | CorruptDataError] = []
     reader.on_corrupt = queue.append
     try:
-        from .decoder import Decoder
+        from .decoder import Decoder, prefetch_group
     except ImportError as exc:
         reader.close()
         raise CoolChicStreamError(f"the codec cannot be loaded: {exc}", "check the installation") from None
 
     decoder = Decoder(reader.sequence)
-    group = max(reader.sequence.gop_size, 8)
+    group = prefetch_group(reader.sequence)
     sink = open_output(args.output, fmt, reader.sequence)
     dropped = 0
     waiting_for_keyframe = False

@@ -56,6 +56,17 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+PREFETCH_SAMPLES = 2_000_000  # luma samples per prefetched group: beyond this, bigger batches only cost memory traffic
+
+
+def prefetch_group(sequence: SequenceInfo | None) -> int:
+    """How many packets to entropy-decode together: a GOP (at least 8) of small frames, fewer of large ones."""
+    if sequence is None:
+        return 8
+    frames = PREFETCH_SAMPLES // max(sequence.width * sequence.height, 1)
+    return max(1, min(max(sequence.gop_size, 8), frames))
+
+
 class Decoder:
     def __init__(self, sequence: SequenceInfo | None = None, threads: int = DEFAULT_THREADS, pipeline: bool = True) -> None:
         """pipeline: run prefetched entropy decoding on the background thread (False: at once, in

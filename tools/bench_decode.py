@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from coolchic_stream.architecture import motion_parameter, parameter_shapes, residue_parameter  # noqa: E402
 from coolchic_stream.config import Complexity  # noqa: E402
-from coolchic_stream.decoder import Decoder  # noqa: E402
+from coolchic_stream.decoder import Decoder, prefetch_group  # noqa: E402
 from coolchic_stream.entropy.latents import encode_latents  # noqa: E402
 from coolchic_stream.entropy.nn_weights import QuantizedModule, encode_nn  # noqa: E402
 from coolchic_stream.framecodec import OUTPUTS, CodedCoolChic, FrameHeader, build_payload, build_section  # noqa: E402
@@ -202,16 +202,16 @@ def instrumented(timer: StageTimer):
 
 
 # ----------------------------------------------------------------------------- benchmark
-PREFETCH = 8  # packets entropy-decoded together, as `coolchic-stream decode` does (0: one at a time)
+PREFETCH: int | None = None  # packets entropy-decoded together (None: as `coolchic-stream decode`; 0: one at a time)
 
 
 def decode_all(packets, seq, pipeline: bool = True):
     dec = Decoder(seq, pipeline=pipeline)
     out = []
-    group = PREFETCH or 1
+    group = (prefetch_group(seq) if PREFETCH is None else PREFETCH) or 1
     chunks = [packets[start : start + group] for start in range(0, len(packets), group)]
     for k, chunk in enumerate(chunks):
-        if PREFETCH:  # group k was started one turn earlier; k+1 decodes while k reconstructs
+        if PREFETCH != 0:  # group k was started one turn earlier; k+1 decodes while k reconstructs
             for ahead in chunks[k : k + 2] if k == 0 else chunks[k + 1 : k + 2]:
                 dec.prefetch(ahead)
         for p in chunk:
@@ -264,7 +264,7 @@ def main(argv=None) -> int:
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
-    ap.add_argument("--prefetch", type=int, default=PREFETCH, help="packets entropy-decoded together (0: one at a time)")
+    ap.add_argument("--prefetch", type=int, default=None, help="packets entropy-decoded together (default: as the CLI; 0: one at a time)")
     args = ap.parse_args(argv)
     PREFETCH = args.prefetch
     if args.threads:
@@ -290,10 +290,11 @@ def main(argv=None) -> int:
               + f"  (instrumented total {res['stage_total_ms']:.1f})")
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"  output md5 {res['md5']}")
-        if PREFETCH:
-            PREFETCH, group = 0, PREFETCH
+        if PREFETCH != 0:
+            PREFETCH, chosen = 0, PREFETCH
             alone, _ = bench(packets, seq, args.repeat, stages=False)
-            PREFETCH = group
+            PREFETCH = chosen
+            group = prefetch_group(seq) if chosen is None else chosen
             print(f"  one packet at a time: {alone['fps']:.2f} frames/s, same output: {alone['md5'] == res['md5']}"
                   f"  (prefetching {group}: {res['fps'] / alone['fps']:.2f}x)")  # fmt: skip
         print(f"  peak memory: tracemalloc {res['tracemalloc_peak_mib']:.1f} MiB (numpy/python heap), maxrss {rss:.0f} MiB (process so far)")
