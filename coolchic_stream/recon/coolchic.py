@@ -53,8 +53,12 @@ def _conv(x: Tensor, weight: Tensor, bias_q: Tensor, s: int) -> Tensor:
     """
     c_out, c_in, k, _ = weight.shape
     _, _, h, w = x.shape
+    if s <= 0:
+        offset = bias_q
+    else:  # round_shift's half-step rides in the bias: one pass less over the output
+        offset = bias_q + float(1 << (s - 1))
     if k == 1:
-        y = torch.addmm(bias_q.view(-1, 1), weight.reshape(c_out, c_in), x.reshape(c_in, h * w))
+        y = torch.addmm(offset.view(-1, 1), weight.reshape(c_out, c_in), x.reshape(c_in, h * w))
     else:
         p = (k - 1) // 2
         xp = F.pad(x, (p, p, p, p), mode="replicate")[0]
@@ -62,8 +66,11 @@ def _conv(x: Tensor, weight: Tensor, bias_q: Tensor, s: int) -> Tensor:
         for dy in range(k):
             for dx in range(k):
                 cols[:, dy, dx] = xp[:, dy : dy + h, dx : dx + w]
-        y = torch.addmm(bias_q.view(-1, 1), weight.reshape(c_out, c_in * k * k), cols.view(c_in * k * k, h * w))
-    return round_shift(y.view(1, c_out, h, w), s)
+        y = torch.addmm(offset.view(-1, 1), weight.reshape(c_out, c_in * k * k), cols.view(c_in * k * k, h * w))
+    y = y.view(1, c_out, h, w)
+    if s <= 0:
+        return round_shift(y, s)
+    return y.mul_(1.0 / (1 << s)).floor_()
 
 
 def synthesize_exact(param: CoolChicEncoderParameter, module: QuantizedModule, features: Tensor) -> Tensor:
