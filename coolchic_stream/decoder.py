@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Iterable
-from typing import Iterator
 
 import torch
 
@@ -31,6 +30,7 @@ from .types import FrameType, Packet, Picture, SequenceInfo
 
 
 DEFAULT_THREADS = 1  # decoding is many small ops: one intra-op thread is fastest, two oversubscribe busy cores
+PREFETCH_SAMPLES = 2_000_000  # luma samples per prefetched group: beyond this, bigger batches only cost memory traffic
 _ENTROPY_THREAD: ThreadPoolExecutor | None = None
 
 
@@ -54,9 +54,6 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
-
-PREFETCH_SAMPLES = 2_000_000  # luma samples per prefetched group: beyond this, bigger batches only cost memory traffic
 
 
 def prefetch_group(sequence: SequenceInfo | None) -> int:
