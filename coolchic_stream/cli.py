@@ -278,17 +278,20 @@ def cmd_decode(args: argparse.Namespace) -> int:
             except TruncatedStreamError as exc:
                 failure = exc  # keep every complete frame: decode and flush first, report after
         items, queue[:] = list(queue), []
-        decoder.prefetch([x for x in items if isinstance(x, Packet)])  # decodes while the group before reconstructs
+        decoder.prefetch([x for x in items if isinstance(x, Packet)])
         return items
 
+    # From a file, the next group is read (and entropy-decoded in the background) while this one
+    # reconstructs; from a pipe, only this group, so that pictures leave as soon as it has arrived.
+    ahead = args.input != "-" and os.path.isfile(args.input)
     try:
         packets = iter(reader)
         current = read_group()
         while current:
-            following = read_group()
+            following = read_group() if ahead else []
             for item in current:
                 decode(item)
-            current = following
+            current = following if ahead else read_group()
         for picture in decoder.flush():
             sink.write(picture)
     finally:
