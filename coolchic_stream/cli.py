@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="intra only, low-delay P, or random-access hierarchical B (default)")
     enc.add_argument("--gop-size", type=_positive_int, help="frames per hierarchical-B group (default 8)")
     enc.add_argument("--intra-period", type=_positive_int, help="frames between I frames (default 32)")
+    enc.add_argument("--intra-check", choices=["off", "auto", "always"], default="auto",
+                     help="also code P/B frames without prediction: when they cost over half an I frame "
+                     "(auto, default), always, or never; the cheaper in D+λR is kept")
     enc.add_argument("--stats", metavar="FILE", help="per-frame statistics as .csv or .json")
     enc.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
 
@@ -99,7 +102,7 @@ def _stats_writer(path: str | None) -> str | None:
     return ext
 
 
-_STATS_FIELDS = ("coding_index", "display_index", "type", "depth", "bits", "unit_bytes", "psnr_y", "psnr_yuv", "seconds")
+_STATS_FIELDS = ("coding_index", "display_index", "type", "intra_coded", "depth", "bits", "unit_bytes", "psnr_y", "psnr_yuv", "seconds")
 
 
 def _stats_row(stats: FrameStats, unit_bytes: int) -> dict[str, Any]:
@@ -107,6 +110,7 @@ def _stats_row(stats: FrameStats, unit_bytes: int) -> dict[str, Any]:
         "coding_index": stats.dts,
         "display_index": stats.pts,
         "type": stats.frame_type.name,
+        "intra_coded": stats.intra_coded,
         "depth": stats.depth,
         "bits": stats.bits,
         "unit_bytes": unit_bytes,
@@ -143,6 +147,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         "complexity": args.complexity,
         "device": args.device,
         "gop": args.gop,
+        "intra_check": args.intra_check,
     }
     if args.gop_size is not None:
         options["gop_size"] = args.gop_size

@@ -60,6 +60,21 @@ def _parse_enum(enum_type: type, value: object, option: str):
         raise ConfigError(f"{option} {value!r} is not valid", f"choose one of {choices}") from None
 
 
+class IntraCheck(str, Enum):
+    """When the encoder also tries coding a P or B frame without prediction.
+
+    ``auto``: when the inter coding costs more than :data:`INTRA_CHECK_SHARE` of the bits of the
+    last I frame (prediction has failed: scene cut, motion too fast for the anchor); the
+    cheaper of the two in D + λ·R is kept. ``always``: every inter frame (twice the encode time).
+    """
+
+    OFF = "off"
+    AUTO = "auto"
+    ALWAYS = "always"
+
+
+INTRA_CHECK_SHARE = 0.5  # inter frames normally cost a sixth to a third of an I frame
+
 GOP_NAMES = {"intra": GopStructure.INTRA, "lowdelay": GopStructure.LOWDELAY, "ra": GopStructure.RANDOM_ACCESS}
 
 
@@ -71,6 +86,7 @@ class EncoderConfig:
     iterations / complexity: override the preset's budget and architecture.
     gop_size: distance between anchor frames (random access) or GOP length (low delay).
     intra_period: frames between two I frames (a multiple of gop_size for random access).
+    intra_check: when a P/B frame is also tried without prediction (:class:`IntraCheck`).
     """
 
     preset: Preset = Preset.MEDIUM
@@ -82,9 +98,11 @@ class EncoderConfig:
     gop_size: int = 8
     intra_period: int = 32
     seed: int = 0
+    intra_check: IntraCheck = IntraCheck.AUTO
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "preset", _parse_enum(Preset, self.preset, "--preset"))
+        object.__setattr__(self, "intra_check", _parse_enum(IntraCheck, self.intra_check, "--intra-check"))
         if self.complexity is not None:
             object.__setattr__(self, "complexity", _parse_enum(Complexity, self.complexity, "--complexity"))
         if isinstance(self.gop, str):

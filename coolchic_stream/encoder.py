@@ -4,24 +4,30 @@
         ─► entropy coding ─► FramePayload ─► Packet(pts, dts)
                                 └─► framecodec.reconstruct (the decoder's path) ─► DPB (references)
 
+A P or B frame whose prediction failed (it costs more than a share of the last I frame) is
+also coded without prediction, like an I frame at the stream's λ; the cheaper of the two in
+D + λ·R at that λ goes into the stream. It keeps its place and references in the GOP, so it
+is not a random-access point.
+
 At most one GOP of pictures is buffered; every returned packet can be written at once.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from .config import EncoderConfig
+from .config import INTRA_CHECK_SHARE, EncoderConfig, IntraCheck
 from .dpb import DecodedPictureBuffer
 from .entropy.latents import encode_latents
 from .entropy.nn_weights import encode_nn
 from .errors import UnsupportedFormatError
 from .framecodec import FrameHeader, build_payload, build_section, reconstruct
 from .gop import FrameJob, GopScheduler, lambda_scale
-from .train.coding import code_intra
+from .train.coding import FrameCodingResult, code_intra
 from .types import FrameStats, FrameType, Packet, Picture, TrainingProgress
 
 ProgressCallback = Callable[[TrainingProgress], None]
@@ -33,6 +39,15 @@ def _psnr(planes_a, planes_b, bit_depth: int) -> float:
     mse = sse / sum(b.size for b in planes_b)
     peak = float((1 << bit_depth) - 1)
     return 100.0 if mse == 0 else float(10.0 * np.log10(peak * peak / mse))
+
+
+def _mse(decoded: Picture, source: Picture) -> float:
+    """MSE over every sample of every plane, samples scaled to [0, 1]."""
+    sse = sum(
+        float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2)) for a, b in zip(decoded.planes, source.planes)
+    )
+    peak = float((1 << source.bit_depth) - 1)
+    return sse / sum(b.size for b in source.planes) / (peak * peak)
 
 
 def picture_psnr(decoded: Picture, source: Picture) -> tuple[float, float]:
@@ -58,6 +73,7 @@ class Encoder:
         self.keep_reconstructions = False
         self._warm_start = None
         self._use_warm_start = warm_start  # off only to measure what it brings
+        self._last_intra_bits = 0
 
     def send(self, picture: Picture) -> list[Packet]:
         """Queue one picture (display order); returns the packets now complete, in coding order."""
@@ -91,18 +107,53 @@ class Encoder:
                 self.progress(TrainingProgress(job.display_index, job.frame_type, phase, iteration, total, loss, psnr_db))
 
         if job.frame_type == FrameType.I:
-            result = code_intra(source, self.config, lmbda, self.config.intra_iterations, report)
-            translations: tuple[tuple[int, int], ...] = ()
+            coded = self._code(job, source, refs, code_intra(source, self.config, lmbda, self.config.intra_iterations, report))
+            self._last_intra_bits = 8 * len(coded.payload)
         else:
             from .train.inter import WarmStart, code_inter  # motion code only when a stream has inter frames
 
             if self._warm_start is None and self._use_warm_start:
                 self._warm_start = WarmStart()
-            result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start)
-            translations = result.translations
+            coded = self._code(job, source, refs, code_inter(source, refs, job, self.config, lmbda, report, self._warm_start))
+            if self._try_intra(8 * len(coded.payload)):
+                # Coded like an I frame, at the stream's λ: the depth scaling of λ models how cheaply an
+                # inter frame inherits its references' quality, which a frame without prediction does not.
+                # Judged at that λ too, the slope every I frame of the stream is coded at.
+                base = self.config.lmbda
+                intra = self._code(
+                    job, source, refs, code_intra(source, self.config, base, self.config.intra_iterations, report),
+                    intra_coded=True,
+                )  # fmt: skip
+                if intra.cost(base) < coded.cost(base):
+                    coded = intra
+        self.dpb.insert(job.display_index, coded.decoded)
+        self.dpb.release(self.scheduler.still_referenced(job.coding_index))
+        if self.keep_reconstructions:
+            self.reconstructions[job.display_index] = coded.decoded
+        psnr_y, psnr_yuv = picture_psnr(coded.decoded, source)
+        stats = FrameStats(
+            job.frame_type, job.display_index, job.coding_index, 8 * len(coded.payload), psnr_y, psnr_yuv,
+            time.perf_counter() - start, job.depth, coded.header.intra_coded,
+        )  # fmt: skip
+        return Packet(coded.payload, job.display_index, job.coding_index, job.frame_type, stats)
+
+    def _try_intra(self, inter_bits: int) -> bool:
+        """Whether an inter frame costing ``inter_bits`` is also tried without prediction."""
+        check = self.config.intra_check
+        if check == IntraCheck.ALWAYS:
+            return True
+        return check == IntraCheck.AUTO and inter_bits > INTRA_CHECK_SHARE * self._last_intra_bits
+
+    @staticmethod
+    def _code(
+        job: FrameJob, source: Picture, refs: list[Picture], result: FrameCodingResult, intra_coded: bool = False
+    ) -> "_CodedFrame":
+        """Entropy-code a trained frame and run the decoder's reconstruction on it."""
         header = FrameHeader(
             job.display_index, job.coding_index, job.frame_type, job.depth, source.data_type, source.bit_depth,
-            source.width, source.height, tuple(job.references), translations,
+            source.width, source.height, tuple(job.references),
+            ((0, 0),) * len(job.references) if intra_coded else getattr(result, "translations", ()),
+            intra_coded,
         )  # fmt: skip
         sections = [
             build_section(c, encode_nn(c.modules), encode_latents(c.layout(), c.latents, c.integer_arm()))
@@ -110,13 +161,18 @@ class Encoder:
         ]
         payload = build_payload(header, sections)
         decoded = reconstruct(header, result.coded, refs)
-        self.dpb.insert(job.display_index, decoded)
-        self.dpb.release(self.scheduler.still_referenced(job.coding_index))
-        if self.keep_reconstructions:
-            self.reconstructions[job.display_index] = decoded
-        psnr_y, psnr_yuv = picture_psnr(decoded, source)
-        stats = FrameStats(
-            job.frame_type, job.display_index, job.coding_index, 8 * len(payload), psnr_y, psnr_yuv,
-            time.perf_counter() - start, job.depth,
-        )  # fmt: skip
-        return Packet(payload, job.display_index, job.coding_index, job.frame_type, stats)
+        return _CodedFrame(header, payload, decoded, _mse(decoded, source))
+
+
+@dataclass(frozen=True)
+class _CodedFrame:
+    """One way of coding a frame: its payload and the decoder's picture."""
+
+    header: FrameHeader
+    payload: bytes
+    decoded: Picture
+    mse: float  # sample-weighted over all planes, on a [0, 1] scale: the training distortion
+
+    def cost(self, lmbda: float) -> float:
+        """D + λ·bpp with the real bytes."""
+        return self.mse + lmbda * 8 * len(self.payload) / (self.header.width * self.header.height)

@@ -60,6 +60,12 @@ class FrameHeader:
     height: int
     references: tuple[int, ...]
     translations: tuple[tuple[int, int], ...]
+    intra_coded: bool = False  # a P/B frame coded without prediction (keeps its GOP place and references)
+
+    @property
+    def coding_type(self) -> FrameType:
+        """How the picture is reconstructed: I for I frames and intra-coded P/B frames."""
+        return FrameType.I if self.intra_coded else self.frame_type
 
 
 def integer_arm(param: CoolChicEncoderParameter, modules: dict[str, QuantizedModule]) -> IntegerArm:
@@ -155,7 +161,7 @@ def build_payload(header: FrameHeader, sections: list[dict]) -> bytes:
                 {"display_index": r, "translation_y": t[0], "translation_x": t[1]}
                 for r, t in zip(header.references, header.translations)
             ],
-            "warp_filter_size": 0 if header.frame_type == FrameType.I else WARP_FILTER_SIZE,
+            "warp_filter_size": 0 if header.coding_type == FrameType.I else WARP_FILTER_SIZE,
             "coolchics": sections,
         }
     )
@@ -179,20 +185,28 @@ def _parse_sections(data: bytes) -> tuple[FrameHeader, list[_Pending]]:
     n_refs = {FrameType.I: 0, FrameType.P: 1, FrameType.B: 2}[frame_type]
     if len(parsed.references) != n_refs:
         raise _bad(f"{frame_type.name} frame lists {len(parsed.references)} references, expected {n_refs}")
-    if frame_type != FrameType.I and parsed.warp_filter_size != WARP_FILTER_SIZE:
-        raise _bad(f"warp filter size {parsed.warp_filter_size} is not supported (expected {WARP_FILTER_SIZE})")
+    section_roles = [str(c.role) for c in parsed.coolchics]
+    # A P/B frame whose only Cool-chic is its residue is coded without prediction (intra-coded).
+    intra_coded = frame_type != FrameType.I and section_roles == ["residue"]
+    coding_type = FrameType.I if intra_coded else frame_type
+    if parsed.warp_filter_size != (0 if coding_type == FrameType.I else WARP_FILTER_SIZE):
+        what = "an unpredicted" if coding_type == FrameType.I else "a predicted"
+        raise _bad(f"warp filter size {parsed.warp_filter_size} is not valid for {what} {frame_type.name} frame")
+    if intra_coded and any(r.translation_y or r.translation_x for r in parsed.references):
+        raise _bad(f"intra-coded {frame_type.name} frame carries a global translation")
     header = FrameHeader(
         parsed.display_index, parsed.coding_index, frame_type, parsed.depth, data_type, parsed.bit_depth,
         parsed.width, parsed.height,
         tuple(r.display_index for r in parsed.references),
         tuple((r.translation_y, r.translation_x) for r in parsed.references),
+        intra_coded,
     )  # fmt: skip
-    roles = [CoolChicRole.RESIDUE] + ([CoolChicRole.MOTION] if frame_type != FrameType.I else [])
-    if [str(c.role) for c in parsed.coolchics] != [r.name.lower() for r in roles]:
-        raise _bad(f"{frame_type.name} frame carries Cool-chics {[str(s.role) for s in parsed.coolchics]}")
+    roles = [CoolChicRole.RESIDUE] + ([CoolChicRole.MOTION] if coding_type != FrameType.I else [])
+    if section_roles != [r.name.lower() for r in roles]:
+        raise _bad(f"{frame_type.name} frame carries Cool-chics {section_roles}")
     pending = []
     for role, section in zip(roles, parsed.coolchics):
-        n_output = OUTPUTS[frame_type][role == CoolChicRole.MOTION]
+        n_output = OUTPUTS[coding_type][role == CoolChicRole.MOTION]
         param = section_param(section, header.height, header.width, role, n_output)
         headers = {name: section[name] for name in MODULE_NAMES}
         modules = decode_nn(section.nn_bytes, parameter_shapes(param), headers)
@@ -258,6 +272,6 @@ def reconstruct(header: FrameHeader, coded: list[CodedCoolChic], references: lis
     """Exact decoded picture of a frame from its integers and its reference pictures."""
     outputs = {c.role: decode_coolchic(c.param, c.modules, c.latents) for c in coded}
     residue = outputs[CoolChicRole.RESIDUE][:, : header.height, : header.width]
-    refs = [picture_to_fixed(p) for p in references]
-    dense = assemble(header.frame_type, residue, outputs.get(CoolChicRole.MOTION), refs, list(header.translations))
+    refs = [picture_to_fixed(p) for p in references] if header.coding_type != FrameType.I else []
+    dense = assemble(header.coding_type, residue, outputs.get(CoolChicRole.MOTION), refs, list(header.translations))
     return fixed_to_picture(dense, header.data_type, header.bit_depth, header.display_index)

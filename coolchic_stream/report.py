@@ -78,6 +78,8 @@ def _frame_json(unit: UnitInfo) -> dict[str, Any]:
         "coding_index": h.coding_index,
         "display_index": h.display_index,
         "type": str(h.frame_type).upper(),
+        # a P/B frame coded without prediction: residue alone, no warp
+        "intra_coded": str(h.frame_type) != "i" and [str(c.role) for c in h.coolchics] == ["residue"],
         "depth": h.depth,
         "data_type": str(h.data_type),
         "bit_depth": h.bit_depth,
@@ -203,7 +205,7 @@ def print_report(report: dict[str, Any]) -> None:
             frames.add_row(
                 str(f["coding_index"]) if first else "",
                 str(f["display_index"]) if first else "",
-                f["type"] if first else "",
+                (f["type"] + (" (intra)" if f["intra_coded"] else "")) if first else "",
                 str(f["depth"]) if first else "",
                 refs if first else "",
                 c["role"] if c else "-",

@@ -150,6 +150,12 @@ class FrameStats:
     psnr_yuv: float
     encode_seconds: float
     depth: int = 0
+    intra_coded: bool = False  # a P/B frame the encoder coded without prediction
+
+    @property
+    def type_label(self) -> str:
+        """``I``, ``P``, ``B``, or ``P (intra)`` / ``B (intra)`` for an intra-coded inter frame."""
+        return self.frame_type.name + (" (intra)" if self.intra_coded else "")
 
 
 @dataclass(frozen=True)

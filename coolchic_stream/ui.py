@@ -138,7 +138,7 @@ class EncodeUI:
             line = f"frame pts {pts}: {nbytes} bytes"
         else:
             line = (
-                f"frame {stats.dts} {stats.frame_type.name} pts {stats.pts}: {stats.bits} bits, "
+                f"frame {stats.dts} {stats.type_label} pts {stats.pts}: {stats.bits} bits, "
                 f"PSNR-Y {stats.psnr_y:.2f} dB, PSNR-YUV {stats.psnr_yuv:.2f} dB, {stats.encode_seconds:.1f} s"
             )
         self.log(line)
@@ -153,7 +153,7 @@ class EncodeUI:
             table.add_column(col, justify="right")
         for s in self.stats:
             table.add_row(
-                str(s.dts), s.frame_type.name, str(s.pts), str(s.bits),
+                str(s.dts), s.type_label, str(s.pts), str(s.bits),
                 f"{s.psnr_y:.2f}", f"{s.psnr_yuv:.2f}", f"{s.encode_seconds:.1f}",
             )
         self.console.print(table)

@@ -177,7 +177,7 @@ def test_inspect_json_and_table(tmp_path: Path, capsys) -> None:
     _synthetic_ccv(path)
     assert main(["inspect", str(path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["version"] == "1.0"
+    assert report["version"] == f"{syntax.VERSION_MAJOR}.{syntax.VERSION_MINOR}"
     assert report["sequence"]["width"] == 24 and report["sequence"]["chroma_siting"] == "center"
     frames = report["frames"]
     assert [(f["coding_index"], f["display_index"], f["type"]) for f in frames] == [(0, 0, "I"), (1, 2, "P"), (2, 1, "B")]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from coolchic_stream.decoder import Decoder
-from coolchic_stream.types import DataType, FrameType, SequenceInfo
+from coolchic_stream.types import DataType, FrameType, Picture, SequenceInfo
 
 from .conftest import decode_packets, encode_pictures, make_picture
 
@@ -183,3 +183,89 @@ def test_prefetch_entries_of_skipped_packets_are_dropped():
     dec.prefetch(packets)
     assert [p.pts for p in dec.send(packets[0]) + dec.send(packets[2])] == [0, 2]  # packet 1 skipped
     assert not dec._prefetched
+
+
+def scene_cut_clip(n: int, cut: int, width: int = 40, height: int = 24):
+    """A translating clip whose content is flipped and inverted from frame ``cut`` on: unpredictable."""
+    pictures = moving_clip(n, width, height)
+    return pictures[:cut] + [
+        Picture(tuple(255 - plane[::-1] for plane in p.planes), p.bit_depth, p.data_type, p.pts) for p in pictures[cut:]
+    ]
+
+
+def test_a_frame_after_a_scene_cut_is_intra_coded_in_place(tmp_path):
+    """The P frame at the cut is coded without prediction; it keeps its type and place, the rest decodes."""
+    from coolchic_stream.bitstream.container import ContainerWriter
+    from coolchic_stream.report import inspect_stream
+
+    enc, packets = encode_pictures(scene_cut_clip(4, 2), iterations=80, gop="lowdelay", gop_size=1, intra_period=8)
+    assert [(p.frame_type, p.stats.intra_coded) for p in packets] == [
+        (FrameType.I, False), (FrameType.P, False), (FrameType.P, True), (FrameType.P, False),
+    ]  # fmt: skip
+    assert not packets[2].is_keyframe and packets[2].stats.type_label == "P (intra)"
+    sequence = SequenceInfo(40, 24, gop_structure=enc.config.gop, gop_size=1, intra_period=8)
+    for seq in (None, sequence):
+        decoded = decode(packets, seq)
+        assert [d.pts for d in decoded] == [0, 1, 2, 3]
+        assert all(d.same_samples(enc.reconstructions[d.pts]) for d in decoded)
+    path = tmp_path / "cut.ccv"
+    with ContainerWriter(path, sequence) as writer:
+        for p in packets:
+            writer.write(p)
+    frames = inspect_stream(str(path))["frames"]
+    assert [f["intra_coded"] for f in frames] == [False, False, True, False]
+    assert [c["role"] for c in frames[2]["coolchics"]] == ["residue"] and frames[2]["warp_filter_size"] == 0
+    assert [r["display_index"] for r in frames[2]["references"]] == [1]
+
+
+@pytest.mark.parametrize("check", ["off", "auto", "always"])
+def test_intra_check_option_decides_when_intra_is_tried(check):
+    from coolchic_stream.config import INTRA_CHECK_SHARE, EncoderConfig
+    from coolchic_stream.encoder import Encoder
+
+    enc = Encoder(EncoderConfig(preset="test", intra_check=check))
+    enc._last_intra_bits = 1000
+    cheap, costly = int(INTRA_CHECK_SHARE * 1000), int(INTRA_CHECK_SHARE * 1000) + 1
+    assert enc._try_intra(cheap) == (check == "always")
+    assert enc._try_intra(costly) == (check != "off")
+
+
+def test_intra_check_value_is_validated():
+    from coolchic_stream.config import EncoderConfig
+    from coolchic_stream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--intra-check 'sometimes'") as info:
+        EncoderConfig(intra_check="sometimes")
+    assert "auto" in info.value.hint
+
+
+def _as_intra_coded_b(i_payload: bytes, **changes) -> bytes:
+    """An I frame's payload re-labelled as an intra-coded B frame between pts 0 and 4 (at pts 2)."""
+    from coolchic_stream.bitstream.syntax import FramePayload
+
+    parsed = FramePayload.parse(i_payload)
+    value = {k: v for k, v in parsed.items() if not k.startswith("_")}
+    value.update(
+        display_index=2, coding_index=2, frame_type="b", depth=1,
+        references=[{"display_index": r, "translation_y": 0, "translation_x": 0} for r in (0, 4)],
+    )  # fmt: skip
+    value.update(changes)
+    return FramePayload.build(value)
+
+
+def test_intra_coded_b_frame_parses_and_reconstructs_like_the_i_frame():
+    from coolchic_stream.errors import CorruptDataError
+    from coolchic_stream.framecodec import parse_payload, reconstruct
+
+    enc, packets = encode(moving_clip(1, 13, 9))
+    header_i, coded_i = parse_payload(packets[0].data)
+    header, coded = parse_payload(_as_intra_coded_b(packets[0].data))
+    assert header.frame_type == FrameType.B and header.intra_coded and header.coding_type == FrameType.I
+    assert header.references == (0, 4)
+    refs = [make_picture(13, 9, pts=r, seed=r) for r in (0, 4)]
+    assert reconstruct(header, coded, refs).same_samples(reconstruct(header_i, coded_i, []))
+    with pytest.raises(CorruptDataError, match="warp filter size 8"):
+        parse_payload(_as_intra_coded_b(packets[0].data, warp_filter_size=8))
+    moved = [{"display_index": 0, "translation_y": 1, "translation_x": 0}, {"display_index": 4, "translation_y": 0, "translation_x": 0}]
+    with pytest.raises(CorruptDataError, match="translation"):
+        parse_payload(_as_intra_coded_b(packets[0].data, references=moved))

@@ -64,7 +64,7 @@ def run(pictures: list[Picture], config: EncoderConfig, warm_start: bool = True)
         q = frame_psnr(pictures[d.pts].planes, d.planes)
         pk = by_pts[d.pts]
         frames.append({"pts": d.pts, "type": pk.frame_type.name, "depth": pk.stats.depth, "bits": 8 * len(pk.data),
-                       "psnr_y": q.y, "psnr_yuv": (6 * q.y + q.u + q.v) / 8})  # fmt: skip
+                       "intra_coded": pk.stats.intra_coded, "psnr_y": q.y, "psnr_yuv": (6 * q.y + q.u + q.v) / 8})  # fmt: skip
     h, w = pictures[0].height, pictures[0].width
     total_bits = sum(f["bits"] for f in frames)
     return {
@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--gop-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--intra-check", choices=["off", "auto", "always"], default="auto",
+                    help="when P/B frames are also tried without prediction")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench_inter")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -100,11 +102,12 @@ def main() -> None:
         raise SystemExit("--structures must include intra (the BD-rate anchor)")
     results: dict[str, list[dict]] = {s: [] for s in structures}
     where = f" from frame {args.start}" if args.clip == "bbb" else ""
-    print(f"{args.clip} {args.size}x{args.size}{where}, {args.frames} frames, preset {args.preset}, iterations {args.iterations}")
+    print(f"{args.clip} {args.size}x{args.size}{where}, {args.frames} frames, preset {args.preset}, "
+          f"iterations {args.iterations}, intra check {args.intra_check}")
     for lmbda in lambdas:
         for s in structures:
             config = EncoderConfig(preset=args.preset, lmbda=lmbda, iterations=args.iterations, gop=s,
-                                   gop_size=args.gop_size, intra_period=64)  # fmt: skip
+                                   gop_size=args.gop_size, intra_period=64, intra_check=args.intra_check)  # fmt: skip
             r = run(pictures, config)
             r["lambda"] = lmbda
             results[s].append(r)
@@ -112,7 +115,9 @@ def main() -> None:
             for t in ("I", "P", "B"):
                 fs = [f for f in r["frames"] if f["type"] == t]
                 if fs:
-                    per_type[t] = f"{t}: {np.mean([f['bits'] for f in fs]):7.0f} b {np.mean([f['psnr_yuv'] for f in fs]):5.2f} dB (n={len(fs)})"
+                    n_intra = sum(f["intra_coded"] for f in fs)
+                    per_type[t] = (f"{t}: {np.mean([f['bits'] for f in fs]):7.0f} b {np.mean([f['psnr_yuv'] for f in fs]):5.2f} dB "
+                                   f"(n={len(fs)}" + (f", {n_intra} intra-coded)" if n_intra else ")"))  # fmt: skip
             print(f"λ={lmbda:.1e} {s:8s} bpp {r['bpp']:.4f} PSNR-YUV {r['psnr_yuv']:.2f} enc {r['encode_s']:6.1f}s dec {r['decode_s']:5.2f}s | "
                   + " | ".join(per_type.values()), flush=True)  # fmt: skip
     print("\nBD-rate vs intra-only (PSNR-YUV 6:1:1, VCEG-M33 cubic; negative = fewer bits):")
@@ -134,7 +139,8 @@ def main() -> None:
 
 def warm_compare(pictures: list[Picture], args: argparse.Namespace, lambdas: list[float], results: dict) -> dict:
     mid = lambdas[len(lambdas) // 2]
-    config = EncoderConfig(preset=args.preset, lmbda=mid, iterations=args.iterations, gop="ra", gop_size=args.gop_size, intra_period=64)
+    config = EncoderConfig(preset=args.preset, lmbda=mid, iterations=args.iterations, gop="ra", gop_size=args.gop_size, intra_period=64,
+                           intra_check=args.intra_check)
     cold = run(pictures, config, warm_start=False)
     warm = next(r for r in results["ra"] if r["lambda"] == mid)
     print(f"\nwarm start (ra, λ={mid:.1e}): encode {cold['encode_s']:.1f}s -> {warm['encode_s']:.1f}s, "

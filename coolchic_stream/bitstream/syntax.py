@@ -42,7 +42,7 @@ MAGIC = b"CCVS"
 TRAILER_MAGIC = b"CCVX"
 SYNC = b"\xcc\x5a"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1  # 1.1: a P or B frame may be intra-coded (residue alone, warp_filter_size 0)
 
 
 def _enum(enum_type: type) -> Enum:
@@ -139,7 +139,10 @@ FramePayload = Struct(
     "width" / VarInt,
     "height" / VarInt,
     "references" / PrefixedArray(Int8ub, Reference),
-    "warp_filter_size" / Int8ub,  # 0 for I frames
+    "warp_filter_size" / Int8ub,  # 0 for I frames and intra-coded P/B frames
+    # RESIDUE (+ MOTION when predicted). A P or B frame carrying its RESIDUE alone (3 outputs,
+    # warp_filter_size 0, zero translations) is intra-coded: its references still place it in
+    # the GOP (the DPB keeps them for the frames after it), but it is not a random-access point.
     "coolchics" / PrefixedArray(Int8ub, CoolChicSection),
 )
 
