@@ -33,21 +33,17 @@ from .types import FrameStats, FrameType, Packet, Picture, TrainingProgress
 ProgressCallback = Callable[[TrainingProgress], None]
 
 
+def _mse(planes_a, planes_b, bit_depth: int) -> float:
+    """MSE over every sample of the given planes, samples scaled to [0, 1] (the training distortion)."""
+    sse = sum(float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2)) for a, b in zip(planes_a, planes_b))
+    peak = float((1 << bit_depth) - 1)
+    return sse / sum(b.size for b in planes_b) / (peak * peak)
+
+
 def _psnr(planes_a, planes_b, bit_depth: int) -> float:
     """PSNR of the MSE over every sample of the given planes (100 dB when identical)."""
-    sse = sum(float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2)) for a, b in zip(planes_a, planes_b))
-    mse = sse / sum(b.size for b in planes_b)
-    peak = float((1 << bit_depth) - 1)
-    return 100.0 if mse == 0 else float(10.0 * np.log10(peak * peak / mse))
-
-
-def _mse(decoded: Picture, source: Picture) -> float:
-    """MSE over every sample of every plane, samples scaled to [0, 1]."""
-    sse = sum(
-        float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2)) for a, b in zip(decoded.planes, source.planes)
-    )
-    peak = float((1 << source.bit_depth) - 1)
-    return sse / sum(b.size for b in source.planes) / (peak * peak)
+    mse = _mse(planes_a, planes_b, bit_depth)
+    return 100.0 if mse == 0 else float(-10.0 * np.log10(mse))
 
 
 def picture_psnr(decoded: Picture, source: Picture) -> tuple[float, float]:
@@ -114,7 +110,8 @@ class Encoder:
 
             if self._warm_start is None and self._use_warm_start:
                 self._warm_start = WarmStart()
-            coded = self._code(job, source, refs, code_inter(source, refs, job, self.config, lmbda, report, self._warm_start))
+            result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start)
+            coded = self._code(job, source, refs, result, result.translations)
             if self._try_intra(8 * len(coded.payload)):
                 # Coded like an I frame, at the stream's λ: the depth scaling of λ models how cheaply an
                 # inter frame inherits its references' quality, which a frame without prediction does not.
@@ -122,7 +119,7 @@ class Encoder:
                 base = self.config.lmbda
                 intra = self._code(
                     job, source, refs, code_intra(source, self.config, base, self.config.intra_iterations, report),
-                    intra_coded=True,
+                    ((0, 0),) * len(refs), intra_coded=True,
                 )  # fmt: skip
                 if intra.cost(base) < coded.cost(base):
                     coded = intra
@@ -146,14 +143,17 @@ class Encoder:
 
     @staticmethod
     def _code(
-        job: FrameJob, source: Picture, refs: list[Picture], result: FrameCodingResult, intra_coded: bool = False
+        job: FrameJob,
+        source: Picture,
+        refs: list[Picture],
+        result: FrameCodingResult,
+        translations: tuple[tuple[int, int], ...] = (),
+        intra_coded: bool = False,
     ) -> "_CodedFrame":
         """Entropy-code a trained frame and run the decoder's reconstruction on it."""
         header = FrameHeader(
             job.display_index, job.coding_index, job.frame_type, job.depth, source.data_type, source.bit_depth,
-            source.width, source.height, tuple(job.references),
-            ((0, 0),) * len(job.references) if intra_coded else getattr(result, "translations", ()),
-            intra_coded,
+            source.width, source.height, tuple(job.references), tuple(translations), intra_coded,
         )  # fmt: skip
         sections = [
             build_section(c, encode_nn(c.modules), encode_latents(c.layout(), c.latents, c.integer_arm()))
@@ -161,7 +161,7 @@ class Encoder:
         ]
         payload = build_payload(header, sections)
         decoded = reconstruct(header, result.coded, refs)
-        return _CodedFrame(header, payload, decoded, _mse(decoded, source))
+        return _CodedFrame(header, payload, decoded, _mse(decoded.planes, source.planes, source.bit_depth))
 
 
 @dataclass(frozen=True)
