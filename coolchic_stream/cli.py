@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any, NoReturn
 
 from . import __version__
+from .allocator import tune_allocator
 from .bitstream.container import ContainerReader, ContainerWriter
 from .errors import BitstreamError, CoolChicStreamError, CorruptDataError, MediaError, TruncatedStreamError, UsageError
 from .report import inspect_stream, print_report
@@ -347,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         command = {"encode": cmd_encode, "decode": cmd_decode, "inspect": cmd_inspect}[args.command]
+        tune_allocator()
         return command(args)
     except CoolChicStreamError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)

@@ -5,12 +5,12 @@
 
 ``prefetch(packets)`` entropy-decodes upcoming packets together (their latents never depend on
 a decoded picture): one merged wavefront loop for a whole group of frames instead of one per
-frame, on a background thread, so that it overlaps with the reconstruction of the frames
-before them (numpy/torch kernels and the range decoder's work run side by side on two cores).
-``send`` then uses those results; without a prefetch it decodes the packet alone.
+frame, in a helper process (``worker``), so that it runs beside the reconstruction of the
+frames before them on the other core. ``send`` then parses the packet's headers and NN weights
+and takes its latents from the helper's reply; without a prefetch it decodes the packet alone.
 
-    prefetch(group n+1) ─► [entropy thread] parse_payloads ──┐
-    send(packets of group n) ─► reconstruct ◄── results ─────┘
+    prefetch(group n+1) ─► [helper process] parse_payloads ─► int8 latents ─┐
+    send(packets of group n) ─► parse_with_latents ─► reconstruct ◄──────────┘
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ import torch
 
 from .dpb import DecodedPictureBuffer, ReorderBuffer
 from .errors import BitstreamError
-from .framecodec import ParseResult, parse_payloads, reconstruct
+from .framecodec import ParseResult, parse_payloads, parse_with_latents, reconstruct
+from .recon.frame import picture_to_fixed
 from .gop import ReferenceTracker
 from .types import FrameType, Packet, Picture, SequenceInfo
+from .worker import entropy_worker
 
 
 DEFAULT_THREADS = 1  # decoding is many small ops: one intra-op thread is fastest, two oversubscribe busy cores
@@ -35,7 +37,7 @@ _ENTROPY_THREAD: ThreadPoolExecutor | None = None
 
 
 def _entropy_thread() -> ThreadPoolExecutor:
-    """One background thread for every Decoder of the process: entropy decoding is serial per group."""
+    """Fallback where no helper process can start: one background thread for the whole process."""
     global _ENTROPY_THREAD
     if _ENTROPY_THREAD is None:
         _ENTROPY_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccv-entropy")
@@ -64,9 +66,24 @@ def prefetch_group(sequence: SequenceInfo | None) -> int:
     return max(1, min(max(sequence.gop_size, 8), frames))
 
 
+def _resolve(data: bytes, item: ParseResult | BitstreamError | bytes | None) -> ParseResult | BitstreamError:
+    """A prefetched slot -> the packet's parse result: the helper's latents (bytes) are joined
+    with the packet's own headers; a slot it could not decode (None) is decoded here."""
+    if isinstance(item, bytes):
+        try:
+            return parse_with_latents(data, item)
+        except BitstreamError as exc:
+            return exc
+        except ValueError:
+            pass  # latents that do not fit the architecture: trust nothing, decode here
+    elif item is not None:
+        return item
+    return parse_payloads([data])[0]
+
+
 class Decoder:
     def __init__(self, sequence: SequenceInfo | None = None, threads: int = DEFAULT_THREADS, pipeline: bool = True) -> None:
-        """pipeline: run prefetched entropy decoding on the background thread (False: at once, in
+        """pipeline: run prefetched entropy decoding in the helper process (False: at once, in
         the calling thread; same results)."""
         self.sequence = sequence
         self.threads = threads
@@ -76,6 +93,7 @@ class Decoder:
         self._tracker = self._new_tracker()
         self._waiting_for_intra = False
         self._prefetched: deque[tuple[bytes, Future, int]] = deque()
+        self._fixed: dict[int, torch.Tensor] = {}  # Q16 form of DPB pictures, computed at first use
 
     def _new_tracker(self) -> ReferenceTracker:
         s = self.sequence
@@ -92,7 +110,10 @@ class Decoder:
         """Start entropy-decoding the packets about to be sent, all together, in the background."""
         datas = [p.data if isinstance(p, Packet) else p for p in packets]
         if datas:
-            if self.pipeline:
+            worker = entropy_worker() if self.pipeline else None
+            if worker is not None:
+                future = worker.submit(datas)
+            elif self.pipeline:
                 future = _entropy_thread().submit(parse_payloads, datas)
             else:
                 future = Future()
@@ -104,7 +125,7 @@ class Decoder:
             while True:  # entries of packets the caller skipped are dropped on the way
                 pending, future, slot = self._prefetched.popleft()
                 if pending is data:
-                    result = future.result()[slot]
+                    result = _resolve(data, future.result()[slot])
                     break
         else:
             result = parse_payloads([data])[0]
@@ -124,9 +145,18 @@ class Decoder:
         elif self._waiting_for_intra:
             return out  # after a reset, inter frames cannot be decoded until the next I frame
         refs = [self.dpb.get(r, referenced_by=header.display_index) for r in header.references]
-        picture = reconstruct(header, coded, refs)
+        fixed = None
+        if header.coding_type != FrameType.I:
+            for r, ref in zip(header.references, refs):
+                if r not in self._fixed:
+                    self._fixed[r] = picture_to_fixed(ref)
+            fixed = [self._fixed[r] for r in header.references]
+        picture = reconstruct(header, coded, refs, fixed)
+        self._fixed.pop(header.display_index, None)  # a replaced picture's Q16 form is stale
         self.dpb.insert(header.display_index, picture)
         self.dpb.release(self._tracker.decoded(header.display_index, header.frame_type, header.references))
+        held = self.dpb.held()
+        self._fixed = {r: t for r, t in self._fixed.items() if r in held}
         return out + self.reorder.push(picture)
 
     def flush(self) -> list[Picture]:
@@ -135,5 +165,6 @@ class Decoder:
     def reset(self) -> None:
         """Forget every reference: decoding resumes at the next I frame."""
         self.dpb.clear()
+        self._fixed.clear()
         self._tracker = self._new_tracker()
         self._waiting_for_intra = True

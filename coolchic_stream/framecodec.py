@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from construct import ConstructError
+from torch import Tensor
 
 from .architecture import ArmParameter, CoolChicEncoderParameter, SynthesisLayer, parameter_shapes
 from .bitstream.syntax import FramePayload
@@ -260,6 +261,30 @@ def parse_payloads(payloads: list[bytes]) -> list[ParseResult | BitstreamError]:
     return results  # type: ignore[return-value]
 
 
+def latents_to_bytes(coded: list[CodedCoolChic]) -> bytes:
+    """Every latent of a frame's Cool-chics (section order, finest grid first, raster) as int8 bytes."""
+    flat = [g.reshape(-1) for c in coded for g in c.latents]
+    return np.concatenate(flat).astype(np.int8).tobytes() if flat else b""
+
+
+def parse_with_latents(data: bytes, latents: bytes) -> ParseResult:
+    """Parse a FRAME payload whose latents were entropy-decoded elsewhere (``latents_to_bytes``).
+
+    The header, NN weights and every field are parsed and validated here as in
+    :func:`parse_payload`; only the range decoding is skipped.
+    """
+    header, pending = _parse_sections(data)
+    flat = np.frombuffer(latents, dtype=np.int8)
+    if flat.size != sum(layout.n_symbols for _, _, _, layout, _, _ in pending):
+        raise ValueError(f"{flat.size} decoded latents do not match the frame's architecture")
+    coded, start = [], 0
+    for role, param, modules, layout, _, _ in pending:
+        grids = layout.split(flat[start : start + layout.n_symbols].astype(np.int64))
+        coded.append(CodedCoolChic(role, param, modules, grids))
+        start += layout.n_symbols
+    return header, coded
+
+
 def parse_payload(data: bytes) -> ParseResult:
     """Parse, validate and entropy-decode a FRAME payload."""
     result = parse_payloads([data])[0]
@@ -268,10 +293,19 @@ def parse_payload(data: bytes) -> ParseResult:
     return result
 
 
-def reconstruct(header: FrameHeader, coded: list[CodedCoolChic], references: list[Picture]) -> Picture:
-    """Exact decoded picture of a frame from its integers and its reference pictures."""
+def reconstruct(
+    header: FrameHeader, coded: list[CodedCoolChic], references: list[Picture], fixed: list[Tensor] | None = None
+) -> Picture:
+    """Exact decoded picture of a frame from its integers and its reference pictures.
+
+    fixed: the references' ``picture_to_fixed`` if the caller keeps them (a random-access
+    anchor serves several frames); computed here otherwise.
+    """
     outputs = {c.role: decode_coolchic(c.param, c.modules, c.latents) for c in coded}
     residue = outputs[CoolChicRole.RESIDUE][:, : header.height, : header.width]
-    refs = [picture_to_fixed(p) for p in references] if header.coding_type != FrameType.I else []
+    if header.coding_type == FrameType.I:
+        refs = []
+    else:
+        refs = fixed if fixed is not None else [picture_to_fixed(p) for p in references]
     dense = assemble(header.coding_type, residue, outputs.get(CoolChicRole.MOTION), refs, list(header.translations))
     return fixed_to_picture(dense, header.data_type, header.bit_depth, header.display_index)

@@ -125,8 +125,8 @@ def test_after_a_reset_inter_frames_are_dropped_until_the_next_i_frame():
 
 @pytest.mark.parametrize("pipeline", [True, False])
 def test_prefetched_groups_decode_like_one_packet_at_a_time(pipeline):
-    """Entropy-decoding a whole group of frames in one wavefront loop (on the background thread
-    or not) gives the same pictures."""
+    """Entropy-decoding a whole group of frames in one wavefront loop (in the helper process or
+    in the calling thread) gives the same pictures."""
     enc, packets = encode(moving_clip(7), gop="ra", gop_size=4, intra_period=8)
     alone = decode(packets)
     for group in (2, 3, len(packets)):

@@ -13,8 +13,9 @@ trained, so these time the decoder faithfully in seconds instead of hours of tra
 ``out/bench_decode/`` (the benchmark's own cache; the codec never reads it).
 
 Decoding reads a group of packets ahead (``--prefetch``): their latents entropy-decode together
-on the decoder's background thread while the group before them reconstructs, as in
-``coolchic-stream decode``. The same run also times one packet at a time (the previous decoder).
+in the decoder's helper process while the group before them reconstructs, as in
+``coolchic-stream decode`` (which also tunes the allocator: ``--no-tune-allocator`` to compare).
+The same run also times one packet at a time, entropy decoding in the calling thread.
 
 Stages (ms per frame, measured by wrapping the decoder's internal functions, with the entropy
 decoding kept in the calling thread so that the stages add up):
@@ -40,6 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from coolchic_stream.allocator import tune_allocator  # noqa: E402
 from coolchic_stream.architecture import motion_parameter, parameter_shapes, residue_parameter  # noqa: E402
 from coolchic_stream.config import Complexity  # noqa: E402
 from coolchic_stream.decoder import Decoder, prefetch_group  # noqa: E402
@@ -265,8 +267,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     ap.add_argument("--prefetch", type=int, default=None, help="packets entropy-decoded together (default: as the CLI; 0: one at a time)")
+    ap.add_argument("--no-tune-allocator", action="store_true", help="leave glibc's mmap/trim thresholds alone (the CLI tunes them)")
     args = ap.parse_args(argv)
     PREFETCH = args.prefetch
+    if not args.no_tune_allocator:
+        print(f"allocator tuned: {tune_allocator()}")
     if args.threads:
         import torch
 

@@ -62,7 +62,7 @@ def fast_upsample2x(x: Tensor, half: Tensor, dim: int) -> Tensor:
     """Same as ``upsample2x_1d(x, symmetric_kernel(half, odd=False), dim)``, in polyphase form.
 
     A stride-2 transposed convolution followed by the crop of ``tconv_geometry``
-    is two m-tap correlations, one per output parity (``_phase_taps``), e.g. for
+    is two m-tap correlations, one per output parity (``phase_taps``), e.g. for
     k = 8 with free taps [a, b, c, d]: even[p] = a x[p-2] + c x[p-1] + d x[p] + b x[p+1]
     and odd[p] = b x[p-1] + d x[p] + c x[p+1] + a x[p+2]. Written with shifted
     slices (single-channel convolutions are slow to differentiate on CPU).
@@ -74,7 +74,7 @@ def fast_upsample2x(x: Tensor, half: Tensor, dim: int) -> Tensor:
     xp = F.pad(x, (r, r, 0, 0) if dim == x.dim() - 1 else (0, 0, r, r), mode="replicate")
     # Phase taps for the even output (offset -> tap index into the full kernel k): derived from
     # out[o] = y[o + crop], y[2q + s] = sum_t k[s + 2t] xpad[q - t] (stride-2 transposed conv).
-    even, odd = _phase_taps(half.numel())
+    even, odd = phase_taps(half.numel())
     ye = None
     yo = None
     for off, j in even:
@@ -88,7 +88,7 @@ def fast_upsample2x(x: Tensor, half: Tensor, dim: int) -> Tensor:
     return y.reshape(shape)
 
 
-def _phase_taps(m: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def phase_taps(m: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(input offset, free-tap index) of the even and odd output phases for a 2m-tap symmetric kernel."""
     k = 2 * m
     pad, crop = tconv_geometry(k)

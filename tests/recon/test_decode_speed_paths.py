@@ -125,3 +125,18 @@ def test_round_shift_matches_reference_and_keeps_input():
     for bits in (-2, 0, 1, 8, 16):
         assert torch.equal(round_shift(x, bits), reference_round_shift(x, bits))
     assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("m", [2, 3, 4, 6])
+@pytest.mark.parametrize("size", [(1, 1), (2, 5), (9, 13)])
+def test_phase_upsampling_matches_transposed_conv(m, size):
+    """The decoder's two-phase correlation gives the integers of the transposed convolution."""
+    from coolchic_stream.nn.upsampling import symmetric_kernel, upsample2x_1d
+    from coolchic_stream.recon.coolchic import _upsample2x
+
+    g = torch.Generator().manual_seed(m * 10 + size[0])
+    half = torch.randint(-(1 << 10), 1 << 10, (m,), generator=g).to(torch.float64)
+    x = torch.randint(-(1 << 22), 1 << 22, (3, 1, *size), generator=g).to(torch.float64)
+    for dim in (2, 3):
+        expected = upsample2x_1d(x, symmetric_kernel(half, odd=False), dim)
+        assert torch.equal(_upsample2x(x, half, dim), expected)

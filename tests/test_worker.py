@@ -1,0 +1,104 @@
+"""The entropy helper process: plain-bytes messages, same integers, errors and fallbacks as in-process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .conftest import encode_pictures, make_picture
+from coolchic_stream import framecodec, worker
+from coolchic_stream.decoder import Decoder, _resolve
+from coolchic_stream.errors import BitstreamError
+
+
+@pytest.fixture(scope="module")
+def stream():
+    pictures = [make_picture(24, 16, pts=i, shift=i) for i in range(5)]
+    enc, packets = encode_pictures(pictures, iterations=16, gop="ra", gop_size=4, intra_period=8)
+    return enc, packets
+
+
+def decode_all(packets, pipeline: bool, damaged: dict[int, bytes] | None = None):
+    """Decode with one prefetched group; -> per packet: its pictures or the error it raised."""
+    dec = Decoder(pipeline=pipeline)
+    datas = [(damaged or {}).get(i, p.data) for i, p in enumerate(packets)]
+    dec.prefetch(datas)
+    out = []
+    for data in datas:
+        try:
+            out.append(dec.send(data))
+        except BitstreamError as exc:  # the damaged frame, then frames that refer to it
+            out.append(f"{type(exc).__name__}: {exc}")
+    return out + [dec.flush()]
+
+
+def same(a, b) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return len(a) == len(b) and all(x.pts == y.pts and x.same_samples(y) for x, y in zip(a, b))
+
+
+def test_messages_round_trip():
+    payloads = [b"", b"\x00\x01", bytes(range(256)) * 3]
+    assert worker.unpack_payloads(worker.pack_payloads(payloads)) == payloads
+    reply = [b"\x7f\x80", None, b""]
+    assert worker.unpack_reply(worker.pack_reply(reply)) == reply
+
+
+def test_helper_latents_rebuild_the_parse_result(stream):
+    _, packets = stream
+    datas = [p.data for p in packets]
+    reply = worker.decode_group(datas)
+    for data, latents in zip(datas, reply):
+        header, coded = framecodec.parse_payload(data)
+        header2, coded2 = framecodec.parse_with_latents(data, latents)
+        assert header2 == header
+        pairs = [(a, b) for c, d in zip(coded, coded2) for a, b in zip(c.latents, d.latents)]
+        assert pairs and all(np.array_equal(a, b) and b.dtype == np.int64 for a, b in pairs)
+
+
+def test_latents_of_the_wrong_size_are_decoded_again_in_process(stream):
+    _, packets = stream
+    data = packets[1].data
+    latents = worker.decode_group([data])[0]
+    with pytest.raises(ValueError, match="decoded latents"):
+        framecodec.parse_with_latents(data, latents[:-1])
+    expected = framecodec.parse_payload(data)[1]
+    got = _resolve(data, latents[:-1])[1]
+    assert all(np.array_equal(a, b) for c, d in zip(expected, got) for a, b in zip(c.latents, d.latents))
+
+
+def test_decoding_through_the_helper_equals_in_process_and_the_encoder(stream):
+    enc, packets = stream
+    helper = decode_all(packets, pipeline=True)
+    alone = decode_all(packets, pipeline=False)
+    assert all(same(a, b) for a, b in zip(helper, alone))
+    pictures = [p for group in helper for p in group]
+    assert sorted(p.pts for p in pictures) == list(range(5))
+    assert all(p.same_samples(enc.reconstructions[p.pts]) for p in pictures)
+
+
+def test_a_damaged_packet_fails_with_the_same_error_through_the_helper(stream):
+    _, packets = stream
+    data = packets[2].data
+    damaged = {2: data[: len(data) // 2]}
+    helper = decode_all(packets, pipeline=True, damaged=damaged)
+    alone = decode_all(packets, pipeline=False, damaged=damaged)
+    assert isinstance(helper[2], str) and helper[2].startswith("CorruptDataError") and helper[2] == alone[2]
+    assert all(same(a, b) for a, b in zip(helper, alone))
+
+
+def test_a_dead_helper_falls_back_to_decoding_in_process(stream):
+    enc, packets = stream
+    helper = worker.entropy_worker()
+    assert helper is not None and helper.alive
+    helper._process.kill()
+    helper._process.join(timeout=10)
+    out = decode_all(packets, pipeline=True)
+    pictures = [p for group in out for p in group]
+    assert sorted(p.pts for p in pictures) == list(range(5))
+    assert all(p.same_samples(enc.reconstructions[p.pts]) for p in pictures)
+    restarted = worker.entropy_worker()  # the next group gets a new helper
+    assert restarted is not None and restarted.alive and restarted._process.pid != helper._process.pid
+    assert not helper.alive
+
