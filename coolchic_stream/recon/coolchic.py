@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..architecture import CoolChicEncoderParameter
 from ..entropy.nn_weights import QuantizedModule
-from ..nn.upsampling import filter_1d, phase_taps, symmetric_kernel
+from ..nn.upsampling import phase_taps, symmetric_kernel
 from .fixed import FRAC, round_shift, scale_integers
 
 
@@ -44,8 +44,18 @@ def _phase_kernels(half: Tensor) -> tuple[Tensor, int]:
     return padded[torch.from_numpy(index)], r
 
 
-def _upsample2x(x: Tensor, half: Tensor, dim: int) -> Tensor:
-    """The transposed convolution of ``nn.upsampling.upsample2x_1d`` as two phase correlations.
+def _rounding(s: int, channels: int) -> Tensor | None:
+    """conv2d bias carrying round_shift's half step (None when there is nothing to round)."""
+    return torch.full((channels,), float(1 << (s - 1)), dtype=torch.float64) if s > 0 else None
+
+
+def _shift_(y: Tensor, s: int) -> Tensor:
+    """In place: y / 2^s floored (its half step already added as a conv bias), or y * 2^-s."""
+    return y.mul_(1.0 / (1 << s)).floor_() if s > 0 else y.mul_(float(1 << -s))
+
+
+def _upsample2x(x: Tensor, half: Tensor, dim: int, s: int = 0) -> Tensor:
+    """``round_shift(upsample2x_1d(x, symmetric_kernel(half), dim), s)`` as two phase correlations.
 
     One conv2d with an output channel per phase, then the phases interleave: 2-3x faster than
     float64 conv_transpose2d, and the same integers (each output is the same sum of products).
@@ -54,10 +64,20 @@ def _upsample2x(x: Tensor, half: Tensor, dim: int) -> Tensor:
     kernels, r = _phase_kernels(half)
     c, _, h, w = x.shape
     if dim == 3:
-        y = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kernels.view(2, 1, 1, -1))
-        return y.permute(0, 2, 3, 1).reshape(c, 1, h, 2 * w)
-    y = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), kernels.view(2, 1, -1, 1))
-    return y.permute(0, 2, 1, 3).reshape(c, 1, 2 * h, w)
+        y = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kernels.view(2, 1, 1, -1), _rounding(s, 2))
+        return _shift_(y, s).permute(0, 2, 3, 1).reshape(c, 1, h, 2 * w)
+    y = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), kernels.view(2, 1, -1, 1), _rounding(s, 2))
+    return _shift_(y, s).permute(0, 2, 1, 3).reshape(c, 1, 2 * h, w)
+
+
+def _filter(x: Tensor, kernel: Tensor, dim: int, s: int) -> Tensor:
+    """``round_shift(nn.upsampling.filter_1d(x, kernel, dim), s)`` with the half step as conv bias."""
+    p = (kernel.numel() - 1) // 2
+    if dim == 3:
+        y = F.conv2d(F.pad(x, (p, p, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1), _rounding(s, 1))
+    else:
+        y = F.conv2d(F.pad(x, (0, 0, p, p), mode="replicate"), kernel.view(1, 1, -1, 1), _rounding(s, 1))
+    return _shift_(y, s)
 
 
 def upsample_exact(param: CoolChicEncoderParameter, module: QuantizedModule, grids: list[Tensor]) -> Tensor:
@@ -68,13 +88,12 @@ def upsample_exact(param: CoolChicEncoderParameter, module: QuantizedModule, gri
     pre = [_t(w) for w in module.weights[n_stages:]]
     x = grids[-1][0].unsqueeze(1)
     for i in range(n_stages - 1, -1, -1):
-        x = round_shift(_upsample2x(x, tconv[i], dim=3), s)
-        x = round_shift(_upsample2x(x, tconv[i], dim=2), s)
+        x = _upsample2x(_upsample2x(x, tconv[i], 3, s), tconv[i], 2, s)
         h, w = grids[i].shape[-2:]
         x = x[..., :h, :w]
         g = grids[i][0].unsqueeze(1)
         p = symmetric_kernel(pre[i], odd=True)
-        g = g + round_shift(filter_1d(round_shift(filter_1d(g, p, dim=3), s), p, dim=2), s)
+        g = g + _filter(_filter(g, p, 3, s), p, 2, s)
         x = torch.cat([g, x], dim=0)
     return x.transpose(0, 1)
 
@@ -125,12 +144,12 @@ def synthesize_exact(param: CoolChicEncoderParameter, module: QuantizedModule, f
     biases = [scale_integers(_t(b), bias_shift) for b in module.biases]
     inputs = x = features
     for i, layer in enumerate(param.layers_synthesis):
-        y = _conv(x, weights[i], biases[i], s)
+        y = _conv(x, weights[i], biases[i], s)  # a fresh tensor: the residual and ReLU go in place
         if layer.residual:
-            y = y + x
-        x = torch.clamp(y, min=0.0) if layer.relu else y
+            y.add_(x)
+        x = y.clamp_(min=0.0) if layer.relu else y
     if param.synthesis_stabiliser:
-        x = x + _conv(inputs, weights[-1], biases[-1], s)
+        x = x.add_(_conv(inputs, weights[-1], biases[-1], s)) if x is not inputs else x + _conv(inputs, weights[-1], biases[-1], s)
     return x
 
 

@@ -47,21 +47,39 @@ def fixed_to_picture(dense: Tensor, data_type: DataType, bit_depth: int, pts: in
     return Picture((y, u, v), bit_depth, data_type, pts)
 
 
+def _round_shift_(x: Tensor, bits: int) -> Tensor:
+    """In-place ``round_shift`` of a tensor this module owns."""
+    return x.add_(float(1 << (bits - 1))).mul_(1.0 / (1 << bits)).floor_()
+
+
 def _gate(raw: Tensor) -> Tensor:
     return torch.clamp(raw + ONE / 2, 0.0, ONE)
 
 
-def motion_to_flow(motion: Tensor, height: int, width: int, translation: tuple[int, int]) -> Tensor:
-    """Q16 pixel flows at 1/4 resolution [2, h4, w4] -> int64 1/64-pel per-pixel flows [2, H, W].
-
-    The integer global translation (ty, tx) of the reference is folded into the flow.
-    """
+def _vectors(motion: Tensor, translation: tuple[int, int]) -> Tensor:
+    """Q16 pixel flows [2, h, w] -> int64 1/64-pel vectors with the global translation (ty, tx) folded in."""
     q = round_shift(motion, FRAC - FLOW_FRACTION_BITS)
-    scale_y = -(-height // motion.shape[-2])
-    scale_x = -(-width // motion.shape[-1])
-    q = q.repeat_interleave(scale_y, 1).repeat_interleave(scale_x, 2)[:, :height, :width]
     shift = torch.tensor([translation[1], translation[0]], dtype=q.dtype).view(2, 1, 1) * (1 << FLOW_FRACTION_BITS)
     return (q + shift).to(torch.int64)
+
+
+def motion_to_flow(motion: Tensor, height: int, width: int, translation: tuple[int, int]) -> Tensor:
+    """Q16 pixel flows at 1/4 resolution [2, h4, w4] -> int64 1/64-pel per-pixel flows [2, H, W]."""
+    scale_y = -(-height // motion.shape[-2])
+    scale_x = -(-width // motion.shape[-1])
+    q = _vectors(motion, translation)
+    return q.repeat_interleave(scale_y, 1).repeat_interleave(scale_x, 2)[:, :height, :width]
+
+
+def _warp(reference: Tensor, motion: Tensor, translation: tuple[int, int]) -> Tensor:
+    """Prediction from one reference: one vector per 4x4 block when the motion grid is exactly
+    1/4 resolution (always, for this format's motion Cool-chic), else per pixel; same integers."""
+    from .warp import warp_blocks, warp_exact  # motion compensation only for inter frames
+
+    _, h, w = reference.shape
+    if tuple(motion.shape[-2:]) == (-(-h // 4), -(-w // 4)) and -(-h // motion.shape[-2]) == 4 == -(-w // motion.shape[-1]):
+        return warp_blocks(reference, _vectors(motion, translation))
+    return warp_exact(reference, motion_to_flow(motion, h, w, translation))
 
 
 def assemble(
@@ -72,19 +90,13 @@ def assemble(
     translations: list[tuple[int, int]],
 ) -> Tensor:
     """Combine Q16 Cool-chic outputs into the dense Q16 decoded frame [3, H, W]."""
-    _, h, w = residue.shape
     if frame_type == FrameType.I:
         return residue[:3]
-    from .warp import warp_exact  # motion compensation only for inter frames
-
-    flows = [
-        motion_to_flow(motion[2 * i : 2 * i + 2], h, w, translations[i]) for i in range(len(references))
-    ]
-    preds = [warp_exact(ref, flow) for ref, flow in zip(references, flows)]
+    preds = [_warp(ref, motion[2 * i : 2 * i + 2], translations[i]) for i, ref in enumerate(references)]
     if frame_type == FrameType.P:
         pred = preds[0]
     else:
-        beta = _gate(residue[4:5])
-        pred = round_shift(beta * preds[0] + (ONE - beta) * preds[1], FRAC)
-    alpha = _gate(residue[3:4])
-    return round_shift(alpha * pred, FRAC) + residue[:3]
+        # β·p0 + (1-β)·p1 written as β·(p0 - p1) + p1 (the same integers), in place.
+        pred = torch.sub(preds[0], preds[1]).mul_(_gate(residue[4:5])).add_(preds[1], alpha=ONE)
+        pred = _round_shift_(pred, FRAC)
+    return _round_shift_(pred.mul_(_gate(residue[3:4])), FRAC).add_(residue[:3])

@@ -27,6 +27,7 @@ __all__ = [
     "Q16_ONE",
     "SINC8_TAPS",
     "sinc8_coefficient",
+    "warp_blocks",
     "warp_exact",
 ]
 
@@ -199,6 +200,45 @@ def _filter_patches(src: _Padded, y0: Tensor, x0: Tensor, vy: Tensor, vx: Tensor
     return _round_shift_(ver).view(-1, span, c, span)
 
 
+def _warp_all_blocks(src: _Padded, vy: Tensor, vx: Tensor) -> Tensor:
+    """Warp every 4x4 block of ``src`` by its own vector; vy, vx: (hb, wb) int64 1/64 pel.
+
+    Returns the (C, 4 hb, 4 wb) float64 prediction (uncropped). Bands of block rows keep each
+    band's patches (~3 KiB per tile) cache- and heap-sized.
+    """
+    hb, wb = vy.shape
+    c, dev = src.c, vy.device
+    out = torch.empty(c, hb * _BLOCK, wb * _BLOCK, dtype=torch.float64, device=dev)
+    bx = torch.arange(wb, device=dev) * _BLOCK
+    rows = max(1, _BAND_TILES // wb)
+    for r0 in range(0, hb, rows):
+        r1 = min(hb, r0 + rows)
+        by = torch.arange(r0, r1, device=dev).repeat_interleave(wb) * _BLOCK
+        tiles = _filter_patches(src, by, bx.repeat(r1 - r0), vy[r0:r1].reshape(-1), vx[r0:r1].reshape(-1), _BLOCK)
+        band = tiles.view(r1 - r0, wb, _BLOCK, c, _BLOCK).permute(3, 0, 2, 1, 4)
+        out[:, r0 * _BLOCK : r1 * _BLOCK].view(c, r1 - r0, _BLOCK, wb, _BLOCK).copy_(band)
+    return out
+
+
+def warp_blocks(ref: Tensor, block_flow_q: Tensor) -> Tensor:
+    """``warp_exact`` of a motion field that is constant on 4x4 blocks, given one vector per block.
+
+    Args:
+        ref: (C, H, W) float64 holding exact Q16 integers.
+        block_flow_q: (2, ceil(H/4), ceil(W/4)) int64 in 1/64 pel, channel 0 = x, 1 = y;
+            partial blocks at the right and bottom edges use their block's vector.
+    Returns:
+        (C, H, W) float64, the same integers as ``warp_exact`` on the per-pixel field.
+    """
+    c, h, w = ref.shape
+    hb, wb = -(-h // _BLOCK), -(-w // _BLOCK)
+    if ref.dtype != torch.float64 or block_flow_q.dtype != torch.int64 or tuple(block_flow_q.shape) != (2, hb, wb):
+        raise ValueError(f"warp_blocks: expected float64 ref and int64 (2, {hb}, {wb}) vectors, got {tuple(block_flow_q.shape)}")
+    src = _Padded(ref, margin=_BLOCK + _NTAPS - 2, seg=_BLOCK + _NTAPS - 1)
+    out = _warp_all_blocks(src, block_flow_q[1], block_flow_q[0])
+    return out[:, :h, :w].contiguous()
+
+
 def warp_exact(ref: Tensor, flow_q: Tensor) -> Tensor:
     """Bit-exact backward warp of Q16 samples by a 1/64-pel motion field.
 
@@ -238,15 +278,7 @@ def warp_exact(ref: Tensor, flow_q: Tensor) -> Tensor:
     vx_b, vy_b = head[0].flatten(), head[1].flatten()
 
     if bool(const.all()):
-        # Bands of block rows keep each band's patches (~3 KiB per tile) cache- and heap-sized.
-        out = torch.empty(c, hb * _BLOCK, wb * _BLOCK, dtype=torch.float64, device=dev)
-        rows = max(1, _BAND_TILES // wb)
-        for r0 in range(0, hb, rows):
-            r1 = min(hb, r0 + rows)
-            sel = slice(r0 * wb, r1 * wb)
-            tiles = _filter_patches(src, by[sel] * _BLOCK, bx[sel] * _BLOCK, vy_b[sel], vx_b[sel], _BLOCK)
-            band = tiles.view(r1 - r0, wb, _BLOCK, c, _BLOCK).permute(3, 0, 2, 1, 4)
-            out[:, r0 * _BLOCK : r1 * _BLOCK].view(c, r1 - r0, _BLOCK, wb, _BLOCK).copy_(band)
+        out = _warp_all_blocks(src, vy_b.view(hb, wb), vx_b.view(hb, wb))
     else:
         out = torch.empty(c, hb * _BLOCK, wb * _BLOCK, dtype=torch.float64, device=dev)
         sel = const.nonzero().squeeze(1)

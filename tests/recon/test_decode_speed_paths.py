@@ -130,7 +130,8 @@ def test_round_shift_matches_reference_and_keeps_input():
 @pytest.mark.parametrize("m", [2, 3, 4, 6])
 @pytest.mark.parametrize("size", [(1, 1), (2, 5), (9, 13)])
 def test_phase_upsampling_matches_transposed_conv(m, size):
-    """The decoder's two-phase correlation gives the integers of the transposed convolution."""
+    """The decoder's two-phase correlation (rounding folded in) gives the integers of the
+    transposed convolution followed by the rounding shift."""
     from coolchic_stream.nn.upsampling import symmetric_kernel, upsample2x_1d
     from coolchic_stream.recon.coolchic import _upsample2x
 
@@ -139,4 +140,51 @@ def test_phase_upsampling_matches_transposed_conv(m, size):
     x = torch.randint(-(1 << 22), 1 << 22, (3, 1, *size), generator=g).to(torch.float64)
     for dim in (2, 3):
         expected = upsample2x_1d(x, symmetric_kernel(half, odd=False), dim)
-        assert torch.equal(_upsample2x(x, half, dim), expected)
+        for s in (0, 8, 12):
+            assert torch.equal(_upsample2x(x, half, dim, s), reference_round_shift(expected, s))
+
+
+@pytest.mark.parametrize("m", [1, 2, 4])
+def test_preconcat_filter_with_folded_rounding_matches_reference(m):
+    from coolchic_stream.nn.upsampling import filter_1d, symmetric_kernel
+    from coolchic_stream.recon.coolchic import _filter
+
+    g = torch.Generator().manual_seed(m)
+    kernel = symmetric_kernel(torch.randint(-(1 << 10), 1 << 10, (m,), generator=g).to(torch.float64), odd=True)
+    x = torch.randint(-(1 << 22), 1 << 22, (1, 1, 7, 10), generator=g).to(torch.float64)
+    for dim in (2, 3):
+        for s in (0, 8):
+            assert torch.equal(_filter(x, kernel, dim, s), reference_round_shift(filter_1d(x, kernel, dim), s))
+
+
+@pytest.mark.parametrize(("frame_type", "size"), [("P", (13, 22)), ("B", (16, 12)), ("B", (9, 5))])
+def test_assembly_equals_the_plain_formula(frame_type, size):
+    """In-place blending and one vector per 4x4 block give the integers of
+    α·(β·warp(r0) + (1-β)·warp(r1)) + r computed out of place on per-pixel flows."""
+    from coolchic_stream.recon.fixed import ONE
+    from coolchic_stream.recon.frame import assemble, motion_to_flow
+    from coolchic_stream.recon.warp import warp_exact
+    from coolchic_stream.types import FrameType
+
+    ft = FrameType[frame_type]
+    h, w = size
+    g = torch.Generator().manual_seed(h * 31 + w)
+    n_refs = 1 if ft == FrameType.P else 2
+    residue = torch.randint(-(1 << 17), 1 << 17, (3 + n_refs, h, w), generator=g).to(torch.float64)
+    motion = torch.randint(-(1 << 20), 1 << 20, (2 * n_refs, -(-h // 4), -(-w // 4)), generator=g).to(torch.float64)
+    refs = [torch.randint(0, 1 << 16, (3, h, w), generator=g).to(torch.float64) for _ in range(n_refs)]
+    translations = [(1, -2), (0, 3)][:n_refs]
+
+    def gate(raw):
+        return torch.clamp(raw + ONE / 2, 0.0, ONE)
+
+    preds = [warp_exact(r, motion_to_flow(motion[2 * i : 2 * i + 2], h, w, translations[i])) for i, r in enumerate(refs)]
+    if ft == FrameType.P:
+        pred = preds[0]
+    else:
+        beta = gate(residue[4:5])
+        pred = reference_round_shift(beta * preds[0] + (ONE - beta) * preds[1], 16)
+    expected = reference_round_shift(gate(residue[3:4]) * pred, 16) + residue[:3]
+    before = [r.clone() for r in refs]
+    assert torch.equal(assemble(ft, residue, motion, refs, translations), expected)
+    assert all(torch.equal(a, b) for a, b in zip(refs, before))  # references are not touched

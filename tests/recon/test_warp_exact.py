@@ -91,6 +91,24 @@ def test_block_flow_fast_path_matches_slow_reference(h, w):
     np.testing.assert_array_equal(warp_exact(ref, flow2).numpy(), expected2)
 
 
+@pytest.mark.parametrize("h,w", [(33, 17), (16, 12), (1, 5), (288, 352)])
+def test_one_vector_per_block_equals_the_per_pixel_field(h, w, monkeypatch):
+    """warp_blocks (vectors of the 1/4-resolution motion grid) = warp_exact on the expanded field,
+    with the block rows split into several bands."""
+    from coolchic_stream.recon import warp as warp_module
+    from coolchic_stream.recon.warp import warp_blocks
+
+    monkeypatch.setattr(warp_module, "_BAND_TILES", 37)
+    gen = torch.Generator().manual_seed(h * w)
+    ref = random_q16(gen, 3, h, w).to(torch.float64)
+    hb, wb = -(-h // 4), -(-w // 4)
+    vectors = torch.randint(-64 * 9, 64 * 9, (2, hb, wb), generator=gen)
+    flow = vectors.repeat_interleave(4, 1).repeat_interleave(4, 2)[:, :h, :w].contiguous()
+    assert torch.equal(warp_blocks(ref, vectors), warp_exact(ref, flow))
+    with pytest.raises(ValueError, match="warp_blocks"):
+        warp_blocks(ref, vectors[:, :-1])
+
+
 @settings(max_examples=15, deadline=None)
 @given(
     h=st.integers(1, 14),
