@@ -102,3 +102,17 @@ def test_a_dead_helper_falls_back_to_decoding_in_process(stream):
     assert restarted is not None and restarted.alive and restarted._process.pid != helper._process.pid
     assert not helper.alive
 
+
+
+def test_a_cold_prefetch_decodes_its_first_half_in_process(stream):
+    """Nothing in flight: the first half of the group stays with the caller, the rest goes to
+    the helper; a prefetch while packets are in flight goes to the helper whole."""
+    enc, packets = stream
+    dec = Decoder(pipeline=True)
+    dec.prefetch(packets[:4])
+    dec.prefetch(packets[4:])
+    kinds = [type(f).__name__ for _, f, _ in dec._prefetched]
+    assert kinds == ["_Deferred", "_Deferred", "Future", "Future", "Future"]
+    out = [p for packet in packets for p in dec.send(packet)] + dec.flush()
+    assert sorted(p.pts for p in out) == list(range(5))
+    assert all(p.same_samples(enc.reconstructions[p.pts]) for p in out)
