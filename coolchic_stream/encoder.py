@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import torch
 
 from .config import INTRA_CHECK_SHARE, EncoderConfig, IntraCheck
 from .dpb import DecodedPictureBuffer
 from .entropy.latents import encode_latents
 from .entropy.nn_weights import encode_nn
-from .errors import UnsupportedFormatError
+from .errors import ConfigError, UnsupportedFormatError
 from .framecodec import FrameHeader, build_payload, build_section, reconstruct
 from .gop import FrameJob, GopScheduler, lambda_scale
 from .train.coding import FrameCodingResult, code_intra
@@ -54,11 +55,27 @@ def picture_psnr(decoded: Picture, source: Picture) -> tuple[float, float]:
     )
 
 
+def check_device(device: str) -> None:
+    """Fail early, with a usage error, when the requested training device does not exist here."""
+    if device == "cpu":
+        return
+    try:
+        index = torch.device(device).index or 0
+    except RuntimeError:
+        raise ConfigError(f"--device {device!r} is not valid", "use cpu, cuda or cuda:N") from None
+    if not torch.cuda.is_available():
+        why = "this torch build has no CUDA support" if torch.version.cuda is None else "no GPU is visible"
+        raise ConfigError(f"--device {device!r} is not available: {why}", "use --device cpu")
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device!r} is not available: {torch.cuda.device_count()} GPU(s) visible", "use cuda:0")
+
+
 class Encoder:
     def __init__(
         self, config: EncoderConfig | None = None, progress: ProgressCallback | None = None, warm_start: bool = True
     ) -> None:
         self.config = config or EncoderConfig()
+        check_device(self.config.device)
         self.progress = progress
         self.scheduler = GopScheduler(self.config.gop, self.config.gop_size, self.config.intra_period)
         self.dpb = DecodedPictureBuffer()

@@ -88,6 +88,22 @@ def test_usage_errors_exit_2_with_one_line(argv: list[str], capsys: pytest.Captu
     assert_one_line_error(captured.err)
 
 
+@pytest.mark.parametrize("device", ["cuda", "cuda:3", "cuda:x"])
+def test_an_unavailable_device_is_a_usage_error_before_any_output(
+    device: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: device == "cuda:3")  # "cuda:3": one GPU only
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    tiny_clip(tmp_path / "in.y4m")
+    assert main(["encode", str(tmp_path / "in.y4m"), str(tmp_path / "out.ccv"), "--device", device, "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"--device '{device}'" in captured.err
+    assert_one_line_error(captured.err)
+    assert not (tmp_path / "out.ccv").exists()
+
+
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "encode" in capsys.readouterr().out
