@@ -29,8 +29,8 @@ import torch
 from .dpb import DecodedPictureBuffer, ReorderBuffer
 from .errors import BitstreamError
 from .framecodec import ParseResult, parse_payloads, parse_with_latents, reconstruct
-from .recon.frame import picture_to_fixed
 from .gop import ReferenceTracker
+from .recon.frame import picture_to_fixed
 from .types import FrameType, Packet, Picture, SequenceInfo
 from .worker import entropy_worker
 

@@ -51,6 +51,8 @@ def _rounding(s: int, channels: int) -> Tensor | None:
 
 def _shift_(y: Tensor, s: int) -> Tensor:
     """In place: y / 2^s floored (its half step already added as a conv bias), or y * 2^-s."""
+    if s == 0:
+        return y
     return y.mul_(1.0 / (1 << s)).floor_() if s > 0 else y.mul_(float(1 << -s))
 
 
@@ -149,7 +151,8 @@ def synthesize_exact(param: CoolChicEncoderParameter, module: QuantizedModule, f
             y.add_(x)
         x = y.clamp_(min=0.0) if layer.relu else y
     if param.synthesis_stabiliser:
-        x = x.add_(_conv(inputs, weights[-1], biases[-1], s)) if x is not inputs else x + _conv(inputs, weights[-1], biases[-1], s)
+        stabiliser = _conv(inputs, weights[-1], biases[-1], s)
+        x = x.add_(stabiliser) if x is not inputs else x + stabiliser  # never add into the features
     return x
 
 
