@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--preset", default="slow")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=1, help="encode each lambda with seeds 0..N-1 and print their mean")
+    ap.add_argument("--first-seed", type=int, default=0, help="start the seeds here (split a run over processes)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -65,7 +66,7 @@ def main() -> None:
     rows = []
     print(f"astronaut {args.size}x{args.size} {args.format}, {args.iterations} iterations, {args.complexity}")
     print(f"{'lambda':>8} {'seed':>4} {'bpp':>7} {'PSNR':>7} {'PSNR-Y':>7} {'enc s':>7} {'dec s':>6} {'MAC/px':>7}")
-    jobs = [(float(x), seed) for x in args.lambdas.split(",") for seed in range(args.seeds)]
+    jobs = [(float(x), seed) for x in args.lambdas.split(",") for seed in range(args.first_seed, args.first_seed + args.seeds)]
     for lmbda, seed in jobs:
         config = EncoderConfig(preset=args.preset, lmbda=lmbda, iterations=args.iterations, complexity=args.complexity,
                                gop="intra", seed=seed)  # fmt: skip

@@ -22,6 +22,7 @@ from ..types import CoolChicRole, DataType, FrameType, Picture
 from .loop import ProgressFn, intra_plan, run_plan
 from .loss import Target, distortion
 from .quantize_nn import quantize_coolchics
+from .rdoq import rdoq
 
 
 def picture_to_dense(picture: Picture, device: str = "cpu") -> Tensor:
@@ -92,11 +93,14 @@ def code_intra(
     warmup = min(s.warmup_iterations, warmup_iterations(iterations))
     plan = intra_plan(iterations, lmbda, s.warmup_candidates, warmup, s.final_iterations, s.validation_interval)
     fe, result = run_plan(make, target, [], lmbda, plan, progress)
-    return finish(fe, target, [], lmbda, result.psnr)
+    return finish(fe, target, [], lmbda, result.psnr, config.seed if s.nn_rdoq else None)
 
 
-def finish(fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: float, train_psnr: float) -> FrameCodingResult:
-    """Quantize the NNs of a trained FrameEncoder and take its integer latents."""
+def finish(
+    fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: float, train_psnr: float, rdoq_seed: int | None = None
+) -> FrameCodingResult:
+    """Quantize the NNs of a trained FrameEncoder (then RDOQ them unless ``rdoq_seed`` is None)
+    and take its integer latents."""
 
     def evaluator() -> tuple[float, float]:
         fe.eval()
@@ -107,6 +111,8 @@ def finish(fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: fl
     roles = [CoolChicRole[name.upper()] for name in fe.coolchics.keys()]
     ccs = list(fe.coolchics.values())
     modules = quantize_coolchics(ccs, evaluator, lmbda, target.n_pixels)
+    if rdoq_seed is not None:
+        modules = rdoq(ccs, modules, evaluator, lmbda, target.n_pixels, rdoq_seed)
     coded = []
     for role, cc, mods in zip(roles, ccs, modules):
         with torch.no_grad():

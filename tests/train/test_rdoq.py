@@ -1,0 +1,101 @@
+"""NN RDOQ: never raises the real cost, keeps weights exact multiples of their steps, is seeded,
+and what it chooses is what the decoder reconstructs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from coolchic_stream.architecture import residue_parameter
+from coolchic_stream.config import PRESETS, Complexity, EncoderConfig, Preset
+from coolchic_stream.decoder import Decoder
+from coolchic_stream.encoder import Encoder
+from coolchic_stream.entropy.arm_int import WEIGHT_LIMIT
+from coolchic_stream.entropy.nn_weights import MODULE_NAMES
+from coolchic_stream.framecodec import OUTPUTS
+from coolchic_stream.nn.frame import FrameEncoder
+from coolchic_stream.train.coding import picture_target
+from coolchic_stream.train.loop import intra_plan, run_plan
+from coolchic_stream.train.loss import distortion
+from coolchic_stream.train.quantize_nn import quantize_coolchics
+from coolchic_stream.train.rdoq import rdoq
+from coolchic_stream.types import DataType, FrameType
+
+from ..conftest import make_picture
+
+LMBDA = 2e-3
+
+
+def trained(seed: int = 0):
+    picture = make_picture(20, 14, DataType.RGB, seed=seed)
+    target = picture_target(picture)
+    param = residue_parameter(14, 20, OUTPUTS[FrameType.I][0], Complexity.LOP)
+
+    def make(s: int) -> FrameEncoder:
+        torch.manual_seed(s)
+        return FrameEncoder(FrameType.I, DataType.RGB, 8, param)
+
+    fe, _ = run_plan(make, target, [], LMBDA, intra_plan(60, LMBDA, 1, 10, 10, 20))
+    cc = next(iter(fe.coolchics.values()))
+
+    def evaluate() -> tuple[float, float]:
+        fe.eval()
+        with torch.no_grad():
+            out = fe([])
+            return float(distortion(out.decoded, target)), float(out.rate.sum())
+
+    return fe, cc, evaluate, target.n_pixels
+
+
+def real_cost(evaluate, modules, n_pixels) -> float:
+    mse, latent_bits = evaluate()
+    return mse + LMBDA * (latent_bits + sum(m.n_bits() for m in modules.values())) / n_pixels
+
+
+def test_rdoq_lowers_the_cost_and_keeps_exact_integer_weights():
+    fe, cc, evaluate, n = trained()
+    modules = quantize_coolchics([cc], evaluate, LMBDA, n)[0]
+    before = real_cost(evaluate, modules, n)
+    improved = rdoq([cc], [modules], evaluate, LMBDA, n, seed=3)[0]
+    after = real_cost(evaluate, improved, n)
+    assert after < before  # a 60-iteration model always has some weight worth a step
+    changed = sum(int(np.sum(a != b)) for name in MODULE_NAMES for a, b in zip(modules[name].weights + modules[name].biases, improved[name].weights + improved[name].biases))
+    assert changed > 0
+    tensors = cc.nn_modules()
+    for name in MODULE_NAMES:
+        m = improved[name]
+        weights, biases = m.dequantized()
+        for p, v in zip(tensors[name][0], weights):
+            assert torch.equal(p.detach().double(), torch.from_numpy(v))  # the model holds exactly the integers
+        for p, v in zip(tensors[name][1], biases):
+            assert torch.equal(p.detach().double(), torch.from_numpy(v))
+    arm = improved["arm"]
+    assert all(np.abs(w).max() * 2.0**arm.weight_log2_step <= WEIGHT_LIMIT for w in arm.weights)
+
+
+def test_rdoq_is_seeded():
+    runs = []
+    for _ in range(2):
+        fe, cc, evaluate, n = trained()
+        modules = quantize_coolchics([cc], evaluate, LMBDA, n)[0]
+        runs.append(rdoq([cc], [modules], evaluate, LMBDA, n, seed=5)[0])
+    for name in MODULE_NAMES:
+        assert all(np.array_equal(a, b) for a, b in zip(runs[0][name].weights, runs[1][name].weights))
+        assert all(np.array_equal(a, b) for a, b in zip(runs[0][name].biases, runs[1][name].biases))
+
+
+def test_only_the_slower_presets_use_it():
+    assert [PRESETS[p].nn_rdoq for p in Preset] == [False, False, True, True]
+
+
+@pytest.mark.parametrize("gop", ["intra", "lowdelay"])
+def test_streams_with_rdoq_decode_to_the_encoders_reconstruction(gop):
+    pictures = [make_picture(16, 12, pts=i, shift=i) for i in range(2)]
+    enc = Encoder(EncoderConfig(preset="medium", iterations=30, gop=gop, intra_period=4))
+    enc.keep_reconstructions = True
+    packets = [p for picture in pictures for p in enc.send(picture)] + enc.flush()
+    dec = Decoder(pipeline=False)
+    out = [p for packet in packets for p in dec.send(packet)] + dec.flush()
+    assert [p.pts for p in out] == [0, 1]
+    assert all(p.same_samples(enc.reconstructions[p.pts]) for p in out)
