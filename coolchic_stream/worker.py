@@ -162,7 +162,9 @@ def entropy_worker() -> EntropyWorker | None:
         if _WORKER is None or not _WORKER.alive:
             try:
                 _WORKER = EntropyWorker()
-            except (OSError, ValueError, RuntimeError):  # no fork/spawn here: decode in-process
+            except (OSError, ValueError, RuntimeError, AssertionError):
+                # No child processes here (a daemonic multiprocessing worker asserts, a sandbox may
+                # refuse fork): the decoder falls back to a thread.
                 _WORKER = None
         return _WORKER
 

@@ -116,3 +116,19 @@ def test_a_cold_prefetch_decodes_its_first_half_in_process(stream):
     out = [p for packet in packets for p in dec.send(packet)] + dec.flush()
     assert sorted(p.pts for p in out) == list(range(5))
     assert all(p.same_samples(enc.reconstructions[p.pts]) for p in out)
+
+
+def test_without_child_processes_the_decoder_falls_back_to_a_thread(stream, monkeypatch):
+    """Inside a daemonic multiprocessing worker, Process.start() asserts: decoding still works."""
+
+    def refuse(self):
+        raise AssertionError("daemonic processes are not allowed to have children")
+
+    monkeypatch.setattr(worker, "_WORKER", None)
+    monkeypatch.setattr(worker.EntropyWorker, "__init__", refuse)
+    assert worker.entropy_worker() is None
+    enc, packets = stream
+    out = decode_all(packets, pipeline=True)
+    pictures = [p for group in out for p in group]
+    assert sorted(p.pts for p in pictures) == list(range(5))
+    assert all(p.same_samples(enc.reconstructions[p.pts]) for p in pictures)
