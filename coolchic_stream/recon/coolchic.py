@@ -117,10 +117,8 @@ def _conv(x: Tensor, weight: Tensor, bias_q: Tensor, s: int) -> Tensor:
     else:  # round_shift's half-step rides in the bias: one pass less over the output
         offset = bias_q + float(1 << (s - 1))
     if k == 1:
-        y = torch.addmm(offset.view(-1, 1), weight.reshape(c_out, c_in), x.reshape(c_in, h * w)).view(1, c_out, h, w)
-        if s <= 0:
-            return round_shift(y, s)
-        return y.mul_(1.0 / (1 << s)).floor_()
+        y = torch.addmm(offset.view(-1, 1), weight.reshape(c_out, c_in), x.reshape(c_in, h * w))
+        return _shift_(y.view(1, c_out, h, w), s)
     p = (k - 1) // 2
     row = w + 2 * p
     flat = F.pad(x, (p, p, p, p), mode="replicate").reshape(c_in, -1)

@@ -22,6 +22,11 @@ def round_shift(x: Tensor, bits: int) -> Tensor:
     return y.mul_(1.0 / (1 << bits)).floor_()
 
 
+def round_shift_(x: Tensor, bits: int) -> Tensor:
+    """``round_shift`` in place, for a tensor the caller owns (bits > 0)."""
+    return x.add_(float(1 << (bits - 1))).mul_(1.0 / (1 << bits)).floor_()
+
+
 def scale_integers(values: Tensor, log2_factor: int) -> Tensor:
     """values * 2^log2_factor rounded to integers (half to even, deterministic)."""
     return torch.round(values * 2.0**log2_factor)

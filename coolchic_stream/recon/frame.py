@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..types import DataType, FrameType, Picture, sample_dtype
-from .fixed import FRAC, ONE, fixed_to_samples, round_shift, samples_to_fixed
+from .fixed import FRAC, ONE, fixed_to_samples, round_shift, round_shift_, samples_to_fixed
 
 FLOW_FRACTION_BITS = 6  # motion vectors in 1/64 pel
 
@@ -45,11 +45,6 @@ def fixed_to_picture(dense: Tensor, data_type: DataType, bit_depth: int, pts: in
         uv = dense[1:]
     u, v = (fixed_to_samples(c, bit_depth).numpy().astype(dtype) for c in uv)
     return Picture((y, u, v), bit_depth, data_type, pts)
-
-
-def _round_shift_(x: Tensor, bits: int) -> Tensor:
-    """In-place ``round_shift`` of a tensor this module owns."""
-    return x.add_(float(1 << (bits - 1))).mul_(1.0 / (1 << bits)).floor_()
 
 
 def _gate(raw: Tensor) -> Tensor:
@@ -98,5 +93,5 @@ def assemble(
     else:
         # β·p0 + (1-β)·p1 written as β·(p0 - p1) + p1 (the same integers), in place.
         pred = torch.sub(preds[0], preds[1]).mul_(_gate(residue[4:5])).add_(preds[1], alpha=ONE)
-        pred = _round_shift_(pred, FRAC)
-    return _round_shift_(pred.mul_(_gate(residue[3:4])), FRAC).add_(residue[:3])
+        pred = round_shift_(pred, FRAC)
+    return round_shift_(pred.mul_(_gate(residue[3:4])), FRAC).add_(residue[:3])

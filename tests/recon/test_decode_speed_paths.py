@@ -21,7 +21,7 @@ from coolchic_stream.entropy.latents import (
     encode_latents,
 )
 from coolchic_stream.recon.coolchic import _conv
-from coolchic_stream.recon.fixed import round_shift
+from coolchic_stream.recon.fixed import round_shift, round_shift_
 
 import constriction
 
@@ -125,6 +125,8 @@ def test_round_shift_matches_reference_and_keeps_input():
     for bits in (-2, 0, 1, 8, 16):
         assert torch.equal(round_shift(x, bits), reference_round_shift(x, bits))
     assert torch.equal(x, before)
+    for bits in (1, 8, 16):
+        assert torch.equal(round_shift_(x.clone(), bits), reference_round_shift(x, bits))
 
 
 @pytest.mark.parametrize("m", [2, 3, 4, 6])
