@@ -81,9 +81,20 @@ class FrameEncoder(nn.Module):
             rates.append(motion.rate)
             decoded = self.inter(residue.raw[:, :, :h, :w], motion.raw, references or [])
         if not self.training:
-            m = (1 << self.bit_depth) - 1
-            decoded = torch.clamp(torch.round(decoded * m) / m, 0.0, 1.0)
+            decoded = self._as_decoded(decoded)
         return FrameEncoderOutput(decoded=decoded, rate=torch.cat(rates))
+
+    def _as_decoded(self, dense: Tensor) -> Tensor:
+        """Samples as the decoder outputs them: rounded to the bit depth and clamped; 4:2:0 chroma
+        averaged *before* rounding (as ``recon.frame`` does), then repeated to luma resolution so
+        that ``to_planes`` gives those samples back exactly."""
+        m = (1 << self.bit_depth) - 1
+        if self.data_type != DataType.YUV420:
+            return torch.clamp(torch.round(dense * m) / m, 0.0, 1.0)
+        h, w = dense.shape[-2:]
+        uv = torch.clamp(torch.round(pool_chroma(dense[:, 1:]) * m) / m, 0.0, 1.0)
+        uv = uv.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)[..., :h, :w]
+        return torch.cat([torch.clamp(torch.round(dense[:, :1] * m) / m, 0.0, 1.0), uv], dim=1)
 
     def macs_per_pixel(self) -> float:
         total = sum(cc.macs_per_pixel() for cc in self.coolchics.values())
