@@ -41,13 +41,14 @@ class PresetSettings:
     final_iterations: int
     validation_interval: int
     nn_rdoq: bool  # RDOQ of the NN weights after the step search (train/rdoq.py): one forward per try
+    latent_rdoq: int  # then passes of latent RDOQ (train/latent_rdoq.py, 0: off): ~1 000 forwards each
 
 
 PRESETS: dict[Preset, PresetSettings] = {
-    Preset.TEST: PresetSettings(120, Complexity.LOP, 2, 10, 20, 40, False),
-    Preset.FAST: PresetSettings(1000, Complexity.LOP, 3, 30, 100, 100, False),
-    Preset.MEDIUM: PresetSettings(3000, Complexity.MOP, 4, 60, 300, 100, True),
-    Preset.SLOW: PresetSettings(10000, Complexity.HOP, 5, 200, 500, 100, True),
+    Preset.TEST: PresetSettings(120, Complexity.LOP, 2, 10, 20, 40, False, 0),
+    Preset.FAST: PresetSettings(1000, Complexity.LOP, 3, 30, 100, 100, False, 0),
+    Preset.MEDIUM: PresetSettings(3000, Complexity.MOP, 4, 60, 300, 100, True, 0),
+    Preset.SLOW: PresetSettings(10000, Complexity.HOP, 5, 200, 500, 100, True, 4),
 }
 
 

@@ -1,7 +1,7 @@
 """Code one frame: overfit its FrameEncoder, quantize the NNs, produce the transmitted integers.
 
     Picture + references ─► Target ─► run_plan (warm-up, main, final) ─► NN step search
-        ─► hard latents (round(gain·y), clamped) ─► list[CodedCoolChic]
+        ─► [NN RDOQ] ─► [latent RDOQ] ─► hard latents (round(gain·y), clamped) ─► list[CodedCoolChic]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..types import CoolChicRole, DataType, FrameType, Picture
 from .loop import ProgressFn, intra_plan, run_plan
 from .loss import Target, distortion
 from .quantize_nn import quantize_coolchics
+from .latent_rdoq import latent_rdoq
 from .rdoq import rdoq
 
 
@@ -93,14 +94,20 @@ def code_intra(
     warmup = min(s.warmup_iterations, warmup_iterations(iterations))
     plan = intra_plan(iterations, lmbda, s.warmup_candidates, warmup, s.final_iterations, s.validation_interval)
     fe, result = run_plan(make, target, [], lmbda, plan, progress)
-    return finish(fe, target, [], lmbda, result.psnr, config.seed if s.nn_rdoq else None)
+    return finish(fe, target, [], lmbda, result.psnr, config.seed if s.nn_rdoq else None, s.latent_rdoq)
 
 
 def finish(
-    fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: float, train_psnr: float, rdoq_seed: int | None = None
+    fe: FrameEncoder,
+    target: Target,
+    references: list[Tensor],
+    lmbda: float,
+    train_psnr: float,
+    rdoq_seed: int | None = None,
+    latent_passes: int = 0,
 ) -> FrameCodingResult:
-    """Quantize the NNs of a trained FrameEncoder (then RDOQ them unless ``rdoq_seed`` is None)
-    and take its integer latents."""
+    """Quantize the NNs of a trained FrameEncoder (then RDOQ them unless ``rdoq_seed`` is None),
+    RDOQ the residue latents against those quantized NNs (``latent_passes``), and take the integer latents."""
 
     def evaluator() -> tuple[float, float]:
         fe.eval()
@@ -113,6 +120,8 @@ def finish(
     modules = quantize_coolchics(ccs, evaluator, lmbda, target.n_pixels)
     if rdoq_seed is not None:
         modules = rdoq(ccs, modules, evaluator, lmbda, target.n_pixels, rdoq_seed)
+    if latent_passes:
+        latent_rdoq(fe, target, references, lmbda, latent_passes)
     coded = []
     for role, cc, mods in zip(roles, ccs, modules):
         with torch.no_grad():

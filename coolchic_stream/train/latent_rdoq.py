@@ -1,0 +1,221 @@
+"""Rate-distortion optimised quantization of the latents: greedy ±1 moves, many at a time.
+
+Training ends with every latent rounded to its nearest integer; that is rarely the best
+integer once its bits are counted. Each latent of the residue Cool-chic is tried at a
+candidate value (the other rounding of its trained value, then one step towards zero) and
+the move is kept when the real cost D + λ·R/pixels of a hard-rounded forward goes down.
+
+One forward tries a whole lattice of latents of one grid at once. The lattice spacing is
+wider than what a single latent can reach, so every change owns a disjoint cell of the
+picture (its footprint through upsampling and synthesis) and of its grid (the symbols whose
+ARM context holds it), and its cost change is read exactly from that cell::
+
+    grid i, lattice offset (oy, ox), spacing (sy, sx):
+        move every lattice latent ─► forward ─► per-cell Δ(squared error), Δ(bits)
+        ─► keep the cells where Δ(D + λ·R) < 0, restore the others
+
+Grids and offsets are visited in a fixed order, so the result is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..nn.arm import context_offsets
+from ..nn.coolchic import CoolChicEncoder
+from ..nn.frame import FrameEncoder, to_planes
+from ..nn.quantizer import LATENT_MAX, LATENT_MIN
+from ..nn.upsampling import tconv_geometry
+from .loss import Target
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Where a latent at grid position p reaches, per axis: [2^level·p + lo, 2^level·p + hi] in
+    frame pixels, and ARM symbols [p + rate_lo, p + rate_hi] of its own grid (rows, columns)."""
+
+    level: int
+    lo: int
+    hi: int
+    rate_lo: tuple[int, int]
+    rate_hi: tuple[int, int]
+
+    def spacing(self) -> tuple[int, int]:
+        """Smallest lattice step (rows, columns) in grid units keeping footprints disjoint."""
+        pixels = math.ceil((self.hi - self.lo + 1) / 2**self.level)
+        return tuple(max(pixels, self.rate_hi[a] - self.rate_lo[a] + 1) for a in range(2))  # type: ignore[return-value]
+
+
+def footprints(cc: CoolChicEncoder) -> list[Footprint]:
+    """Footprint of every grid of a Cool-chic whose finest grid is at frame resolution."""
+    param = cc.param
+    pad, crop = tconv_geometry(param.ups_kernel)
+    pre = (param.ups_preconcat_kernel - 1) // 2
+    synth = sum((layer.kernel_size - 1) // 2 for layer in param.layers_synthesis)
+    offsets = context_offsets(param.arm.context_size)
+    # A symbol q is affected by p when p - q is one of its context offsets.
+    rate_lo = (min(-dy for dy, _ in offsets), min(-dx for _, dx in offsets))
+    rate_hi = (max(-dy for dy, _ in offsets), max(-dx for _, dx in offsets))
+    out = []
+    for level in range(param.n_grids):
+        lo, hi = -pre, pre
+        for _ in range(level):
+            lo, hi = 2 * lo + 2 * pad - crop, 2 * hi + 2 * pad - crop + param.ups_kernel - 1
+        # One more on the low side: a 4:2:0 chroma sample pools luma rows 2y and 2y + 1.
+        out.append(Footprint(level, lo - synth - 1, hi + synth, rate_lo, rate_hi))
+    return out
+
+
+@dataclass
+class _State:
+    """Per-sample squared error of every coded plane and per-latent bits of a hard-rounded forward."""
+
+    errors: list[Tensor]
+    rate: Tensor
+
+    @staticmethod
+    def measure(fe: FrameEncoder, target: Target, references: list[Tensor]) -> "_State":
+        with torch.no_grad():
+            out = fe(references)
+            planes = to_planes(out.decoded, target.data_type)
+            return _State([((a - b) ** 2).sum(1)[0] for a, b in zip(planes, target.planes)], out.rate.clone())
+
+
+def _in_lattice(rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> tuple[Tensor, Tensor]:
+    """(valid [h, w], flat cell index [h, w]) of a map whose rows / columns fall in the given cells."""
+    valid = (rows >= 0)[:, None] & (rows < n_rows)[:, None] & (cols >= 0)[None, :] & (cols < n_cols)[None, :]
+    index = rows.clamp(0, n_rows - 1)[:, None] * n_cols + cols.clamp(0, n_cols - 1)[None, :]
+    return valid, index
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """The latents (offset + step·k) of one grid, tried together, and the cells they own."""
+
+    cc: CoolChicEncoder
+    level: int
+    offset: tuple[int, int]
+    step: tuple[int, int]
+    footprint: Footprint
+
+    @property
+    def grid(self) -> Tensor:
+        h, w = self.cc.param.grid_sizes[self.level]
+        return self.cc.latents[self.level].data.view(h, w)
+
+    @property
+    def index(self) -> tuple[slice, slice]:
+        return slice(self.offset[0], None, self.step[0]), slice(self.offset[1], None, self.step[1])
+
+    def _plane_cells(self, plane: Tensor) -> tuple[Tensor, Tensor]:
+        """Cells of a coded plane's samples; a subsampled plane's sample sits at its first frame
+        pixel (the footprint's extra low-side pixel covers the second)."""
+        out = []
+        for axis in range(2):
+            n, full = plane.shape[axis], self.cc.param.img_size[axis]
+            scale = -(-full // n)
+            pixels = torch.arange(n) * scale - self.offset[axis] * 2**self.level - self.footprint.lo
+            out.append(torch.div(pixels, self.step[axis] * 2**self.level, rounding_mode="floor"))
+        return out[0], out[1]
+
+    def _grid_cells(self) -> tuple[Tensor, Tensor]:
+        h, w = self.cc.param.grid_sizes[self.level]
+        fp = self.footprint
+        rows = torch.div(torch.arange(h) - self.offset[0] - fp.rate_lo[0], self.step[0], rounding_mode="floor")
+        cols = torch.div(torch.arange(w) - self.offset[1] - fp.rate_lo[1], self.step[1], rounding_mode="floor")
+        return rows, cols
+
+    def _segment(self) -> slice:
+        sizes = self.cc.param.grid_sizes
+        start = sum(h * w for h, w in sizes[: self.level])
+        h, w = sizes[self.level]
+        return slice(start, start + h * w)
+
+    def deltas(self, base: _State, trial: _State, sample_weight: float, bit_weight: float) -> Tensor:
+        """Change of D + λ·R/pixels owned by each lattice latent, [n_rows, n_cols] float64."""
+        n_rows, n_cols = self.grid[self.index].shape
+        sums = torch.zeros(n_rows * n_cols, dtype=torch.float64)
+        maps = [(t - e, self._plane_cells(e), sample_weight) for e, t in zip(base.errors, trial.errors)]
+        seg = self._segment()
+        h, w = self.cc.param.grid_sizes[self.level]
+        maps.append(((trial.rate[seg] - base.rate[seg]).view(h, w), self._grid_cells(), bit_weight))
+        for values, cells, weight in maps:
+            valid, index = _in_lattice(*cells, n_rows, n_cols)
+            sums.index_add_(0, index[valid], values[valid].double() * weight)
+        return sums.view(n_rows, n_cols)
+
+    def accept(self, base: _State, trial: _State, keep: Tensor) -> None:
+        """Take the trial's errors and bits inside the kept cells (footprints are disjoint)."""
+        n_rows, n_cols = keep.shape
+        for e, t in zip(base.errors, trial.errors):
+            valid, index = _in_lattice(*self._plane_cells(e), n_rows, n_cols)
+            mask = valid & keep.view(-1)[index]
+            e[mask] = t[mask]
+        valid, index = _in_lattice(*self._grid_cells(), n_rows, n_cols)
+        mask = (valid & keep.view(-1)[index]).view(-1)
+        seg = self._segment()
+        base.rate[seg][mask] = trial.rate[seg][mask]
+
+
+def lattices(cc: CoolChicEncoder) -> list[Lattice]:
+    """Every lattice of every grid, finest grid first, in a fixed order."""
+    out = []
+    for fp, (h, w) in zip(footprints(cc), cc.param.grid_sizes):
+        step = fp.spacing()
+        out += [Lattice(cc, fp.level, (oy, ox), step, fp) for oy in range(min(step[0], h)) for ox in range(min(step[1], w))]
+    return out
+
+
+# Pass order: the other rounding of the trained value is the likeliest winner, then the cheaper value.
+CANDIDATES = ("other rounding", "towards zero", "up", "down")
+
+
+def _candidate(kind: str, current: Tensor, trained: Tensor) -> Tensor:
+    if kind == "other rounding":
+        return current + torch.where(trained > current, 1.0, -1.0)
+    if kind == "towards zero":
+        return current - torch.sign(current)
+    if kind == "up":
+        return current + 1.0
+    return current - 1.0
+
+
+def latent_rdoq(
+    fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: float, passes: int = 2
+) -> tuple[int, float]:
+    """Improve the residue Cool-chic's latents in place with the first ``passes`` candidates;
+    returns (moves kept, change of D + λ·R/pixels)."""
+    cc = fe.residue
+    gain = cc.param.encoder_gain
+    if cc.param.grid_sizes[0] != tuple(cc.param.img_size):
+        return 0, 0.0
+    fe.eval()
+    base = _State.measure(fe, target, references)
+    weights = (1.0 / target.n_samples, lmbda / target.n_pixels)
+    kept, gained = 0, 0.0
+    with torch.no_grad():
+        trained = [g.detach().clone()[0, 0] * gain for g in cc.latents]
+        for kind in CANDIDATES[:passes]:
+            for lattice in lattices(cc):
+                grid, index = lattice.grid, lattice.index
+                current = torch.round(grid[index] * gain)
+                new = _candidate(kind, current, trained[lattice.level][index]).clamp(LATENT_MIN, LATENT_MAX)
+                if bool((new == current).all()):
+                    continue
+                grid[index] = new / gain
+                trial = _State.measure(fe, target, references)
+                delta = lattice.deltas(base, trial, *weights)
+                keep = delta < 0
+                grid[index] = torch.where(keep, new, current) / gain
+                if bool(keep.any()):
+                    kept += int(keep.sum())
+                    gained += float(delta[keep].sum())
+                    lattice.accept(base, trial, keep)
+    return kept, gained
+
+
+__all__ = ["CANDIDATES", "Footprint", "Lattice", "footprints", "lattices", "latent_rdoq"]
