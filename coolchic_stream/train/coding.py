@@ -19,10 +19,10 @@ from ..framecodec import OUTPUTS, CodedCoolChic
 from ..nn.frame import FrameEncoder
 from ..nn.quantizer import hard_latents
 from ..types import CoolChicRole, DataType, FrameType, Picture
-from .loop import ProgressFn, intra_plan, run_plan
-from .loss import Target, distortion
-from .quantize_nn import quantize_coolchics
 from .latent_rdoq import latent_rdoq
+from .loop import ProgressFn, intra_plan, run_plan
+from .loss import Target, distortion, psnr
+from .quantize_nn import quantize_coolchics
 from .rdoq import rdoq
 
 
@@ -94,7 +94,7 @@ def code_intra(
     warmup = min(s.warmup_iterations, warmup_iterations(iterations))
     plan = intra_plan(iterations, lmbda, s.warmup_candidates, warmup, s.final_iterations, s.validation_interval)
     fe, result = run_plan(make, target, [], lmbda, plan, progress)
-    return finish(fe, target, [], lmbda, result.psnr, config.seed if s.nn_rdoq else None, s.latent_rdoq)
+    return finish(fe, target, [], lmbda, result.psnr, config.seed if s.nn_rdoq else None, s.latent_rdoq, progress)
 
 
 def finish(
@@ -105,6 +105,7 @@ def finish(
     train_psnr: float,
     rdoq_seed: int | None = None,
     latent_passes: int = 0,
+    progress: ProgressFn | None = None,
 ) -> FrameCodingResult:
     """Quantize the NNs of a trained FrameEncoder (then RDOQ them unless ``rdoq_seed`` is None),
     RDOQ the residue latents against those quantized NNs (``latent_passes``), and take the integer latents."""
@@ -117,11 +118,16 @@ def finish(
 
     roles = [CoolChicRole[name.upper()] for name in fe.coolchics.keys()]
     ccs = list(fe.coolchics.values())
+    def stage(name: str) -> Callable[[int, int, float, float], None] | None:
+        if progress is None:
+            return None
+        return lambda done, total, cost, mse: progress(name, done, total, cost, psnr(mse))
+
     modules = quantize_coolchics(ccs, evaluator, lmbda, target.n_pixels)
     if rdoq_seed is not None:
-        modules = rdoq(ccs, modules, evaluator, lmbda, target.n_pixels, rdoq_seed)
+        modules = rdoq(ccs, modules, evaluator, lmbda, target.n_pixels, rdoq_seed, stage("NN RDOQ"))
     if latent_passes:
-        latent_rdoq(fe, target, references, lmbda, latent_passes)
+        latent_rdoq(fe, target, references, lmbda, latent_passes, stage("latent RDOQ"))
     coded = []
     for role, cc, mods in zip(roles, ccs, modules):
         with torch.no_grad():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -78,7 +79,7 @@ class _State:
     rate: Tensor
 
     @staticmethod
-    def measure(fe: FrameEncoder, target: Target, references: list[Tensor]) -> "_State":
+    def measure(fe: FrameEncoder, target: Target, references: list[Tensor]) -> _State:
         with torch.no_grad():
             out = fe(references)
             planes = to_planes(out.decoded, target.data_type)
@@ -185,10 +186,16 @@ def _candidate(kind: str, current: Tensor, trained: Tensor) -> Tensor:
 
 
 def latent_rdoq(
-    fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: float, passes: int = 2
+    fe: FrameEncoder,
+    target: Target,
+    references: list[Tensor],
+    lmbda: float,
+    passes: int = 2,
+    progress: Callable[[int, int, float, float], None] | None = None,
 ) -> tuple[int, float]:
     """Improve the residue Cool-chic's latents in place with the first ``passes`` candidates;
-    returns (moves kept, change of D + λ·R/pixels)."""
+    returns (moves kept, change of D + λ·R/pixels). ``progress`` hears (lattices done, lattices
+    in all, D + λ·R/pixels, D) every 16 lattices and at the end."""
     cc = fe.residue
     gain = cc.param.encoder_gain
     if cc.param.grid_sizes[0] != tuple(cc.param.img_size):
@@ -196,16 +203,15 @@ def latent_rdoq(
     fe.eval()
     base = _State.measure(fe, target, references)
     weights = (1.0 / target.n_samples, lmbda / target.n_pixels)
+    trials = [(kind, lattice) for kind in CANDIDATES[:passes] for lattice in lattices(cc)]
     kept, gained = 0, 0.0
     with torch.no_grad():
         trained = [g.detach().clone()[0, 0] * gain for g in cc.latents]
-        for kind in CANDIDATES[:passes]:
-            for lattice in lattices(cc):
-                grid, index = lattice.grid, lattice.index
-                current = torch.round(grid[index] * gain)
-                new = _candidate(kind, current, trained[lattice.level][index]).clamp(LATENT_MIN, LATENT_MAX)
-                if bool((new == current).all()):
-                    continue
+        for done, (kind, lattice) in enumerate(trials, start=1):
+            grid, index = lattice.grid, lattice.index
+            current = torch.round(grid[index] * gain)
+            new = _candidate(kind, current, trained[lattice.level][index]).clamp(LATENT_MIN, LATENT_MAX)
+            if not bool((new == current).all()):
                 grid[index] = new / gain
                 trial = _State.measure(fe, target, references)
                 delta = lattice.deltas(base, trial, *weights)
@@ -215,7 +221,10 @@ def latent_rdoq(
                     kept += int(keep.sum())
                     gained += float(delta[keep].sum())
                     lattice.accept(base, trial, keep)
+            if progress is not None and (done % 16 == 0 or done == len(trials)):
+                mse = weights[0] * sum(float(e.double().sum()) for e in base.errors)
+                progress(done, len(trials), mse + weights[1] * float(base.rate.double().sum()), mse)
     return kept, gained
 
 
-__all__ = ["CANDIDATES", "Footprint", "Lattice", "footprints", "lattices", "latent_rdoq"]
+__all__ = ["CANDIDATES", "Footprint", "Lattice", "footprints", "latent_rdoq", "lattices"]

@@ -29,6 +29,7 @@ from ..nn.coolchic import CoolChicEncoder
 from .quantize_nn import MAX_INT
 
 Evaluator = Callable[[], tuple[float, float]]  # () -> (mse, latent bits)
+StageProgress = Callable[[int, int, float, float], None]  # (done, total, cost, mse)
 
 
 def _value_bits(value: int, order: int) -> int:
@@ -42,12 +43,16 @@ def rdoq(
     lmbda: float,
     n_pixels: int,
     seed: int,
+    progress: StageProgress | None = None,
 ) -> list[dict[str, QuantizedModule]]:
-    """Improve the quantized NNs in place (the Cool-chics end up holding the result)."""
+    """Improve the quantized NNs in place (the Cool-chics end up holding the result);
+    ``progress`` hears (values done, values in all, cost, mse) after every tensor."""
     rng = np.random.default_rng(seed)
     total_nn = sum(m.n_bits() for mods in modules for m in mods.values())
     mse, latent_bits = evaluate()
     cost = mse + lmbda * (latent_bits + total_nn) / n_pixels
+    n_values = sum(int(np.size(t)) for mods in modules for m in mods.values() for t in (*m.weights, *m.biases))
+    done, best_mse = 0, mse
     out: list[dict[str, QuantizedModule]] = []
     for cc, mods in zip(coolchics, modules):
         tensors = cc.nn_modules()
@@ -75,11 +80,14 @@ def rdoq(
                             mse, latent_bits = evaluate()
                             trial = mse + lmbda * (latent_bits + total_nn + delta_bits) / n_pixels
                             if trial < cost:
-                                cost, total_nn = trial, total_nn + delta_bits
+                                cost, total_nn, best_mse = trial, total_nn + delta_bits, mse
                                 flat_q[index] = new
                                 break
                             with torch.no_grad():
                                 flat_p[index] = value * step
+                    done += flat_q.size
+                    if progress is not None:
+                        progress(done, n_values, cost, best_mse)
             # New orders can only lower the bits; the running total keeps the old orders' count,
             # an offset that cancels in every later comparison.
             result[name] = QuantizedModule(weights, biases, m.weight_log2_step, m.bias_log2_step).with_best_orders()

@@ -43,7 +43,7 @@ def cost(fe: FrameEncoder, target) -> float:
 
 
 def test_a_latent_changes_nothing_outside_its_footprint():
-    fe, target = trained(70, 66, DataType.YUV420, Complexity.HOP)
+    fe, _ = trained(70, 66, DataType.YUV420, Complexity.HOP)
     cc = fe.residue
     fe.eval()
     with torch.no_grad():
@@ -189,3 +189,18 @@ def test_streams_with_latent_rdoq_decode_to_the_encoders_reconstruction(gop):
     out = [p for packet in packets for p in dec.send(packet)] + dec.flush()
     assert [p.pts for p in out] == [0, 1]
     assert all(p.same_samples(enc.reconstructions[p.pts]) for p in out)
+
+
+def test_progress_counts_every_lattice_and_ends_on_the_real_cost():
+    from coolchic_stream.train.latent_rdoq import lattices
+
+    fe, target = trained(30, 21, DataType.RGB)
+    calls = []
+    latent_rdoq(fe, target, [], LMBDA, passes=2, progress=lambda *a: calls.append(a))
+    total = 2 * len(lattices(fe.residue))
+    assert [c[1] for c in calls] == [total] * len(calls)
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and done[-1] == total and len(calls) >= total // 16
+    costs = [c[2] for c in calls]
+    assert all(b <= a + 1e-15 for a, b in zip(costs, costs[1:]))  # only improving moves are kept
+    assert costs[-1] == pytest.approx(cost(fe, target), rel=1e-6)

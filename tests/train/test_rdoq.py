@@ -99,3 +99,16 @@ def test_streams_with_rdoq_decode_to_the_encoders_reconstruction(gop):
     out = [p for packet in packets for p in dec.send(packet)] + dec.flush()
     assert [p.pts for p in out] == [0, 1]
     assert all(p.same_samples(enc.reconstructions[p.pts]) for p in out)
+
+
+def test_rdoq_reports_progress_per_tensor_up_to_every_value():
+    fe, cc, evaluate, n = trained()
+    modules = quantize_coolchics([cc], evaluate, LMBDA, n)[0]
+    n_values = sum(np.size(t) for m in modules.values() for t in (*m.weights, *m.biases))
+    calls = []
+    rdoq([cc], [modules], evaluate, LMBDA, n, seed=3, progress=lambda *a: calls.append(a))
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls) and calls[-1][:2] == (n_values, n_values)
+    costs = [c[2] for c in calls]
+    assert all(b <= a for a, b in zip(costs, costs[1:]))
+    mse, _ = evaluate()
+    assert calls[-1][3] == pytest.approx(mse, rel=1e-6)  # the reported distortion is the model's
