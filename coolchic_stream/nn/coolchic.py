@@ -56,14 +56,25 @@ class CoolChicEncoder(nn.Module):
         """
         flat = torch.cat([g.reshape(-1) for g in self.latents]) * self.param.encoder_gain
         q = quantize(flat, quantizer.mode, quantizer.noise, quantizer.noise_parameter, quantizer.temperature)
-        sizes = self.param.grid_sizes
+        rate = self.rate(q, self.contexts(q))
+        return CoolChicOutput(raw=self.synthesis(self.upsampling(self.grids(q))), rate=rate)
+
+    # The pieces of ``forward``, for callers that reuse what an NN change cannot affect.
+    def grids(self, q: Tensor) -> list[Tensor]:
+        """Flat quantized latents [n_latents] -> one [1, 1, h_i, w_i] view per grid."""
         grids, start = [], 0
-        for h, w in sizes:
+        for h, w in self.param.grid_sizes:
             grids.append(q[start : start + h * w].view(1, 1, h, w))
             start += h * w
-        mu, scale = self.arm.forward_columns(gather_contexts(q, sizes, self.param.arm.context_size))
-        rate = laplace_bits_fast(q, mu, scale)
-        return CoolChicOutput(raw=self.synthesis(self.upsampling(grids)), rate=rate)
+        return grids
+
+    def contexts(self, q: Tensor) -> Tensor:
+        return gather_contexts(q, self.param.grid_sizes, self.param.arm.context_size)
+
+    def rate(self, q: Tensor, contexts: Tensor) -> Tensor:
+        """Bits of every latent [n_latents] under the ARM's Laplace model."""
+        mu, scale = self.arm.forward_columns(contexts)
+        return laplace_bits_fast(q, mu, scale)
 
     # ------------------------------------------------------------ bookkeeping
     def nn_modules(self) -> dict[str, tuple[list[Tensor], list[Tensor]]]:

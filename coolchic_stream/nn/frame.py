@@ -71,18 +71,19 @@ class FrameEncoder(nn.Module):
 
     def forward(self, references: list[Tensor] | None = None, quantizer: QuantizerSettings = EVAL_QUANTIZER) -> FrameEncoderOutput:
         """references: dense [1, 3, H, W] decoded reference frames (P: 1, B: 2)."""
-        residue = self.residue(quantizer)
-        rates = [residue.rate]
+        outputs = [cc(quantizer) for cc in self.coolchics.values()]
+        decoded = self.combine([o.raw for o in outputs], references)
+        return FrameEncoderOutput(decoded=decoded, rate=torch.cat([o.rate for o in outputs]))
+
+    def combine(self, raws: list[Tensor], references: list[Tensor] | None = None) -> Tensor:
+        """Cool-chic outputs (residue first, then motion) -> decoded frame [1, 3, H, W]
+        (as the decoder's samples in eval mode)."""
         h, w = self.residue.param.img_size
         if self.frame_type == FrameType.I:
-            decoded = residue.raw[:, :3, :h, :w]
+            decoded = raws[0][:, :3, :h, :w]
         else:
-            motion = self.motion(quantizer)
-            rates.append(motion.rate)
-            decoded = self.inter(residue.raw[:, :, :h, :w], motion.raw, references or [])
-        if not self.training:
-            decoded = self._as_decoded(decoded)
-        return FrameEncoderOutput(decoded=decoded, rate=torch.cat(rates))
+            decoded = self.inter(raws[0][:, :, :h, :w], raws[1], references or [])
+        return decoded if self.training else self._as_decoded(decoded)
 
     def _as_decoded(self, dense: Tensor) -> Tensor:
         """Samples as the decoder outputs them: rounded to the bit depth and clamped; 4:2:0 chroma

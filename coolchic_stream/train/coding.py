@@ -19,9 +19,10 @@ from ..framecodec import OUTPUTS, CodedCoolChic
 from ..nn.frame import FrameEncoder
 from ..nn.quantizer import hard_latents
 from ..types import CoolChicRole, DataType, FrameType, Picture
+from .evaluate import FrameEvaluator
 from .latent_rdoq import latent_rdoq
 from .loop import ProgressFn, intra_plan, run_plan
-from .loss import Target, distortion, psnr
+from .loss import Target, psnr
 from .quantize_nn import quantize_coolchics
 from .rdoq import rdoq
 
@@ -110,11 +111,7 @@ def finish(
     """Quantize the NNs of a trained FrameEncoder (then RDOQ them unless ``rdoq_seed`` is None),
     RDOQ the residue latents against those quantized NNs (``latent_passes``), and take the integer latents."""
 
-    def evaluator() -> tuple[float, float]:
-        fe.eval()
-        with torch.no_grad():
-            out = fe(references)
-            return float(distortion(out.decoded, target)), float(out.rate.sum())
+    evaluator = FrameEvaluator(fe, target, references)
 
     roles = [CoolChicRole[name.upper()] for name in fe.coolchics.keys()]
     ccs = list(fe.coolchics.values())

@@ -19,6 +19,7 @@ from ..entropy.arm_int import WEIGHT_LIMIT as ARM_WEIGHT_LIMIT
 from ..entropy.arm_int import WEIGHT_LOG2_STEPS as ARM_WEIGHT_STEPS
 from ..entropy.nn_weights import MODULE_NAMES, QuantizedModule
 from ..nn.coolchic import CoolChicEncoder
+from .evaluate import FrameEvaluator
 
 STEPS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "arm": (ARM_WEIGHT_STEPS, ARM_BIAS_STEPS),
@@ -27,7 +28,6 @@ STEPS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
 }
 MAX_INT = 1 << 20
 
-Evaluator = Callable[[], tuple[float, float]]  # () -> (mse, latent bits)
 
 
 def _quantize(tensors: list[torch.Tensor], log2_step: int) -> tuple[np.ndarray, ...] | None:
@@ -47,7 +47,7 @@ def _load(tensors: list[torch.Tensor], values: tuple[np.ndarray, ...], log2_step
 
 
 def quantize_coolchics(
-    coolchics: list[CoolChicEncoder], evaluate: Evaluator, lmbda: float, n_pixels: int
+    coolchics: list[CoolChicEncoder], evaluate: FrameEvaluator, lmbda: float, n_pixels: int
 ) -> list[dict[str, QuantizedModule]]:
     """Quantize every module of every Cool-chic in place; returns the integers per Cool-chic."""
     originals = [
@@ -64,6 +64,7 @@ def quantize_coolchics(
     for ci, cc in enumerate(coolchics):
         modules = cc.nn_modules()
         for name in MODULE_NAMES:
+            evaluate.focus(cc, name)
             weights, biases = modules[name]
             w_orig, b_orig = originals[ci][name]
             w_steps, b_steps = STEPS[name]
@@ -101,6 +102,7 @@ def quantize_coolchics(
             _load(biases, chosen.biases, chosen.bias_log2_step)
             results[ci][name] = chosen
             done_bits += chosen.n_bits()
+    evaluate.focus(None)
     return results
 
 

@@ -6,7 +6,8 @@ value (towards zero first: fewer exp-Golomb bits); a move is kept when the real 
 D + λ·(latent bits + NN bits)/pixels goes down::
 
     for each Cool-chic, module, tensor, value (random order):
-        q ─► q ∓ 1 ─► load q·2^step ─► hard-rounded forward ─► cost lower? keep : restore
+        q ─► q ∓ 1 ─► load q·2^step ─► hard-rounded forward of what the module changes
+          (train/evaluate.py) ─► cost lower? keep : restore
 
 The NN bits of a move are counted with the module's exp-Golomb orders as they were; the orders
 are chosen again once the module is done, which can only lower its bits. Weights stay exact integer multiples of
@@ -26,9 +27,9 @@ from ..entropy.arm_int import WEIGHT_LIMIT as ARM_WEIGHT_LIMIT
 from ..entropy.expgolomb import code_lengths
 from ..entropy.nn_weights import MODULE_NAMES, QuantizedModule
 from ..nn.coolchic import CoolChicEncoder
+from .evaluate import FrameEvaluator
 from .quantize_nn import MAX_INT
 
-Evaluator = Callable[[], tuple[float, float]]  # () -> (mse, latent bits)
 StageProgress = Callable[[int, int, float, float], None]  # (done, total, cost, mse)
 
 
@@ -39,7 +40,7 @@ def _value_bits(value: int, order: int) -> int:
 def rdoq(
     coolchics: list[CoolChicEncoder],
     modules: list[dict[str, QuantizedModule]],
-    evaluate: Evaluator,
+    evaluate: FrameEvaluator,
     lmbda: float,
     n_pixels: int,
     seed: int,
@@ -58,6 +59,7 @@ def rdoq(
         tensors = cc.nn_modules()
         result = {}
         for name in MODULE_NAMES:
+            evaluate.focus(cc, name)
             m = mods[name].with_best_orders()
             weights = tuple(w.copy() for w in m.weights)
             biases = tuple(b.copy() for b in m.biases)
@@ -92,6 +94,7 @@ def rdoq(
             # an offset that cancels in every later comparison.
             result[name] = QuantizedModule(weights, biases, m.weight_log2_step, m.bias_log2_step).with_best_orders()
         out.append(result)
+    evaluate.focus(None)
     return out
 
 

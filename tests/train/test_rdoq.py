@@ -16,8 +16,8 @@ from coolchic_stream.entropy.nn_weights import MODULE_NAMES
 from coolchic_stream.framecodec import OUTPUTS
 from coolchic_stream.nn.frame import FrameEncoder
 from coolchic_stream.train.coding import picture_target
+from coolchic_stream.train.evaluate import FrameEvaluator
 from coolchic_stream.train.loop import intra_plan, run_plan
-from coolchic_stream.train.loss import distortion
 from coolchic_stream.train.quantize_nn import quantize_coolchics
 from coolchic_stream.train.rdoq import rdoq
 from coolchic_stream.types import DataType, FrameType
@@ -39,11 +39,7 @@ def trained(seed: int = 0):
     fe, _ = run_plan(make, target, [], LMBDA, intra_plan(60, LMBDA, 1, 10, 10, 20))
     cc = next(iter(fe.coolchics.values()))
 
-    def evaluate() -> tuple[float, float]:
-        fe.eval()
-        with torch.no_grad():
-            out = fe([])
-            return float(distortion(out.decoded, target)), float(out.rate.sum())
+    evaluate = FrameEvaluator(fe, target, [])
 
     return fe, cc, evaluate, target.n_pixels
 
