@@ -41,7 +41,7 @@ class PresetSettings:
     final_iterations: int
     validation_interval: int
     nn_rdoq: bool  # RDOQ of the NN weights after the step search (train/rdoq.py): one forward per try
-    latent_rdoq: int  # then passes of latent RDOQ (train/latent_rdoq.py, 0: off): ~1 000 forwards each
+    latent_rdoq: int  # then passes of latent RDOQ on I frames (train/latent_rdoq.py, 0: off): ~1 000 forwards each
 
 
 PRESETS: dict[Preset, PresetSettings] = {

@@ -152,7 +152,7 @@ def code_inter(
     train_phase(fe, target, refs, lmbda, main_phase, progress)
     result = train_phase(fe, target, refs, lmbda, final_phase, progress)
     coded = finish(fe, target, refs, lmbda, result.psnr, config.seed * 7919 + job.display_index if config.settings.nn_rdoq else None,
-                   config.settings.latent_rdoq, progress)
+                   0, progress)  # latent RDOQ: I frames only (README: no gain measured on P frames)
     if warm_start is not None:
         warm_start.store(fe)
     return InterCodingResult(coded.coded, coded.macs_per_pixel, coded.train_psnr, tuple(translations))

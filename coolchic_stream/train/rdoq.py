@@ -11,9 +11,9 @@ D + λ·(latent bits + NN bits)/pixels goes down::
 
 The NN bits of a move are counted with the module's exp-Golomb orders as they were; the orders
 are chosen again once the module is done, which can only lower its bits. Weights stay exact integer multiples of
-their steps, so the decoder's arithmetic is unchanged. One forward per try (about two per
-parameter): ~50 s for the ~1600 parameters of a hop Cool-chic at 256x256, a tenth of a slow
-intra encode but +40 % on a 2000-iteration one, hence only the medium and slow presets use it.
+their steps, so the decoder's arithmetic is unchanged. One evaluation per try (about two per
+parameter), each recomputing only what the module reaches: ~16 s for the ~1600 parameters of a
+hop Cool-chic at 256x256 (44 s with full forwards); the medium and slow presets use it.
 """
 
 from __future__ import annotations
