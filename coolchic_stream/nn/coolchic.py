@@ -56,8 +56,9 @@ class CoolChicEncoder(nn.Module):
         """
         flat = torch.cat([g.reshape(-1) for g in self.latents]) * self.param.encoder_gain
         q = quantize(flat, quantizer.mode, quantizer.noise, quantizer.noise_parameter, quantizer.temperature)
+        grids = self.grids(q)  # views before the ARM: fixes the order autograd sums q's two gradients in
         rate = self.rate(q, self.contexts(q))
-        return CoolChicOutput(raw=self.synthesis(self.upsampling(self.grids(q))), rate=rate)
+        return CoolChicOutput(raw=self.synthesis(self.upsampling(grids)), rate=rate)
 
     # The pieces of ``forward``, for callers that reuse what an NN change cannot affect.
     def grids(self, q: Tensor) -> list[Tensor]:

@@ -166,6 +166,19 @@ class Upsampling(nn.Module):
             x = torch.cat([g, x], dim=0)
         return x.unsqueeze(0)
 
+    def channel(self, grids: list[Tensor], index: int) -> Tensor:
+        """Channel ``index`` of ``forward(grids)`` alone, [1, h_0, w_0]: it depends on grid
+        ``index`` only (every operation is per channel), and equals that channel bit for bit."""
+        x = grids[index][0]
+        if index < len(grids) - 1:
+            p = self.preconcat[index]
+            x = x + fast_filter(fast_filter(x, p, dim=2), p, dim=1)
+        for i in range(index - 1, -1, -1):
+            x = fast_upsample2x(fast_upsample2x(x, self.tconv[i], dim=2), self.tconv[i], dim=1)
+            h, w = grids[i].shape[-2:]
+            x = x[:, :h, :w]
+        return x
+
     def forward_conv(self, grids: list[Tensor]) -> Tensor:
         """Convolution form of ``forward`` (the exact decoder's structure)."""
         x = grids[-1][0].unsqueeze(1)  # [C=1, 1, h, w]

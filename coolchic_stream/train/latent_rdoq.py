@@ -11,7 +11,8 @@ picture (its footprint through upsampling and synthesis) and of its grid (the sy
 ARM context holds it), and its cost change is read exactly from that cell::
 
     grid i, lattice offset (oy, ox), spacing (sy, sx):
-        move every lattice latent ─► forward ─► per-cell Δ(squared error), Δ(bits)
+        move every lattice latent ─► forward of grid i (its ARM, its upsampled channel; the
+        other channels cached) ─► synthesis ─► per-cell Δ(squared error), Δ(bits)
         ─► keep the cells where Δ(D + λ·R) < 0, restore the others
 
 Grids and offsets are visited in a fixed order, so the result is deterministic.
@@ -26,7 +27,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..nn.arm import context_offsets
+from ..nn.arm import context_offsets, gather_context, laplace_bits_fast
 from ..nn.coolchic import CoolChicEncoder
 from ..nn.frame import FrameEncoder, to_planes
 from ..nn.quantizer import LATENT_MAX, LATENT_MIN
@@ -86,6 +87,45 @@ class _State:
             return _State([((a - b) ** 2).sum(1)[0] for a, b in zip(planes, target.planes)], out.rate.clone())
 
 
+class _GridForward:
+    """Hard-rounded forward after a change of one grid of the residue Cool-chic: that grid's ARM
+    rate, its upsampled channel (the others are cached), the synthesis and the frame.
+
+    Rates of untouched grids are copied, so a state's bits equal a full forward's only up to
+    rounding; deltas are always taken between two states of this class for the same grid."""
+
+    def __init__(self, fe: FrameEncoder, target: Target, references: list[Tensor]) -> None:
+        self.fe, self.target, self.references = fe, target, references
+        self.cc = fe.residue
+        with torch.no_grad():
+            self.others = [cc().raw for cc in list(fe.coolchics.values())[1:]]
+            self.stack = self.cc.upsampling(self.cc.grids(self._q()))
+
+    def _q(self) -> Tensor:
+        return torch.round(torch.cat([g.reshape(-1) for g in self.cc.latents]) * self.cc.param.encoder_gain)
+
+    def grid_rate(self, level: int) -> Tensor:
+        q = self.cc.grids(self._q())[level]
+        contexts = gather_context(q, self.cc.param.arm.context_size).t().contiguous()
+        mu, scale = self.cc.arm.forward_columns(contexts)
+        return laplace_bits_fast(q.reshape(-1), mu, scale)
+
+    def refresh(self, level: int) -> None:
+        """Bring the cached channel of ``level`` up to date with the latents."""
+        with torch.no_grad():
+            self.stack[:, level] = self.cc.upsampling.channel(self.cc.grids(self._q()), level)[0]
+
+    def __call__(self, base: _State, level: int, segment: slice) -> _State:
+        with torch.no_grad():
+            stack = self.stack.clone()
+            stack[:, level] = self.cc.upsampling.channel(self.cc.grids(self._q()), level)[0]
+            decoded = self.fe.combine([self.cc.synthesis(stack), *self.others], self.references)
+            planes = to_planes(decoded, self.target.data_type)
+            rate = base.rate.clone()
+            rate[segment] = self.grid_rate(level)
+            return _State([((a - b) ** 2).sum(1)[0] for a, b in zip(planes, self.target.planes)], rate)
+
+
 def _in_lattice(rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> tuple[Tensor, Tensor]:
     """(valid [h, w], flat cell index [h, w]) of a map whose rows / columns fall in the given cells."""
     valid = (rows >= 0)[:, None] & (rows < n_rows)[:, None] & (cols >= 0)[None, :] & (cols < n_cols)[None, :]
@@ -130,7 +170,7 @@ class Lattice:
         cols = torch.div(torch.arange(w) - self.offset[1] - fp.rate_lo[1], self.step[1], rounding_mode="floor")
         return rows, cols
 
-    def _segment(self) -> slice:
+    def segment(self) -> slice:
         sizes = self.cc.param.grid_sizes
         start = sum(h * w for h, w in sizes[: self.level])
         h, w = sizes[self.level]
@@ -141,7 +181,7 @@ class Lattice:
         n_rows, n_cols = self.grid[self.index].shape
         sums = torch.zeros(n_rows * n_cols, dtype=torch.float64)
         maps = [(t - e, self._plane_cells(e), sample_weight) for e, t in zip(base.errors, trial.errors)]
-        seg = self._segment()
+        seg = self.segment()
         h, w = self.cc.param.grid_sizes[self.level]
         maps.append(((trial.rate[seg] - base.rate[seg]).view(h, w), self._grid_cells(), bit_weight))
         for values, cells, weight in maps:
@@ -158,7 +198,7 @@ class Lattice:
             e[mask] = t[mask]
         valid, index = _in_lattice(*self._grid_cells(), n_rows, n_cols)
         mask = (valid & keep.view(-1)[index]).view(-1)
-        seg = self._segment()
+        seg = self.segment()
         base.rate[seg][mask] = trial.rate[seg][mask]
 
 
@@ -202,18 +242,23 @@ def latent_rdoq(
         return 0, 0.0
     fe.eval()
     base = _State.measure(fe, target, references)
+    forward = _GridForward(fe, target, references)
     weights = (1.0 / target.n_samples, lmbda / target.n_pixels)
     trials = [(kind, lattice) for kind in CANDIDATES[:passes] for lattice in lattices(cc)]
-    kept, gained = 0, 0.0
+    kept, gained, level = 0, 0.0, -1
     with torch.no_grad():
         trained = [g.detach().clone()[0, 0] * gain for g in cc.latents]
         for done, (kind, lattice) in enumerate(trials, start=1):
+            segment = lattice.segment()
+            if lattice.level != level:  # the grid's bits as _GridForward computes them
+                level = lattice.level
+                base.rate[segment] = forward.grid_rate(level)
             grid, index = lattice.grid, lattice.index
             current = torch.round(grid[index] * gain)
-            new = _candidate(kind, current, trained[lattice.level][index]).clamp(LATENT_MIN, LATENT_MAX)
+            new = _candidate(kind, current, trained[level][index]).clamp(LATENT_MIN, LATENT_MAX)
             if not bool((new == current).all()):
                 grid[index] = new / gain
-                trial = _State.measure(fe, target, references)
+                trial = forward(base, level, segment)
                 delta = lattice.deltas(base, trial, *weights)
                 keep = delta < 0
                 grid[index] = torch.where(keep, new, current) / gain
@@ -221,6 +266,7 @@ def latent_rdoq(
                     kept += int(keep.sum())
                     gained += float(delta[keep].sum())
                     lattice.accept(base, trial, keep)
+                    forward.refresh(level)
             if progress is not None and (done % 16 == 0 or done == len(trials)):
                 mse = weights[0] * sum(float(e.double().sum()) for e in base.errors)
                 progress(done, len(trials), mse + weights[1] * float(base.rate.double().sum()), mse)

@@ -209,3 +209,25 @@ def test_progress_counts_every_lattice_and_ends_on_the_real_cost():
     costs = [c[2] for c in calls]
     assert all(b <= a + 1e-15 for a, b in zip(costs, costs[1:]))  # only improving moves are kept
     assert costs[-1] == pytest.approx(cost(fe, target), rel=1e-6)
+
+
+def test_the_one_grid_forward_matches_a_full_forward():
+    """Cached channels + that grid's ARM: same samples bit for bit, same bits up to rounding."""
+    from coolchic_stream.train.latent_rdoq import _GridForward, _State, lattices
+
+    fe, target = trained(45, 31, DataType.YUV420, Complexity.MOP)
+    cc = fe.residue
+    fe.eval()
+    forward = _GridForward(fe, target, [])
+    base = _State.measure(fe, target, [])
+    with torch.no_grad():
+        for lattice in lattices(cc)[:: max(len(lattices(cc)) // 12, 1)]:
+            grid, index = lattice.grid, lattice.index
+            grid[index] = (torch.round(grid[index] * cc.param.encoder_gain) - 1) / cc.param.encoder_gain
+            partial = forward(base, lattice.level, lattice.segment())
+            full = _State.measure(fe, target, [])
+            assert all(torch.equal(a, b) for a, b in zip(partial.errors, full.errors))
+            seg = lattice.segment()
+            assert torch.allclose(partial.rate[seg], full.rate[seg], rtol=1e-5, atol=1e-5)
+            forward.refresh(lattice.level)  # keep the move: later lattices build on it
+            base = full
