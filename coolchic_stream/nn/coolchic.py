@@ -61,6 +61,11 @@ class CoolChicEncoder(nn.Module):
         return CoolChicOutput(raw=self.synthesis(self.upsampling(grids)), rate=rate)
 
     # The pieces of ``forward``, for callers that reuse what an NN change cannot affect.
+    def rounded_latents(self) -> Tensor:
+        """[n_latents] scaled latents hard-rounded as an evaluation forward does (not clamped)."""
+        with torch.no_grad():
+            return torch.round(torch.cat([g.reshape(-1) for g in self.latents]) * self.param.encoder_gain)
+
     def grids(self, q: Tensor) -> list[Tensor]:
         """Flat quantized latents [n_latents] -> one [1, 1, h_i, w_i] view per grid."""
         grids, start = [], 0

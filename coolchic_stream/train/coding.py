@@ -115,6 +115,7 @@ def finish(
 
     roles = [CoolChicRole[name.upper()] for name in fe.coolchics.keys()]
     ccs = list(fe.coolchics.values())
+
     def stage(name: str) -> Callable[[int, int, float, float], None] | None:
         if progress is None:
             return None

@@ -56,7 +56,7 @@ class FrameEvaluator:
         with torch.no_grad():
             self._cache = []
             for cc in coolchics:
-                q = torch.round(torch.cat([g.reshape(-1) for g in cc.latents]) * cc.param.encoder_gain)
+                q = cc.rounded_latents()
                 contexts = cc.contexts(q)
                 upsampled = cc.upsampling(cc.grids(q))
                 self._cache.append(_Cached(q, contexts, cc.rate(q, contexts), upsampled, cc.synthesis(upsampled)))

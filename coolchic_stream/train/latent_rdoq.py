@@ -99,13 +99,10 @@ class _GridForward:
         self.cc = fe.residue
         with torch.no_grad():
             self.others = [cc().raw for cc in list(fe.coolchics.values())[1:]]
-            self.stack = self.cc.upsampling(self.cc.grids(self._q()))
-
-    def _q(self) -> Tensor:
-        return torch.round(torch.cat([g.reshape(-1) for g in self.cc.latents]) * self.cc.param.encoder_gain)
+            self.stack = self.cc.upsampling(self.cc.grids(self.cc.rounded_latents()))
 
     def grid_rate(self, level: int) -> Tensor:
-        q = self.cc.grids(self._q())[level]
+        q = self.cc.grids(self.cc.rounded_latents())[level]
         contexts = gather_context(q, self.cc.param.arm.context_size).t().contiguous()
         mu, scale = self.cc.arm.forward_columns(contexts)
         return laplace_bits_fast(q.reshape(-1), mu, scale)
@@ -113,12 +110,12 @@ class _GridForward:
     def refresh(self, level: int) -> None:
         """Bring the cached channel of ``level`` up to date with the latents."""
         with torch.no_grad():
-            self.stack[:, level] = self.cc.upsampling.channel(self.cc.grids(self._q()), level)[0]
+            self.stack[:, level] = self.cc.upsampling.channel(self.cc.grids(self.cc.rounded_latents()), level)[0]
 
     def __call__(self, base: _State, level: int, segment: slice) -> _State:
         with torch.no_grad():
             stack = self.stack.clone()
-            stack[:, level] = self.cc.upsampling.channel(self.cc.grids(self._q()), level)[0]
+            stack[:, level] = self.cc.upsampling.channel(self.cc.grids(self.cc.rounded_latents()), level)[0]
             decoded = self.fe.combine([self.cc.synthesis(stack), *self.others], self.references)
             planes = to_planes(decoded, self.target.data_type)
             rate = base.rate.clone()
