@@ -17,7 +17,7 @@ from coolchic_stream.train.loop import intra_plan, run_plan
 from coolchic_stream.train.loss import distortion
 from coolchic_stream.types import DataType, FrameType
 
-from ..conftest import make_picture
+from ..conftest import decode_packets, encode_pictures, make_picture
 
 LMBDA = 2e-3
 
@@ -179,18 +179,12 @@ def test_each_cell_holds_exactly_the_cost_change_of_its_own_latent(data_type):
 def test_streams_with_latent_rdoq_decode_to_the_encoders_reconstruction(gop, monkeypatch):
     """(On I frames only: the P frame of the low-delay stream skips it.)"""
     import coolchic_stream.train.coding as coding
-    from coolchic_stream.config import EncoderConfig
-    from coolchic_stream.decoder import Decoder
-    from coolchic_stream.encoder import Encoder
 
     runs = []
     monkeypatch.setattr(coding, "latent_rdoq", lambda fe, *a, **k: runs.append(fe.frame_type) or latent_rdoq(fe, *a, **k))
     pictures = [make_picture(18, 13, pts=i, shift=i) for i in range(2)]
-    enc = Encoder(EncoderConfig(preset="slow", iterations=30, complexity="lop", gop=gop, intra_period=4, intra_check="off"))
-    enc.keep_reconstructions = True
-    packets = [p for picture in pictures for p in enc.send(picture)] + enc.flush()
-    dec = Decoder(pipeline=False)
-    out = [p for packet in packets for p in dec.send(packet)] + dec.flush()
+    enc, packets = encode_pictures(pictures, preset="slow", iterations=30, complexity="lop", gop=gop, intra_period=4, intra_check="off")
+    out = decode_packets(packets)
     assert [p.pts for p in out] == [0, 1]
     assert all(p.same_samples(enc.reconstructions[p.pts]) for p in out)
     assert runs == ([FrameType.I, FrameType.I] if gop == "intra" else [FrameType.I])

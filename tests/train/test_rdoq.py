@@ -8,9 +8,7 @@ import pytest
 import torch
 
 from coolchic_stream.architecture import residue_parameter
-from coolchic_stream.config import PRESETS, Complexity, EncoderConfig, Preset
-from coolchic_stream.decoder import Decoder
-from coolchic_stream.encoder import Encoder
+from coolchic_stream.config import PRESETS, Complexity, Preset
 from coolchic_stream.entropy.arm_int import WEIGHT_LIMIT
 from coolchic_stream.entropy.nn_weights import MODULE_NAMES
 from coolchic_stream.framecodec import OUTPUTS
@@ -22,7 +20,7 @@ from coolchic_stream.train.quantize_nn import quantize_coolchics
 from coolchic_stream.train.rdoq import rdoq
 from coolchic_stream.types import DataType, FrameType
 
-from ..conftest import make_picture
+from ..conftest import decode_packets, encode_pictures, make_picture
 
 LMBDA = 2e-3
 
@@ -88,11 +86,8 @@ def test_only_the_slower_presets_use_it():
 @pytest.mark.parametrize("gop", ["intra", "lowdelay"])
 def test_streams_with_rdoq_decode_to_the_encoders_reconstruction(gop):
     pictures = [make_picture(16, 12, pts=i, shift=i) for i in range(2)]
-    enc = Encoder(EncoderConfig(preset="medium", iterations=30, gop=gop, intra_period=4))
-    enc.keep_reconstructions = True
-    packets = [p for picture in pictures for p in enc.send(picture)] + enc.flush()
-    dec = Decoder(pipeline=False)
-    out = [p for packet in packets for p in dec.send(packet)] + dec.flush()
+    enc, packets = encode_pictures(pictures, preset="medium", iterations=30, gop=gop, intra_period=4)
+    out = decode_packets(packets)
     assert [p.pts for p in out] == [0, 1]
     assert all(p.same_samples(enc.reconstructions[p.pts]) for p in out)
 
