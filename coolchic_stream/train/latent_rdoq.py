@@ -80,11 +80,15 @@ class _State:
     rate: Tensor
 
     @staticmethod
+    def of(decoded: Tensor, rate: Tensor, target: Target) -> _State:
+        planes = to_planes(decoded, target.data_type)
+        return _State([((a - b) ** 2).sum(1)[0] for a, b in zip(planes, target.planes)], rate)
+
+    @staticmethod
     def measure(fe: FrameEncoder, target: Target, references: list[Tensor]) -> _State:
         with torch.no_grad():
             out = fe(references)
-            planes = to_planes(out.decoded, target.data_type)
-            return _State([((a - b) ** 2).sum(1)[0] for a, b in zip(planes, target.planes)], out.rate.clone())
+            return _State.of(out.decoded, out.rate.clone(), target)
 
 
 class _GridForward:
@@ -99,10 +103,13 @@ class _GridForward:
         self.cc = fe.residue
         with torch.no_grad():
             self.others = [cc().raw for cc in list(fe.coolchics.values())[1:]]
-            self.stack = self.cc.upsampling(self.cc.grids(self.cc.rounded_latents()))
+            self.stack = self.cc.upsampling(self._grids())
 
-    def grid_rate(self, level: int) -> Tensor:
-        q = self.cc.grids(self.cc.rounded_latents())[level]
+    def _grids(self) -> list[Tensor]:
+        return self.cc.grids(self.cc.rounded_latents())
+
+    def grid_rate(self, level: int, grids: list[Tensor] | None = None) -> Tensor:
+        q = (grids or self._grids())[level]
         contexts = gather_context(q, self.cc.param.arm.context_size).t().contiguous()
         mu, scale = self.cc.arm.forward_columns(contexts)
         return laplace_bits_fast(q.reshape(-1), mu, scale)
@@ -110,17 +117,17 @@ class _GridForward:
     def refresh(self, level: int) -> None:
         """Bring the cached channel of ``level`` up to date with the latents."""
         with torch.no_grad():
-            self.stack[:, level] = self.cc.upsampling.channel(self.cc.grids(self.cc.rounded_latents()), level)[0]
+            self.stack[:, level] = self.cc.upsampling.channel(self._grids(), level)[0]
 
     def __call__(self, base: _State, level: int, segment: slice) -> _State:
         with torch.no_grad():
+            grids = self._grids()
             stack = self.stack.clone()
-            stack[:, level] = self.cc.upsampling.channel(self.cc.grids(self.cc.rounded_latents()), level)[0]
+            stack[:, level] = self.cc.upsampling.channel(grids, level)[0]
             decoded = self.fe.combine([self.cc.synthesis(stack), *self.others], self.references)
-            planes = to_planes(decoded, self.target.data_type)
             rate = base.rate.clone()
-            rate[segment] = self.grid_rate(level)
-            return _State([((a - b) ** 2).sum(1)[0] for a, b in zip(planes, self.target.planes)], rate)
+            rate[segment] = self.grid_rate(level, grids)
+            return _State.of(decoded, rate, self.target)
 
 
 def _in_lattice(rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> tuple[Tensor, Tensor]:
