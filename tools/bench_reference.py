@@ -54,9 +54,10 @@ def _encoder_results(workdir: Path) -> dict[str, str]:
 
 
 def run_reference(
-    checkout: Path, python: str, source: Path, workdir: Path, lmbda: float, iterations: int,
-    complexity: str, seed: int, threads: int,
+    checkout: Path, python: str, source: Path, picture: Picture, workdir: Path, lmbda: float,
+    iterations: int, complexity: str, seed: int, threads: int,
 ) -> dict[str, float]:  # fmt: skip
+    """One reference encode of ``source`` (the PNG of ``picture``) in its own working folder."""
     workdir.mkdir(parents=True, exist_ok=True)
     bitstream = workdir / "frame.cool"
     command = [
@@ -66,7 +67,10 @@ def run_reference(
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(checkout))
     t0 = time.perf_counter()
-    done = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise SystemExit(f"error: --python {python} cannot be started ({exc.strerror}); hint: give its interpreter") from None
     seconds = time.perf_counter() - t0
     (workdir / "log.txt").write_text(done.stdout + done.stderr)
     if done.returncode != 0 or not bitstream.exists():
@@ -75,11 +79,10 @@ def run_reference(
     decoded = sorted(workdir.glob("0000-decoded-*.png"))
     if not decoded:
         raise SystemExit(f"error: the reference wrote no decoded PNG in {workdir}; hint: is it Cool-chic 5.x?")
-    psnr_y, psnr_all = picture_psnr(_png_picture(decoded[0]), _png_picture(source))
+    psnr_y, psnr_all = picture_psnr(_png_picture(decoded[0]), picture)
     own = _encoder_results(workdir)
-    n_pixels = Image.open(source).size[0] * Image.open(source).size[1]
     return {
-        "bpp": 8 * bitstream.stat().st_size / n_pixels,
+        "bpp": 8 * bitstream.stat().st_size / (picture.width * picture.height),
         "psnr": psnr_all,
         "psnr_y": psnr_y,
         "encode_s": seconds,
@@ -117,7 +120,7 @@ def main() -> None:
     rows = []
     for lmbda in (float(x) for x in args.lambdas.split(",")):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            r = run_reference(checkout, args.python, source, root / f"lambda{lmbda:g}_seed{seed}", lmbda,
+            r = run_reference(checkout, args.python, source, picture, root / f"lambda{lmbda:g}_seed{seed}", lmbda,
                               args.iterations, args.complexity, seed, args.threads)  # fmt: skip
             rows.append({"lambda": lmbda, "seed": seed, **r})
             print(f"{lmbda:8.0e} {seed:4d} {r['bpp']:7.4f} {r['psnr']:7.3f} {r['psnr_y']:7.3f} {r['encode_s']:7.1f} "
