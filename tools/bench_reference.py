@@ -60,6 +60,9 @@ def run_reference(
     """One reference encode of ``source`` (the PNG of ``picture``) in its own working folder."""
     workdir.mkdir(parents=True, exist_ok=True)
     bitstream = workdir / "frame.cool"
+    # The reference skips a frame whose encoder it finds saved: clear an earlier run's files.
+    for stale in [bitstream, *workdir.glob("0000-*")]:
+        stale.unlink(missing_ok=True)
     command = [
         python, "-c", _LAUNCH, str(seed), "-i", str(source), "-o", str(bitstream), "--workdir", str(workdir),
         "--lmbda", str(lmbda), "--n_itr", str(iterations),
@@ -120,7 +123,8 @@ def main() -> None:
     rows = []
     for lmbda in (float(x) for x in args.lambdas.split(",")):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            r = run_reference(checkout, args.python, source, picture, root / f"lambda{lmbda:g}_seed{seed}", lmbda,
+            folder = root / f"lambda{lmbda:g}_{args.iterations}its_{args.complexity}_seed{seed}"
+            r = run_reference(checkout, args.python, source, picture, folder, lmbda,
                               args.iterations, args.complexity, seed, args.threads)  # fmt: skip
             rows.append({"lambda": lmbda, "seed": seed, **r})
             print(f"{lmbda:8.0e} {seed:4d} {r['bpp']:7.4f} {r['psnr']:7.3f} {r['psnr_y']:7.3f} {r['encode_s']:7.1f} "
