@@ -11,8 +11,14 @@ import math
 from dataclasses import dataclass, field
 
 from .config import Complexity
+from .types import FrameType
 
 MAX_ARM_CONTEXT = 20
+OUTPUTS = {  # (residue outputs, motion outputs) per frame type
+    FrameType.I: (3, 0),
+    FrameType.P: (4, 2),
+    FrameType.B: (5, 4),
+}
 
 
 @dataclass(frozen=True)
@@ -178,3 +184,23 @@ def motion_parameter(height: int, width: int, n_output: int, complexity: Complex
         arm=arm,
         latent_resolution=auto_latent_resolution(height, width, finest=MOTION_LATENT_FINEST),
     )
+
+
+def preset_parameter(
+    motion: bool, complexity: Complexity, height: int, width: int, n_output: int
+) -> CoolChicEncoderParameter:
+    """The architecture a frame header names by preset (normative: streams rely on these tables)."""
+    if motion:
+        return motion_parameter(height, width, n_output, complexity)
+    return residue_parameter(height, width, n_output, complexity)
+
+
+def preset_of(param: CoolChicEncoderParameter, motion: bool) -> Complexity | None:
+    """The preset that builds exactly ``param`` for its frame size, or None (spell it out)."""
+    for complexity in Complexity:
+        try:
+            if preset_parameter(motion, complexity, *param.img_size, param.n_output) == param:
+                return complexity
+        except ValueError:
+            continue
+    return None

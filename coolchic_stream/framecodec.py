@@ -15,8 +15,18 @@ import numpy as np
 from construct import ConstructError
 from torch import Tensor
 
-from .architecture import ArmParameter, CoolChicEncoderParameter, SynthesisLayer, parameter_shapes
+from .architecture import (
+    MOTION_LATENT_FINEST,
+    OUTPUTS,
+    ArmParameter,
+    CoolChicEncoderParameter,
+    SynthesisLayer,
+    parameter_shapes,
+    preset_of,
+    preset_parameter,
+)
 from .bitstream.syntax import FramePayload
+from .config import Complexity
 from .entropy.arm_int import IntegerArm
 from .entropy.latents import LatentLayout, decode_latents_many
 from .entropy.nn_weights import MODULE_NAMES, QuantizedModule, decode_nn
@@ -25,11 +35,6 @@ from .recon.coolchic import decode_coolchic
 from .recon.frame import assemble, fixed_to_picture, picture_to_fixed
 from .types import CoolChicRole, DataType, FrameType, Picture
 
-OUTPUTS = {  # (residue outputs, motion outputs) per frame type
-    FrameType.I: (3, 0),
-    FrameType.P: (4, 2),
-    FrameType.B: (5, 4),
-}
 WARP_FILTER_SIZE = 8
 
 
@@ -91,10 +96,17 @@ def _enum_field(enum_type, value, what: str):
 
 def section_param(section, height: int, width: int, role: CoolChicRole, n_output: int) -> CoolChicEncoderParameter:
     """Validate a parsed CoolChicSection and turn it into an architecture."""
-    if section.n_output != n_output:
-        raise _bad(f"{role.name.lower()} Cool-chic has {section.n_output} outputs, expected {n_output}")
-    lo, hi = section.latent_resolution_min, section.latent_resolution_max
-    expected_lo = 2 if role == CoolChicRole.MOTION else 0
+    motion = role == CoolChicRole.MOTION
+    if str(section.architecture) != "explicit":
+        try:
+            return preset_parameter(motion, Complexity(str(section.architecture)), height, width, n_output)
+        except ValueError:
+            raise _bad(f"architecture preset {section.architecture} does not apply to this frame") from None
+    arch = section.explicit
+    if arch.n_output != n_output:
+        raise _bad(f"{role.name.lower()} Cool-chic has {arch.n_output} outputs, expected {n_output}")
+    lo, hi = arch.latent_resolution_min, arch.latent_resolution_max
+    expected_lo = MOTION_LATENT_FINEST if motion else 0
     if lo != expected_lo or hi < lo or hi > 12 or (1 << lo) > 4 * max(height, width):
         raise _bad(f"latent resolution {lo}-{hi} is invalid for a {role.name.lower()} Cool-chic")
     try:
@@ -103,22 +115,21 @@ def section_param(section, height: int, width: int, role: CoolChicRole, n_output
             n_output=n_output,
             layers_synthesis=tuple(
                 SynthesisLayer(layer.out_channels, layer.kernel_size, layer.residual, layer.relu)
-                for layer in section.synthesis_layers
+                for layer in arch.synthesis_layers
             ),
-            arm=ArmParameter(section.arm_context, section.arm_hidden_layers, section.arm_stabiliser),
+            arm=ArmParameter(arch.arm_context, arch.arm_hidden_layers, arch.arm_stabiliser),
             latent_resolution=(lo, hi),
-            synthesis_stabiliser=section.synthesis_stabiliser,
-            ups_kernel=section.ups_kernel,
-            ups_preconcat_kernel=section.ups_preconcat_kernel,
+            synthesis_stabiliser=arch.synthesis_stabiliser,
+            ups_kernel=arch.ups_kernel,
+            ups_preconcat_kernel=arch.ups_preconcat_kernel,
         )
     except ValueError as exc:
         raise _bad(f"invalid {role.name.lower()} Cool-chic architecture: {exc}") from None
 
 
-def build_section(coded: CodedCoolChic, nn_bytes: bytes, latent_bytes: bytes) -> dict:
-    p = coded.param
-    section = {
-        "role": coded.role.name.lower(),
+def explicit_architecture(p: CoolChicEncoderParameter) -> dict:
+    """The ExplicitArchitecture fields that spell out ``p``."""
+    return {
         "n_output": p.n_output,
         "latent_resolution_min": p.latent_resolution[0],
         "latent_resolution_max": p.latent_resolution[1],
@@ -132,6 +143,16 @@ def build_section(coded: CodedCoolChic, nn_bytes: bytes, latent_bytes: bytes) ->
             for layer in p.layers_synthesis
         ],
         "synthesis_stabiliser": p.synthesis_stabiliser,
+    }
+
+
+def build_section(coded: CodedCoolChic, nn_bytes: bytes, latent_bytes: bytes) -> dict:
+    p = coded.param
+    preset = preset_of(p, coded.role == CoolChicRole.MOTION)
+    section = {
+        "role": coded.role.name.lower(),
+        "architecture": "explicit" if preset is None else preset.value,
+        "explicit": explicit_architecture(p) if preset is None else None,
         "nn_bytes": nn_bytes,
         "n_symbols": sum(g.size for g in coded.latents),
         "latent_bytes": latent_bytes,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from .architecture import OUTPUTS, preset_parameter
 from .bitstream.container import ContainerReader, UnitInfo, parse_frame_payload
+from .config import Complexity
 from .errors import CorruptDataError, TruncatedStreamError
-from .types import SequenceInfo
+from .types import FrameType, SequenceInfo
 
 
 def _jsonable(value: Any) -> Any:
@@ -50,6 +52,37 @@ def _sequence_json(seq: SequenceInfo) -> dict[str, Any]:
     }
 
 
+def _architecture_json(c: Any, h: Any) -> dict[str, Any]:
+    """What a Cool-chic section's architecture is, a named preset resolved for the frame."""
+    if str(c.architecture) == "explicit":
+        a = c.explicit
+        return {
+            "n_output": a.n_output,
+            "latent_resolutions": [a.latent_resolution_min, a.latent_resolution_max],
+            "arm_context": a.arm_context,
+            "arm_hidden_layers": a.arm_hidden_layers,
+            "upsampling_kernels": [a.ups_kernel, a.ups_preconcat_kernel],
+            "synthesis": synthesis_string(a.synthesis_layers),
+        }
+    motion = str(c.role) == "motion"
+    # an intra-coded P/B frame (residue alone) has an I frame's outputs
+    intra = str(h.frame_type) == "i" or [str(x.role) for x in h.coolchics] == ["residue"]
+    try:
+        frame_type = FrameType.I if intra else FrameType[str(h.frame_type).upper()]
+        n_output = OUTPUTS[frame_type][motion]
+        p = preset_parameter(motion, Complexity(str(c.architecture)), h.height, h.width, n_output)
+    except (KeyError, ValueError) as exc:
+        raise CorruptDataError(f"frame {h.coding_index}: architecture {c.architecture} does not apply ({exc})") from None
+    return {
+        "n_output": p.n_output,
+        "latent_resolutions": list(p.latent_resolution),
+        "arm_context": p.arm.context_size,
+        "arm_hidden_layers": p.arm.n_hidden_layers,
+        "upsampling_kernels": [p.ups_kernel, p.ups_preconcat_kernel],
+        "synthesis": synthesis_string(p.layers_synthesis),
+    }
+
+
 def _frame_json(unit: UnitInfo) -> dict[str, Any]:
     h = parse_frame_payload(unit.payload)
     coolchics = []
@@ -57,15 +90,8 @@ def _frame_json(unit: UnitInfo) -> dict[str, Any]:
         coolchics.append(
             {
                 "role": str(c.role),
-                "n_output": c.n_output,
-                "latent_resolutions": [
-                    c.latent_resolution_min,
-                    c.latent_resolution_max,
-                ],
-                "arm_context": c.arm_context,
-                "arm_hidden_layers": c.arm_hidden_layers,
-                "upsampling_kernels": [c.ups_kernel, c.ups_preconcat_kernel],
-                "synthesis": synthesis_string(c.synthesis_layers),
+                "architecture": str(c.architecture),
+                **_architecture_json(c, h),
                 "quantization": {
                     k: _jsonable(c[k]) for k in ("arm", "upsampling", "synthesis")
                 },

@@ -6,10 +6,16 @@ sample, the picture the encoder reconstructed and kept as a reference.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from coolchic_stream.errors import CoolChicStreamError
+from coolchic_stream import framecodec
+from coolchic_stream.architecture import preset_of, preset_parameter
+from coolchic_stream.bitstream import syntax
+from coolchic_stream.config import Complexity
+from coolchic_stream.errors import CoolChicStreamError, CorruptDataError
 from coolchic_stream.types import DataType, FrameType
 
 from .conftest import decode_packets, encode_pictures, make_picture
@@ -69,3 +75,41 @@ def test_corrupted_payloads_fail_cleanly():
         with pytest.raises(CoolChicStreamError):
             decode([data[:cut]])
     assert outcomes["error"] > 0
+
+
+def test_architecture_is_named_by_preset_or_spelled_out():
+    """A preset architecture costs one header byte; spelled out, the same frame decodes the same."""
+    picture = make_picture(33, 17, DataType.YUV420, 8)
+    enc, packets = encode([picture], gop="intra", iterations=30, complexity="mop")
+    payload = packets[0].data
+    parsed = syntax.FramePayload.parse(payload)
+    section = parsed.coolchics[0]
+    assert str(section.architecture) == "mop" and section.explicit is None
+    [(_, coded)] = framecodec.parse_payloads([payload])
+    param = coded[0].param
+    assert param == preset_parameter(False, Complexity.MOP, 17, 33, 3)
+    explicit = framecodec.explicit_architecture(param)
+    spelled = syntax.FramePayload.build(
+        dict(parsed) | {"coolchics": [dict(section) | {"architecture": "explicit", "explicit": explicit}]}
+    )
+    assert len(spelled) == len(payload) + len(syntax.ExplicitArchitecture.build(explicit))
+    [(_, coded_spelled)] = framecodec.parse_payloads([spelled])
+    assert coded_spelled[0].param == param
+    assert all(np.array_equal(a, b) for a, b in zip(coded_spelled[0].latents, coded[0].latents))
+    assert decode([spelled])[0].same_samples(enc.reconstructions[0])
+    unknown = syntax.FramePayload.build(dict(parsed) | {"coolchics": [dict(section) | {"architecture": 9}]})
+    with pytest.raises(CorruptDataError, match="architecture"):
+        decode([unknown])
+
+
+@pytest.mark.parametrize("motion", [False, True])
+@pytest.mark.parametrize("size", [(2, 2), (17, 33), (1080, 1920)])
+def test_presets_are_recognised_and_other_architectures_are_not(motion, size):
+    n_output = 2 if motion else 3
+    for complexity in Complexity:
+        param = preset_parameter(motion, complexity, *size, n_output)
+        named = preset_of(param, motion)  # motion mop and hop share one architecture: either will do
+        assert named is not None and preset_parameter(motion, named, *size, n_output) == param
+        assert preset_of(dataclasses.replace(param, ups_preconcat_kernel=5), motion) is None
+        assert preset_of(dataclasses.replace(param, encoder_gain=20.0), motion) == named  # not in the header
+    assert preset_of(preset_parameter(not motion, Complexity.LOP, *size, n_output), motion) is None

@@ -24,6 +24,7 @@ from construct import (
     Enum,
     Flag,
     GreedyBytes,
+    If,
     Int8sb,
     Int8ub,
     Int32ul,
@@ -34,6 +35,7 @@ from construct import (
     Struct,
     VarInt,
     ZigZag,
+    this,
 )
 
 from ..types import ChromaSiting, ColorRange, CoolChicRole, DataType, FrameType, GopStructure
@@ -41,8 +43,8 @@ from ..types import ChromaSiting, ColorRange, CoolChicRole, DataType, FrameType,
 MAGIC = b"CCVS"
 TRAILER_MAGIC = b"CCVX"
 SYNC = b"\xcc\x5a"
-VERSION_MAJOR = 1
-VERSION_MINOR = 1  # 1.1: a P or B frame may be intra-coded (residue alone, warp_filter_size 0)
+VERSION_MAJOR = 2  # 2.0: a Cool-chic names its architecture preset instead of spelling it out
+VERSION_MINOR = 0
 
 
 def _enum(enum_type: type) -> Enum:
@@ -103,8 +105,13 @@ NNModuleQuantization = Struct(
     "bias_expgolomb_order" / Int8ub,
 )
 
-CoolChicSection = Struct(
-    "role" / _enum(CoolChicRole),
+# Named architectures: the residue or motion tables of ``architecture.py`` for this preset,
+# with the latent grids Cool-chic's rule derives from the frame size, and the frame type's
+# output count. Those tables are normative: a preset's meaning never changes within a major
+# version. Anything else is spelled out.
+ArchitecturePreset = Enum(Int8ub, explicit=0, lop=1, mop=2, hop=3)
+
+ExplicitArchitecture = Struct(
     "n_output" / Int8ub,
     "latent_resolution_min" / Int8ub,  # finest grid is 1/2**min of the frame
     "latent_resolution_max" / Int8ub,  # coarsest grid is 1/2**max of the frame
@@ -115,6 +122,12 @@ CoolChicSection = Struct(
     "ups_preconcat_kernel" / Int8ub,  # pre-concatenation filter taps (odd)
     "synthesis_layers" / PrefixedArray(Int8ub, SynthesisLayer),
     "synthesis_stabiliser" / Flag,
+)
+
+CoolChicSection = Struct(
+    "role" / _enum(CoolChicRole),
+    "architecture" / ArchitecturePreset,
+    "explicit" / If(this.architecture == "explicit", ExplicitArchitecture),
     "arm" / NNModuleQuantization,
     "upsampling" / NNModuleQuantization,
     "synthesis" / NNModuleQuantization,
@@ -162,8 +175,10 @@ IndexPayload = Struct(
 END_PAYLOAD = b""
 
 __all__ = [
+    "ArchitecturePreset",
     "CoolChicSection",
     "END_PAYLOAD",
+    "ExplicitArchitecture",
     "FileHeader",
     "FramePayload",
     "IndexEntry",

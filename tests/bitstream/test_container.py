@@ -55,8 +55,7 @@ SEQ = SequenceInfo(
 
 LAYER = {"out_channels": 48, "kernel_size": 1, "residual": False, "relu": True}
 QUANT = {"weight_log2_step": -7, "bias_log2_step": -10, "weight_expgolomb_order": 2, "bias_expgolomb_order": 3}
-SECTION = {
-    "role": "residue",
+ARCHITECTURE = {
     "n_output": 3,
     "latent_resolution_min": 0,
     "latent_resolution_max": 6,
@@ -67,6 +66,11 @@ SECTION = {
     "ups_preconcat_kernel": 7,
     "synthesis_layers": [LAYER, {"out_channels": 3, "kernel_size": 3, "residual": True, "relu": False}],
     "synthesis_stabiliser": False,
+}
+SECTION = {
+    "role": "residue",
+    "architecture": "explicit",
+    "explicit": ARCHITECTURE,
     "arm": QUANT,
     "upsampling": QUANT,
     "synthesis": QUANT,
@@ -74,6 +78,7 @@ SECTION = {
     "n_symbols": 1234,
     "latent_bytes": b"\x01\x02\x03\x04" * 3,
 }
+PRESET_SECTION = SECTION | {"role": "motion", "architecture": "hop", "explicit": None}
 REFERENCE = {"display_index": 300, "translation_y": -3, "translation_x": 2}
 
 
@@ -100,11 +105,13 @@ GOLDEN_STRUCTS = {
     "sequence_header": (syntax.SequenceHeader, sequence_to_dict(SEQ)),
     "synthesis_layer": (syntax.SynthesisLayer, LAYER),
     "nn_module_quantization": (syntax.NNModuleQuantization, QUANT),
+    "explicit_architecture": (syntax.ExplicitArchitecture, ARCHITECTURE),
     "coolchic_section": (syntax.CoolChicSection, SECTION),
+    "coolchic_section_preset": (syntax.CoolChicSection, PRESET_SECTION),
     "reference": (syntax.Reference, REFERENCE),
     "frame_payload": (
         syntax.FramePayload,
-        frame_dict(5, 2, "b", [SECTION, SECTION | {"role": "motion", "n_output": 4}], [REFERENCE, REFERENCE]),
+        frame_dict(5, 2, "b", [SECTION, PRESET_SECTION], [REFERENCE, REFERENCE]),
     ),
     "index_entry": (syntax.IndexEntry, {"display_index": 8, "coding_index": 8, "offset": 70000}),
     "index_payload": (
@@ -367,15 +374,20 @@ def _with_version(major: int, minor: int, seq_tail: bytes = b"", frame_tail: byt
 
 
 def test_newer_minor_version_with_appended_fields_is_read() -> None:
-    reader, got = read_all(_with_version(1, 7, seq_tail=b"\x05new", frame_tail=b"\x09\x09"))
-    assert reader.version == (1, 7)
+    major = syntax.VERSION_MAJOR
+    reader, got = read_all(_with_version(major, 7, seq_tail=b"\x05new", frame_tail=b"\x09\x09"))
+    assert reader.version == (major, 7)
     assert reader.sequence == SEQ
     assert len(got) == 1 and got[0].frame_type == FrameType.I
 
 
-def test_newer_major_version_is_refused() -> None:
-    with pytest.raises(BitstreamError, match="version 2.0"):
-        ContainerReader(io.BytesIO(_with_version(2, 0)))
+def test_other_major_versions_are_refused_with_a_hint() -> None:
+    newer = syntax.VERSION_MAJOR + 1
+    with pytest.raises(BitstreamError, match=f"version {newer}.0.*upgrade"):
+        ContainerReader(io.BytesIO(_with_version(newer, 0)))
+    older = syntax.VERSION_MAJOR - 1
+    with pytest.raises(BitstreamError, match=f"version {older}.1.*re-encode"):
+        ContainerReader(io.BytesIO(_with_version(older, 1)))
 
 
 def test_damaged_file_header_and_foreign_files() -> None:
