@@ -1,6 +1,6 @@
 """Frame payload <-> coded frame: the one decode path shared by encoder and decoder.
 
-    FramePayload bytes ─► parse + validate ─► per Cool-chic: exp-Golomb NN, range-coded latents
+    FramePayload bytes ─► parse + validate ─► per Cool-chic: range-coded NN bins and latents
         ─► recon.decode_coolchic (exact) ─► recon.assemble (+ DPB references) ─► Picture
 
 The encoder skips only the entropy *decoding* (it already holds the integers)

@@ -43,7 +43,7 @@ from ..types import ChromaSiting, ColorRange, CoolChicRole, DataType, FrameType,
 MAGIC = b"CCVS"
 TRAILER_MAGIC = b"CCVX"
 SYNC = b"\xcc\x5a"
-VERSION_MAJOR = 2  # 2.0: a Cool-chic names its architecture preset instead of spelling it out
+VERSION_MAJOR = 2  # 2.0: architecture presets by name; NN weights as adaptively range-coded bins
 VERSION_MINOR = 0
 
 
@@ -131,7 +131,7 @@ CoolChicSection = Struct(
     "arm" / NNModuleQuantization,
     "upsampling" / NNModuleQuantization,
     "synthesis" / NNModuleQuantization,
-    "nn_bytes" / Prefixed(VarInt, GreedyBytes),  # exp-Golomb weights, zero-padded at the end
+    "nn_bytes" / Prefixed(VarInt, GreedyBytes),  # exp-Golomb bins, adaptive range coder words (entropy/nn_bins.py)
     "n_symbols" / VarInt,  # latent symbols in the range-coded stream
     "latent_bytes" / Prefixed(VarInt, GreedyBytes),  # range coder words, little-endian u32
 )

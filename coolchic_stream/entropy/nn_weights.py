@@ -1,8 +1,9 @@
-"""Quantized NN parameters of a Cool-chic and their exp-Golomb serialization.
+"""Quantized NN parameters of a Cool-chic and their serialization.
 
 Module order arm, upsampling, synthesis; in each, every weight tensor then
-every bias tensor (``architecture.parameter_shapes``), each group with its own
-exp-Golomb order. A value v stands for v * 2**log2_step.
+every bias tensor (``architecture.parameter_shapes``). Each of those groups is
+binarized with its own exp-Golomb order and range-coded with adaptive contexts
+(``nn_bins``). A value v stands for v * 2**log2_step.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..architecture import Shapes
 from ..errors import CorruptDataError
-from .expgolomb import MAX_ORDER, BitReader, BitWriter, best_order
+from .nn_bins import MAX_ORDER, GroupDecoder, best_order, encode_groups
 
 MODULE_NAMES = ("arm", "upsampling", "synthesis")
 
@@ -32,7 +33,8 @@ class QuantizedModule:
         b_order, _ = best_order(_flat(self.biases))
         return QuantizedModule(self.weights, self.biases, self.weight_log2_step, self.bias_log2_step, w_order, b_order)
 
-    def n_bits(self) -> int:
+    def n_bits(self) -> float:
+        """Coded size at the best orders (ideal arithmetic: the stream adds its flush once)."""
         return best_order(_flat(self.weights))[1] + best_order(_flat(self.biases))[1]
 
     def dequantized(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -47,17 +49,16 @@ def _flat(tensors: tuple[np.ndarray, ...]) -> np.ndarray:
 
 
 def encode_nn(modules: dict[str, QuantizedModule]) -> bytes:
-    writer = BitWriter()
+    groups = []
     for name in MODULE_NAMES:
         m = modules[name]
-        writer.write_expgolomb(_flat(m.weights), m.weight_order)
-        writer.write_expgolomb(_flat(m.biases), m.bias_order)
-    return writer.getvalue()
+        groups += [(_flat(m.weights), m.weight_order), (_flat(m.biases), m.bias_order)]
+    return encode_groups(groups)
 
 
 def decode_nn(data: bytes, shapes: dict[str, Shapes], headers: dict[str, dict]) -> dict[str, QuantizedModule]:
     """headers[name]: weight_log2_step, bias_log2_step, weight_expgolomb_order, bias_expgolomb_order."""
-    reader = BitReader(data)
+    reader = GroupDecoder(data)
     out = {}
     for name in MODULE_NAMES:
         h = headers[name]
@@ -66,7 +67,7 @@ def decode_nn(data: bytes, shapes: dict[str, Shapes], headers: dict[str, dict]) 
         groups = []
         for group_shapes, order in zip(shapes[name], (h["weight_expgolomb_order"], h["bias_expgolomb_order"])):
             sizes = [int(np.prod(s)) for s in group_shapes]
-            values = reader.read_expgolomb(sum(sizes), order)
+            values = reader.group(sum(sizes), order)
             tensors, start = [], 0
             for shape, size in zip(group_shapes, sizes):
                 tensors.append(values[start : start + size].reshape(shape))

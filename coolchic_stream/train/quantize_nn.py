@@ -3,7 +3,7 @@
 Module by module (arm, upsampling, synthesis) and for each Cool-chic of the
 frame: pick the weight step (biases at their finest step), then the bias step,
 each time keeping the candidate with the lowest real cost: distortion and
-latent rate from a hard-rounded forward, plus the exp-Golomb bits of every
+latent rate from a hard-rounded forward, plus the coded bits (``entropy.nn_bins``) of every
 already-quantized module. Powers of two keep the decoder's arithmetic exact.
 """
 

@@ -2,15 +2,16 @@
 
 After the step search (``quantize_nn``) every weight and bias is an integer times its module's
 power-of-two step. Each integer, in a seeded random order, is tried one step away from its
-value (towards zero first: fewer exp-Golomb bits); a move is kept when the real cost
+value (towards zero first: usually fewer bits); a move is kept when the real cost
 D + λ·(latent bits + NN bits)/pixels goes down::
 
     for each Cool-chic, module, tensor, value (random order):
         q ─► q ∓ 1 ─► load q·2^step ─► hard-rounded forward of what the module changes
           (train/evaluate.py) ─► cost lower? keep : restore
 
-The NN bits of a move are counted with the module's exp-Golomb orders as they were; the orders
-are chosen again once the module is done, which can only lower its bits. Weights stay exact integer multiples of
+The NN bits of a move are the change in its group's coded size (``entropy.nn_bins``: the
+adaptive contexts make a value's cost depend on the whole group) at the module's orders as they
+were; the orders are chosen again once the module is done, which can only lower its bits. Weights stay exact integer multiples of
 their steps, so the decoder's arithmetic is unchanged. One evaluation per try (about two per
 parameter), each recomputing only what the module reaches: ~16 s for the ~1600 parameters of a
 hop Cool-chic at 256x256 (44 s with full forwards); the medium and slow presets use it.
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from ..entropy.arm_int import WEIGHT_LIMIT as ARM_WEIGHT_LIMIT
-from ..entropy.expgolomb import code_lengths
+from ..entropy.nn_bins import group_bits
 from ..entropy.nn_weights import MODULE_NAMES, QuantizedModule
 from ..nn.coolchic import CoolChicEncoder
 from .evaluate import FrameEvaluator
@@ -33,8 +34,8 @@ from .quantize_nn import MAX_INT
 StageProgress = Callable[[int, int, float, float], None]  # (done, total, cost, mse)
 
 
-def _value_bits(value: int, order: int) -> int:
-    return code_lengths(np.array([value], dtype=np.int64), order)
+def _group(tensors: tuple[np.ndarray, ...]) -> np.ndarray:
+    return np.concatenate([t.reshape(-1) for t in tensors]) if tensors else np.zeros(0, dtype=np.int64)
 
 
 def rdoq(
@@ -68,21 +69,24 @@ def rdoq(
             for params, ints, log2_step, order in groups:
                 limit = MAX_INT if name != "arm" or params is params_b else int(ARM_WEIGHT_LIMIT * 2.0**-log2_step)
                 step = 2.0**log2_step
+                group_now = group_bits(_group(ints), order)
                 for param, q in zip(params, ints):
                     flat_q, flat_p = q.reshape(-1), param.data.view(-1)
                     for index in rng.permutation(flat_q.size):
                         value = int(flat_q[index])
-                        bits = _value_bits(value, order)
                         for new in (value - 1, value + 1) if value > 0 else (value + 1, value - 1):
                             if abs(new) > limit:
                                 continue
-                            delta_bits = _value_bits(new, order) - bits
+                            flat_q[index] = new
+                            delta_bits = group_bits(_group(ints), order) - group_now
+                            flat_q[index] = value
                             with torch.no_grad():
                                 flat_p[index] = new * step
                             mse, latent_bits = evaluate()
                             trial = mse + lmbda * (latent_bits + total_nn + delta_bits) / n_pixels
                             if trial < cost:
                                 cost, total_nn, best_mse = trial, total_nn + delta_bits, mse
+                                group_now += delta_bits
                                 flat_q[index] = new
                                 break
                             with torch.no_grad():
