@@ -6,11 +6,11 @@
 ``prefetch(packets)`` entropy-decodes upcoming packets together (their latents never depend on
 a decoded picture): one merged wavefront loop for a whole group of frames instead of one per
 frame, in a helper process (``worker``), so that it runs beside the reconstruction of the
-frames before them on the other core. ``send`` then parses the packet's headers and NN weights
-and takes its latents from the helper's reply; without a prefetch it decodes the packet alone.
+frames before them on the other core. ``send`` then parses the packet's headers and takes its
+NN and latent integers from the helper's reply; without a prefetch it decodes the packet alone.
 
-    prefetch(group n+1) ─► [helper process] parse_payloads ─► int8 latents ─┐
-    send(packets of group n) ─► parse_with_latents ─► reconstruct ◄──────────┘
+    prefetch(group n+1) ─► [helper process] parse_payloads ─► latents + NN integers ─┐
+    send(packets of group n) ─► parse_with_integers ─► reconstruct ◄───────────────────┘
 
 At a cold start the first half of the group is entropy-decoded in the calling process (it has
 nothing else to do yet) while the helper takes the second half: 352x288 random access decodes
@@ -28,7 +28,7 @@ import torch
 
 from .dpb import DecodedPictureBuffer, ReorderBuffer
 from .errors import BitstreamError
-from .framecodec import ParseResult, parse_payloads, parse_with_latents, reconstruct
+from .framecodec import ParseResult, parse_payloads, parse_with_integers, reconstruct
 from .gop import ReferenceTracker
 from .recon.frame import picture_to_fixed
 from .types import FrameType, Packet, Picture, SequenceInfo
@@ -84,15 +84,15 @@ class _Deferred:
 
 
 def _resolve(data: bytes, item: ParseResult | BitstreamError | bytes | None) -> ParseResult | BitstreamError:
-    """A prefetched slot -> the packet's parse result: the helper's latents (bytes) are joined
+    """A prefetched slot -> the packet's parse result: the helper's integers (bytes) are joined
     with the packet's own headers; a slot it could not decode (None) is decoded here."""
     if isinstance(item, bytes):
         try:
-            return parse_with_latents(data, item)
+            return parse_with_integers(data, item)
         except BitstreamError as exc:
             return exc
         except ValueError:
-            pass  # latents that do not fit the architecture: trust nothing, decode here
+            pass  # integers that do not fit the architecture: trust nothing, decode here
     elif item is not None:
         return item
     return parse_payloads([data])[0]

@@ -9,6 +9,7 @@ and then runs exactly this reconstruction to get its reference pictures.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ from .bitstream.syntax import FramePayload
 from .config import Complexity
 from .entropy.arm_int import IntegerArm
 from .entropy.latents import LatentLayout, decode_latents_many
-from .entropy.nn_weights import MODULE_NAMES, QuantizedModule, decode_nn
+from .entropy.nn_weights import MODULE_NAMES, QuantizedModule, decode_nn, flat_values, nn_from_values
 from .errors import BitstreamError, CorruptDataError
 from .recon.coolchic import decode_coolchic
 from .recon.frame import assemble, fixed_to_picture, picture_to_fixed
@@ -192,8 +193,12 @@ def build_payload(header: FrameHeader, sections: list[dict]) -> bytes:
 _Pending = tuple[CoolChicRole, CoolChicEncoderParameter, dict[str, QuantizedModule], LatentLayout, bytes, IntegerArm]
 
 
-def _parse_sections(data: bytes) -> tuple[FrameHeader, list[_Pending]]:
-    """Parse and validate a FRAME payload up to (not including) its latent entropy decoding."""
+def _parse_sections(data: bytes, nn_values: np.ndarray | None = None) -> tuple[FrameHeader, list[_Pending]]:
+    """Parse and validate a FRAME payload up to (not including) its latent entropy decoding.
+
+    ``nn_values``: the NN integers of every section, already decoded (``integers_to_bytes``);
+    ValueError if they do not fit the architecture.
+    """
     try:
         parsed = FramePayload.parse(data)
     except (ConstructError, ValueError, OverflowError, UnicodeDecodeError) as exc:
@@ -226,16 +231,24 @@ def _parse_sections(data: bytes) -> tuple[FrameHeader, list[_Pending]]:
     roles = [CoolChicRole.RESIDUE] + ([CoolChicRole.MOTION] if coding_type != FrameType.I else [])
     if section_roles != [r.name.lower() for r in roles]:
         raise _bad(f"{frame_type.name} frame carries Cool-chics {section_roles}")
-    pending = []
+    pending, cursor = [], 0
     for role, section in zip(roles, parsed.coolchics):
         n_output = OUTPUTS[coding_type][role == CoolChicRole.MOTION]
         param = section_param(section, header.height, header.width, role, n_output)
         headers = {name: section[name] for name in MODULE_NAMES}
-        modules = decode_nn(section.nn_bytes, parameter_shapes(param), headers)
+        shapes = parameter_shapes(param)
+        if nn_values is None:
+            modules = decode_nn(section.nn_bytes, shapes, headers)
+        else:
+            count = sum(int(np.prod(s)) for w, b in shapes.values() for s in (*w, *b))
+            modules = nn_from_values(nn_values[cursor : cursor + count], shapes, headers)
+            cursor += count
         layout = LatentLayout(tuple(param.grid_sizes), param.arm.context_size)
         if section.n_symbols != layout.n_symbols:
             raise _bad(f"{section.n_symbols} latent symbols announced, the architecture has {layout.n_symbols}")
         pending.append((role, param, modules, layout, bytes(section.latent_bytes), integer_arm(param, modules)))
+    if nn_values is not None and cursor != nn_values.size:
+        raise ValueError(f"{nn_values.size} decoded NN values for {cursor} parameters")
     return header, pending
 
 
@@ -282,20 +295,34 @@ def parse_payloads(payloads: list[bytes]) -> list[ParseResult | BitstreamError]:
     return results  # type: ignore[return-value]
 
 
-def latents_to_bytes(coded: list[CodedCoolChic]) -> bytes:
-    """Every latent of a frame's Cool-chics (section order, finest grid first, raster) as int8 bytes."""
+_LATENT_COUNT = struct.Struct("<I")
+
+
+def integers_to_bytes(coded: list[CodedCoolChic]) -> bytes:
+    """A frame's entropy-decoded integers as plain bytes: u32le latent count, every latent as
+    int8 (section order, finest grid first, raster; the coder's support fits), then every NN
+    integer as int64le (section order, bitstream order)."""
     flat = [g.reshape(-1) for c in coded for g in c.latents]
-    return np.concatenate(flat).astype(np.int8).tobytes() if flat else b""
+    latents = np.concatenate(flat).astype(np.int8).tobytes() if flat else b""
+    nn = [flat_values(c.modules) for c in coded]
+    values = np.concatenate(nn).astype("<i8").tobytes() if nn else b""
+    return _LATENT_COUNT.pack(len(latents)) + latents + values
 
 
-def parse_with_latents(data: bytes, latents: bytes) -> ParseResult:
-    """Parse a FRAME payload whose latents were entropy-decoded elsewhere (``latents_to_bytes``).
+def parse_with_integers(data: bytes, integers: bytes) -> ParseResult:
+    """Parse a FRAME payload whose entropy coding was decoded elsewhere (``integers_to_bytes``).
 
-    The header, NN weights and every field are parsed and validated here as in
-    :func:`parse_payload`; only the range decoding is skipped.
+    The header and every field are parsed and validated here as in :func:`parse_payload`; only
+    the NN and latent range decoding are skipped. ValueError if the integers do not fit.
     """
-    header, pending = _parse_sections(data)
-    flat = np.frombuffer(latents, dtype=np.int8)
+    if len(integers) < _LATENT_COUNT.size:
+        raise ValueError("decoded integers are cut short")
+    (n_latents,) = _LATENT_COUNT.unpack_from(integers)
+    nn_bytes = integers[_LATENT_COUNT.size + n_latents :]
+    if len(nn_bytes) % 8:
+        raise ValueError("decoded NN values are not whole int64")
+    header, pending = _parse_sections(data, np.frombuffer(nn_bytes, dtype="<i8").astype(np.int64))
+    flat = np.frombuffer(integers, dtype=np.int8, count=n_latents, offset=_LATENT_COUNT.size)
     if flat.size != sum(layout.n_symbols for _, _, _, layout, _, _ in pending):
         raise ValueError(f"{flat.size} decoded latents do not match the frame's architecture")
     coded, start = [], 0

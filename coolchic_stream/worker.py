@@ -2,14 +2,14 @@
 
     main process                                         helper process
     submit(payloads) ─► sender thread ──► pipe ──► framecodec.parse_payloads ─┐
-    Future ◄────────── receiver thread ◄── pipe ◄── int8 latents | "failed" ───┘
-    Decoder: framecodec.parse_with_latents(payload, latents)  (headers, NN: ~2 ms/frame)
+    Future ◄────────── receiver thread ◄── pipe ◄── latents + NN integers | "failed" ─┘
+    Decoder: framecodec.parse_with_integers(payload, integers)  (headers only)
 
 Why a process and not a thread: latent decoding is thousands of small numpy and range-coder
 calls per frame, which hold the GIL most of the time, so a decoding thread stalls the
 reconstruction it is meant to run beside (352x288, same code otherwise: 17 frames/s with a
 thread, 23 with a process). Messages are plain bytes, never pickles: a request is the packets' payloads, a reply
-one status byte and the int8 latents per payload (the coder's support [-64, 63] fits int8).
+one status byte and the decoded integers per payload (``framecodec.integers_to_bytes``).
 
 A payload the helper could not decode comes back as "failed" and is decoded again in the main
 process, which raises the error it gives -- so errors read the same with or without the helper.
@@ -31,7 +31,7 @@ _COUNT = struct.Struct("<I")
 _ITEM = struct.Struct("<BI")  # status, byte length
 OK, FAILED = 0, 1
 
-Reply = list[bytes | None]  # per payload: its int8 latents, or None to decode it in the caller
+Reply = list[bytes | None]  # per payload: its decoded integers, or None to decode it in the caller
 
 
 def pack_payloads(payloads: list[bytes]) -> bytes:
@@ -71,13 +71,13 @@ def unpack_reply(message: bytes) -> Reply:
 
 def decode_group(payloads: list[bytes]) -> Reply:
     """What the helper computes for one request (also usable in-process)."""
-    from .framecodec import latents_to_bytes, parse_payloads
+    from .framecodec import integers_to_bytes, parse_payloads
 
     try:
         results = parse_payloads(payloads)
     except Exception:  # noqa: BLE001 - anything unexpected: the caller decodes and reports it
         return [None] * len(payloads)
-    return [None if isinstance(r, BaseException) else latents_to_bytes(r[1]) for r in results]
+    return [None if isinstance(r, BaseException) else integers_to_bytes(r[1]) for r in results]
 
 
 def _serve(conn) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
 from .conftest import encode_pictures, make_picture
 from coolchic_stream import framecodec, worker
 from coolchic_stream.decoder import Decoder, _resolve
+from coolchic_stream.entropy.nn_weights import flat_values
 from coolchic_stream.errors import BitstreamError
 
 
@@ -45,27 +48,40 @@ def test_messages_round_trip():
     assert worker.unpack_reply(worker.pack_reply(reply)) == reply
 
 
-def test_helper_latents_rebuild_the_parse_result(stream):
+def test_helper_integers_rebuild_the_parse_result(stream):
     _, packets = stream
     datas = [p.data for p in packets]
     reply = worker.decode_group(datas)
-    for data, latents in zip(datas, reply):
+    for data, integers in zip(datas, reply):
         header, coded = framecodec.parse_payload(data)
-        header2, coded2 = framecodec.parse_with_latents(data, latents)
+        header2, coded2 = framecodec.parse_with_integers(data, integers)
         assert header2 == header
         pairs = [(a, b) for c, d in zip(coded, coded2) for a, b in zip(c.latents, d.latents)]
         assert pairs and all(np.array_equal(a, b) and b.dtype == np.int64 for a, b in pairs)
+        for c, d in zip(coded, coded2):  # NN integers, steps and orders as decoded in process
+            assert np.array_equal(flat_values(c.modules), flat_values(d.modules))
+            assert [(m.weight_log2_step, m.bias_log2_step, m.weight_order, m.bias_order) for m in c.modules.values()] == [
+                (m.weight_log2_step, m.bias_log2_step, m.weight_order, m.bias_order) for m in d.modules.values()
+            ]
 
 
-def test_latents_of_the_wrong_size_are_decoded_again_in_process(stream):
+@pytest.mark.parametrize("cut", ["latent", "nn", "header"])
+def test_integers_that_do_not_fit_are_decoded_again_in_process(stream, cut):
     _, packets = stream
     data = packets[1].data
-    latents = worker.decode_group([data])[0]
-    with pytest.raises(ValueError, match="decoded latents"):
-        framecodec.parse_with_latents(data, latents[:-1])
+    integers = worker.decode_group([data])[0]
+    (n_latents,) = struct.unpack_from("<I", integers)
+    bad = {
+        "latent": struct.pack("<I", n_latents - 1) + integers[4 : 4 + n_latents - 1] + integers[4 + n_latents :],
+        "nn": integers[:-8],
+        "header": integers[:3],
+    }[cut]
+    with pytest.raises(ValueError, match="decoded"):
+        framecodec.parse_with_integers(data, bad)
     expected = framecodec.parse_payload(data)[1]
-    got = _resolve(data, latents[:-1])[1]
+    got = _resolve(data, bad)[1]
     assert all(np.array_equal(a, b) for c, d in zip(expected, got) for a, b in zip(c.latents, d.latents))
+    assert all(np.array_equal(flat_values(c.modules), flat_values(d.modules)) for c, d in zip(expected, got))
 
 
 def test_decoding_through_the_helper_equals_in_process_and_the_encoder(stream):

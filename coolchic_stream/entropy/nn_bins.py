@@ -8,11 +8,19 @@ order k, and every bin but the plain suffix bits is range-coded with an adaptive
                                    suffix: n + k bits of x       first in SUFFIX[min(n, 15)],
                                                                  the rest at p = 1/2
 
+The bins go out layer by layer so that the decoder handles each layer in a few vector calls::
+
+    zero flags (every value) | signs (nonzero values) | prefix bin 0 (nonzero values) |
+    prefix bin 1 (values whose prefix goes on) | ... | first suffix bits | the other suffix bits
+
 Every context starts empty and counts its own bins; a bin is coded with the Krichevsky-Trofimov
 estimate p(1) = (2·n1 + 1) / (2·n + 2), a ratio of small integers that both sides compute to the
-same double. Its total cost depends only on a context's final counts (the product telescopes
-to a Beta function), so the encoder prices every order in closed form without coding anything.
-Groups do not share contexts; a Cool-chic's groups follow one another in one range-coder stream.
+same double, from the counts as they stood at the start of its run: a layer goes in runs of
+max(1, position >> RUN_SHIFT) bins, one decoder call each (single bins while the counts are
+young, then runs a quarter of what came before). Updated bin by bin, the cost would depend only
+on a context's final counts (the product telescopes to a Beta function): the encoder prices
+orders and RDOQ moves with that closed form; the runs spend a few bits more. Groups do not
+share contexts; a Cool-chic's groups follow one another in one range-coder stream.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ _CAPPED = 15  # prefix positions and suffix lengths from here on share a context
 _ZERO, _SIGN, _PREFIX, _SUFFIX = 0, 1, 2, 2 + _CAPPED + 1
 N_CONTEXTS = _SUFFIX + _CAPPED + 1
 _BYPASS = -1
+RUN_SHIFT = 2  # a layer's bins go in runs of max(1, position >> RUN_SHIFT) sharing one count state
 _BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
 _LOG2_HALF_GAMMA = 2 * math.lgamma(0.5) / math.log(2)
 
@@ -83,49 +92,102 @@ def best_order(values: np.ndarray) -> tuple[int, float]:
     return k, bits
 
 
-def _binarize(values: np.ndarray, order: int, ctx: list[int], bits: list[int]) -> None:
-    for v in values.reshape(-1).tolist():
-        ctx.append(_ZERO)
-        bits.append(int(v != 0))
-        if v == 0:
-            continue
-        ctx.append(_SIGN)
-        bits.append(int(v < 0))
-        x = abs(v) - 1 + (1 << order)
-        length = x.bit_length()
-        prefix = length - 1 - order
-        ctx.extend(_PREFIX + min(i, _CAPPED) for i in range(prefix + 1))
-        bits.extend([1] * prefix + [0])
-        for j in range(length - 2, -1, -1):
-            ctx.append(_SUFFIX + min(prefix, _CAPPED) if j == length - 2 else _BYPASS)
-            bits.append((x >> j) & 1)
+Layer = tuple[int | np.ndarray, np.ndarray]  # (one context for all its bins, or one per bin; bits)
 
 
-def _probability(counts: list[list[int]], ctx: int) -> float:
-    if ctx == _BYPASS:
-        return 0.5
-    n0, n1 = counts[ctx]
-    return (2 * n1 + 1) / (2 * (n0 + n1) + 2)
+def _layers(values: np.ndarray, order: int) -> list[Layer]:
+    """The bins of a group, layer by layer in stream order."""
+    v = values.reshape(-1).astype(np.int64)
+    layers: list[Layer] = [(_ZERO, (v != 0).astype(np.int64))]
+    nonzero = v[v != 0]
+    if nonzero.size == 0:
+        return layers
+    layers.append((_SIGN, (nonzero < 0).astype(np.int64)))
+    x = np.abs(nonzero) - 1 + (np.int64(1) << order)
+    length = _bit_lengths(x)
+    prefix = length - 1 - order
+    alive = np.arange(nonzero.size)
+    for i in range(int(prefix.max()) + 1):
+        going_on = prefix[alive] > i
+        layers.append((_PREFIX + min(i, _CAPPED), going_on.astype(np.int64)))
+        alive = alive[going_on]
+    has = length >= 2
+    layers.append((_SUFFIX + np.minimum(prefix[has], _CAPPED), (x[has] >> (length[has] - 2)) & 1))
+    owner, shift = _plain_bits(length)
+    layers.append((_BYPASS, (x[owner] >> shift) & 1))
+    return layers
+
+
+def _plain_bits(length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every suffix bit after the first: its value's index and its shift, MSB first."""
+    rest = np.maximum(length - 2, 0)
+    owner = np.repeat(np.arange(length.size), rest)
+    within = np.arange(owner.size) - np.repeat(np.cumsum(rest) - rest, rest)
+    return owner, rest[owner] - 1 - within
+
+
+def _runs(n: int) -> list[tuple[int, int]]:
+    """[start, stop) runs of a layer of n bins: single bins first, then ever longer runs."""
+    out, start = [], 0
+    while start < n:
+        stop = min(n, start + max(1, start >> RUN_SHIFT))
+        out.append((start, stop))
+        start = stop
+    return out
+
+
+class _Contexts:
+    """Bin counts of one group's contexts and the probabilities they give."""
+
+    def __init__(self) -> None:
+        self.n0 = [0] * N_CONTEXTS
+        self.n1 = [0] * N_CONTEXTS
+
+    def probabilities(self, ctx: int | np.ndarray, size: int) -> np.ndarray:
+        if isinstance(ctx, np.ndarray):
+            n0, n1 = np.array(self.n0)[ctx], np.array(self.n1)[ctx]
+            return (2 * n1 + 1) / (2 * (n0 + n1) + 2)
+        if ctx == _BYPASS:
+            return np.full(size, 0.5)
+        n0, n1 = self.n0[ctx], self.n1[ctx]
+        return np.full(size, (2 * n1 + 1) / (2 * (n0 + n1) + 2))
+
+    def count(self, ctx: int | np.ndarray, bits: np.ndarray) -> None:
+        if isinstance(ctx, np.ndarray):
+            ones = np.bincount(ctx, weights=bits, minlength=N_CONTEXTS).astype(np.int64)
+            zeros = np.bincount(ctx, minlength=N_CONTEXTS) - ones
+            self.n1 = [a + b for a, b in zip(self.n1, ones.tolist())]
+            self.n0 = [a + b for a, b in zip(self.n0, zeros.tolist())]
+        elif ctx != _BYPASS:
+            ones = int(np.count_nonzero(bits))
+            self.n1[ctx] += ones
+            self.n0[ctx] += bits.size - ones
+
+
+def _layer_runs(ctx: int | np.ndarray, n: int) -> list[tuple[int, int]]:
+    return [(0, n)] if isinstance(ctx, int) and ctx == _BYPASS else _runs(n)
+
+
+def _part(ctx: int | np.ndarray, start: int, stop: int) -> int | np.ndarray:
+    return ctx[start:stop] if isinstance(ctx, np.ndarray) else ctx
 
 
 def encode_groups(groups: list[tuple[np.ndarray, int]]) -> bytes:
     """Range-code (values, order) groups in sequence; -> little-endian 32-bit words."""
-    probs: list[float] = []
-    all_bits: list[int] = []
+    probs: list[np.ndarray] = []
+    all_bits: list[np.ndarray] = []
     for values, order in groups:
-        ctx: list[int] = []
-        bits: list[int] = []
-        _binarize(values, order, ctx, bits)
-        counts = [[0, 0] for _ in range(N_CONTEXTS)]
-        for c, b in zip(ctx, bits):
-            probs.append(_probability(counts, c))
-            if c != _BYPASS:
-                counts[c][b] += 1
-        all_bits += bits
+        contexts = _Contexts()
+        for ctx, bits in _layers(values, order):
+            for start, stop in _layer_runs(ctx, bits.size):
+                c, b = _part(ctx, start, stop), bits[start:stop]
+                probs.append(contexts.probabilities(c, b.size))
+                all_bits.append(b)
+                contexts.count(c, b)
     if not all_bits:
         return b""
     encoder = constriction.stream.queue.RangeEncoder()
-    encoder.encode(np.array(all_bits, dtype=np.int32), _BERNOULLI, np.array(probs, dtype=np.float64))
+    encoder.encode(np.concatenate(all_bits).astype(np.int32), _BERNOULLI, np.concatenate(probs))
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
@@ -136,40 +198,46 @@ class GroupDecoder:
         if len(data) % 4:
             raise _corrupt(f"NN payload of {len(data)} bytes is not whole 32-bit words")
         self._decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-        self._p = np.zeros(1, dtype=np.float64)
 
-    def _bin(self, p: float) -> int:
-        self._p[0] = p
-        try:
-            return int(self._decoder.decode(_BERNOULLI, self._p)[0])
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException is not an Exception
-            raise _corrupt(f"NN weight decoding failed: {type(exc).__name__}") from None
-
-    def _coded(self, counts: list[list[int]], ctx: int) -> int:
-        bit = self._bin(_probability(counts, ctx))
-        counts[ctx][bit] += 1
-        return bit
+    def _layer(self, ctx: int | np.ndarray, n: int, contexts: _Contexts) -> np.ndarray:
+        out = []
+        for start, stop in _layer_runs(ctx, n):
+            c = _part(ctx, start, stop)
+            try:
+                bits = self._decoder.decode(_BERNOULLI, contexts.probabilities(c, stop - start)).astype(np.int64)
+            except (KeyboardInterrupt, SystemExit, MemoryError):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException is not an Exception
+                raise _corrupt(f"NN weight decoding failed: {type(exc).__name__}") from None
+            contexts.count(c, bits)
+            out.append(bits)
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
 
     def group(self, count: int, order: int) -> np.ndarray:
-        counts = [[0, 0] for _ in range(N_CONTEXTS)]
+        contexts = _Contexts()
         out = np.zeros(count, dtype=np.int64)
-        for i in range(count):
-            if not self._coded(counts, _ZERO):
-                continue
-            negative = self._coded(counts, _SIGN)
-            prefix = 0
-            while self._coded(counts, _PREFIX + min(prefix, _CAPPED)):
-                prefix += 1
-                if prefix > MAX_PREFIX:
-                    raise _corrupt("NN weight code is malformed")
-            x = 1
-            for j in range(prefix + order):
-                bit = self._coded(counts, _SUFFIX + min(prefix, _CAPPED)) if j == 0 else self._bin(0.5)
-                x = (x << 1) | bit
-            magnitude = x - (1 << order) + 1
-            out[i] = -magnitude if negative else magnitude
+        nonzero = np.flatnonzero(self._layer(_ZERO, count, contexts))
+        if nonzero.size == 0:
+            return out
+        negative = self._layer(_SIGN, nonzero.size, contexts).astype(bool)
+        prefix = np.zeros(nonzero.size, np.int64)
+        alive = np.arange(nonzero.size)
+        i = 0
+        while alive.size:
+            if i > MAX_PREFIX:
+                raise _corrupt("NN weight code is malformed")
+            alive = alive[self._layer(_PREFIX + min(i, _CAPPED), alive.size, contexts) == 1]
+            prefix[alive] += 1
+            i += 1
+        length = prefix + 1 + order
+        x = np.int64(1) << (length - 1)
+        has = length >= 2
+        first = _SUFFIX + np.minimum(prefix[has], _CAPPED)
+        x[has] |= self._layer(first, first.size, contexts) << (length[has] - 2)
+        owner, shift = _plain_bits(length)
+        np.bitwise_or.at(x, owner, self._layer(_BYPASS, owner.size, contexts) << shift)
+        magnitude = x - (np.int64(1) << order) + 1
+        out[nonzero] = np.where(negative, -magnitude, magnitude)
         return out
 
     def check_end(self) -> None:

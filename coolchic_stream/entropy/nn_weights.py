@@ -59,6 +59,35 @@ def encode_nn(modules: dict[str, QuantizedModule]) -> bytes:
 def decode_nn(data: bytes, shapes: dict[str, Shapes], headers: dict[str, dict]) -> dict[str, QuantizedModule]:
     """headers[name]: weight_log2_step, bias_log2_step, weight_expgolomb_order, bias_expgolomb_order."""
     reader = GroupDecoder(data)
+    out = _modules(reader.group, shapes, headers)
+    reader.check_end()
+    return out
+
+
+def nn_from_values(values: np.ndarray, shapes: dict[str, Shapes], headers: dict[str, dict]) -> dict[str, QuantizedModule]:
+    """The modules from integers decoded elsewhere (``flat_values`` order); ValueError if they do not fit."""
+    cursor = 0
+
+    def take(count: int, order: int) -> np.ndarray:
+        nonlocal cursor
+        cursor += count
+        if cursor > values.size:
+            raise ValueError(f"{values.size} decoded NN values do not fill the architecture")
+        return values[cursor - count : cursor]
+
+    out = _modules(take, shapes, headers)
+    if cursor != values.size:
+        raise ValueError(f"{values.size} decoded NN values for {cursor} parameters")
+    return out
+
+
+def flat_values(modules: dict[str, QuantizedModule]) -> np.ndarray:
+    """Every integer of the modules in bitstream order."""
+    return np.concatenate([_flat(g) for name in MODULE_NAMES for g in (modules[name].weights, modules[name].biases)])
+
+
+def _modules(read, shapes: dict[str, Shapes], headers: dict[str, dict]) -> dict[str, QuantizedModule]:
+    """Modules from ``read(count, order)``, which returns a group's integers."""
     out = {}
     for name in MODULE_NAMES:
         h = headers[name]
@@ -67,7 +96,7 @@ def decode_nn(data: bytes, shapes: dict[str, Shapes], headers: dict[str, dict]) 
         groups = []
         for group_shapes, order in zip(shapes[name], (h["weight_expgolomb_order"], h["bias_expgolomb_order"])):
             sizes = [int(np.prod(s)) for s in group_shapes]
-            values = reader.group(sum(sizes), order)
+            values = read(sum(sizes), order)
             tensors, start = [], 0
             for shape, size in zip(group_shapes, sizes):
                 tensors.append(values[start : start + size].reshape(shape))
@@ -77,5 +106,4 @@ def decode_nn(data: bytes, shapes: dict[str, Shapes], headers: dict[str, dict]) 
             groups[0], groups[1], h["weight_log2_step"], h["bias_log2_step"],
             h["weight_expgolomb_order"], h["bias_expgolomb_order"],
         )  # fmt: skip
-    reader.check_end()
     return out
