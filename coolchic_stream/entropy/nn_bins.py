@@ -26,6 +26,8 @@ share contexts; a Cool-chic's groups follow one another in one range-coder strea
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+from typing import Callable
 
 import constriction
 import numpy as np
@@ -126,50 +128,66 @@ def _plain_bits(length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, rest[owner] - 1 - within
 
 
-def _runs(n: int) -> list[tuple[int, int]]:
+@lru_cache(maxsize=512)
+def _runs(n: int) -> tuple[tuple[int, int], ...]:
     """[start, stop) runs of a layer of n bins: single bins first, then ever longer runs."""
     out, start = [], 0
     while start < n:
         stop = min(n, start + max(1, start >> RUN_SHIFT))
         out.append((start, stop))
         start = stop
-    return out
+    return tuple(out)
+
+
+def _kt(n0: int, n1: int) -> float:
+    return (2 * n1 + 1) / (2 * (n0 + n1) + 2)
 
 
 class _Contexts:
-    """Bin counts of one group's contexts and the probabilities they give."""
+    """Bin counts of one group's contexts."""
 
     def __init__(self) -> None:
         self.n0 = [0] * N_CONTEXTS
         self.n1 = [0] * N_CONTEXTS
 
-    def probabilities(self, ctx: int | np.ndarray, size: int) -> np.ndarray:
-        if isinstance(ctx, np.ndarray):
-            n0, n1 = np.array(self.n0)[ctx], np.array(self.n1)[ctx]
-            return (2 * n1 + 1) / (2 * (n0 + n1) + 2)
-        if ctx == _BYPASS:
-            return np.full(size, 0.5)
-        n0, n1 = self.n0[ctx], self.n1[ctx]
-        return np.full(size, (2 * n1 + 1) / (2 * (n0 + n1) + 2))
 
-    def count(self, ctx: int | np.ndarray, bits: np.ndarray) -> None:
-        if isinstance(ctx, np.ndarray):
-            ones = np.bincount(ctx, weights=bits, minlength=N_CONTEXTS).astype(np.int64)
-            zeros = np.bincount(ctx, minlength=N_CONTEXTS) - ones
-            self.n1 = [a + b for a, b in zip(self.n1, ones.tolist())]
-            self.n0 = [a + b for a, b in zip(self.n0, zeros.tolist())]
-        elif ctx != _BYPASS:
-            ones = int(np.count_nonzero(bits))
-            self.n1[ctx] += ones
-            self.n0[ctx] += bits.size - ones
+CodeRun = Callable[[np.ndarray, int, int], np.ndarray]  # (probabilities, start, stop) -> the run's bits
 
 
-def _layer_runs(ctx: int | np.ndarray, n: int) -> list[tuple[int, int]]:
-    return [(0, n)] if isinstance(ctx, int) and ctx == _BYPASS else _runs(n)
+def _code_layer(ctx: int | np.ndarray, n: int, contexts: _Contexts, code: CodeRun) -> np.ndarray:
+    """Take a layer of n bins run by run, the probabilities of a run from the counts at its start.
 
-
-def _part(ctx: int | np.ndarray, start: int, stop: int) -> int | np.ndarray:
-    return ctx[start:stop] if isinstance(ctx, np.ndarray) else ctx
+    ``code`` range-codes (encoder) or decodes (decoder) one run; both sides go through this one
+    schedule, so they cannot disagree on a probability. -> the layer's bits (int64).
+    """
+    if n == 0:
+        return np.zeros(0, np.int64)
+    if isinstance(ctx, np.ndarray):
+        out = []
+        for start, stop in _runs(n):
+            c = ctx[start:stop]
+            n0, n1 = np.array(contexts.n0)[c], np.array(contexts.n1)[c]
+            bits = code((2 * n1 + 1) / (2 * (n0 + n1) + 2), start, stop).astype(np.int64)
+            ones = np.bincount(c, weights=bits, minlength=N_CONTEXTS).astype(np.int64)
+            zeros = np.bincount(c, minlength=N_CONTEXTS) - ones
+            contexts.n1 = [a + b for a, b in zip(contexts.n1, ones.tolist())]
+            contexts.n0 = [a + b for a, b in zip(contexts.n0, zeros.tolist())]
+            out.append(bits)
+        return np.concatenate(out)
+    if ctx == _BYPASS:
+        return code(np.full(n, 0.5), 0, n).astype(np.int64)
+    out_bits = np.empty(n, np.int64)
+    p = np.empty(n)
+    n0, n1 = contexts.n0[ctx], contexts.n1[ctx]
+    for start, stop in _runs(n):
+        p[start:stop] = _kt(n0, n1)
+        bits = code(p[start:stop], start, stop)
+        out_bits[start:stop] = bits
+        ones = int(np.count_nonzero(bits))
+        n1 += ones
+        n0 += stop - start - ones
+    contexts.n0[ctx], contexts.n1[ctx] = n0, n1
+    return out_bits
 
 
 def encode_groups(groups: list[tuple[np.ndarray, int]]) -> bytes:
@@ -179,11 +197,12 @@ def encode_groups(groups: list[tuple[np.ndarray, int]]) -> bytes:
     for values, order in groups:
         contexts = _Contexts()
         for ctx, bits in _layers(values, order):
-            for start, stop in _layer_runs(ctx, bits.size):
-                c, b = _part(ctx, start, stop), bits[start:stop]
-                probs.append(contexts.probabilities(c, b.size))
-                all_bits.append(b)
-                contexts.count(c, b)
+
+            def code(p: np.ndarray, start: int, stop: int, bits: np.ndarray = bits) -> np.ndarray:
+                probs.append(p)
+                return bits[start:stop]
+
+            all_bits.append(_code_layer(ctx, bits.size, contexts, code))
     if not all_bits:
         return b""
     encoder = constriction.stream.queue.RangeEncoder()
@@ -199,19 +218,16 @@ class GroupDecoder:
             raise _corrupt(f"NN payload of {len(data)} bytes is not whole 32-bit words")
         self._decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
 
+    def _decode_run(self, p: np.ndarray, start: int, stop: int) -> np.ndarray:
+        try:
+            return self._decoder.decode(_BERNOULLI, p)
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException is not an Exception
+            raise _corrupt(f"NN weight decoding failed: {type(exc).__name__}") from None
+
     def _layer(self, ctx: int | np.ndarray, n: int, contexts: _Contexts) -> np.ndarray:
-        out = []
-        for start, stop in _layer_runs(ctx, n):
-            c = _part(ctx, start, stop)
-            try:
-                bits = self._decoder.decode(_BERNOULLI, contexts.probabilities(c, stop - start)).astype(np.int64)
-            except (KeyboardInterrupt, SystemExit, MemoryError):
-                raise
-            except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException is not an Exception
-                raise _corrupt(f"NN weight decoding failed: {type(exc).__name__}") from None
-            contexts.count(c, bits)
-            out.append(bits)
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+        return _code_layer(ctx, n, contexts, self._decode_run)
 
     def group(self, count: int, order: int) -> np.ndarray:
         contexts = _Contexts()
