@@ -174,7 +174,7 @@ class Encoder:
         )  # fmt: skip
         sections = [
             build_section(c, encode_nn(c.modules), encode_latents(c.layout(), c.latents, c.integer_arm()))
-            for c in result.coded
+            for c in sorted(result.coded, key=lambda c: c.role)  # the position in the payload is the role
         ]
         payload = build_payload(header, sections)
         decoded = reconstruct(header, result.coded, refs)

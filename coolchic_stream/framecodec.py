@@ -150,23 +150,22 @@ def explicit_architecture(p: CoolChicEncoderParameter) -> dict:
 def build_section(coded: CodedCoolChic, nn_bytes: bytes, latent_bytes: bytes) -> dict:
     p = coded.param
     preset = preset_of(p, coded.role == CoolChicRole.MOTION)
-    section = {
-        "role": coded.role.name.lower(),
-        "architecture": "explicit" if preset is None else preset.value,
-        "explicit": explicit_architecture(p) if preset is None else None,
-        "nn_bytes": nn_bytes,
-        "n_symbols": sum(g.size for g in coded.latents),
-        "latent_bytes": latent_bytes,
-    }
-    for name in MODULE_NAMES:
-        m = coded.modules[name]
-        section[name] = {
+    quantization = {
+        name: {
             "weight_log2_step": m.weight_log2_step,
             "bias_log2_step": m.bias_log2_step,
             "weight_expgolomb_order": m.weight_order,
             "bias_expgolomb_order": m.bias_order,
         }
-    return section
+        for name, m in ((name, coded.modules[name]) for name in MODULE_NAMES)
+    }
+    return {
+        "architecture": "explicit" if preset is None else preset.value,
+        "explicit": explicit_architecture(p) if preset is None else None,
+        "quantization": quantization,
+        "nn_bytes": nn_bytes,
+        "latent_bytes": latent_bytes,
+    }
 
 
 def build_payload(header: FrameHeader, sections: list[dict]) -> bytes:
@@ -212,9 +211,8 @@ def _parse_sections(data: bytes, nn_values: np.ndarray | None = None) -> tuple[F
     n_refs = {FrameType.I: 0, FrameType.P: 1, FrameType.B: 2}[frame_type]
     if len(parsed.references) != n_refs:
         raise _bad(f"{frame_type.name} frame lists {len(parsed.references)} references, expected {n_refs}")
-    section_roles = [str(c.role) for c in parsed.coolchics]
     # A P/B frame whose only Cool-chic is its residue is coded without prediction (intra-coded).
-    intra_coded = frame_type != FrameType.I and section_roles == ["residue"]
+    intra_coded = frame_type != FrameType.I and len(parsed.coolchics) == 1
     coding_type = FrameType.I if intra_coded else frame_type
     if parsed.warp_filter_size != (0 if coding_type == FrameType.I else WARP_FILTER_SIZE):
         what = "an unpredicted" if coding_type == FrameType.I else "a predicted"
@@ -229,13 +227,13 @@ def _parse_sections(data: bytes, nn_values: np.ndarray | None = None) -> tuple[F
         intra_coded,
     )  # fmt: skip
     roles = [CoolChicRole.RESIDUE] + ([CoolChicRole.MOTION] if coding_type != FrameType.I else [])
-    if section_roles != [r.name.lower() for r in roles]:
-        raise _bad(f"{frame_type.name} frame carries Cool-chics {section_roles}")
+    if len(parsed.coolchics) != len(roles):
+        raise _bad(f"{frame_type.name} frame carries {len(parsed.coolchics)} Cool-chics, expected at most {len(roles)}")
     pending, cursor = [], 0
     for role, section in zip(roles, parsed.coolchics):
         n_output = OUTPUTS[coding_type][role == CoolChicRole.MOTION]
         param = section_param(section, header.height, header.width, role, n_output)
-        headers = {name: section[name] for name in MODULE_NAMES}
+        headers = {name: section.quantization[name] for name in MODULE_NAMES}
         shapes = parameter_shapes(param)
         if nn_values is None:
             modules = decode_nn(section.nn_bytes, shapes, headers)
@@ -244,8 +242,6 @@ def _parse_sections(data: bytes, nn_values: np.ndarray | None = None) -> tuple[F
             modules = nn_from_values(nn_values[cursor : cursor + count], shapes, headers)
             cursor += count
         layout = LatentLayout(tuple(param.grid_sizes), param.arm.context_size)
-        if section.n_symbols != layout.n_symbols:
-            raise _bad(f"{section.n_symbols} latent symbols announced, the architecture has {layout.n_symbols}")
         pending.append((role, param, modules, layout, bytes(section.latent_bytes), integer_arm(param, modules)))
     if nn_values is not None and cursor != nn_values.size:
         raise ValueError(f"{nn_values.size} decoded NN values for {cursor} parameters")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .architecture import OUTPUTS, preset_parameter
+from .architecture import OUTPUTS, grid_sizes, preset_parameter
 from .bitstream.container import ContainerReader, UnitInfo, parse_frame_payload
 from .config import Complexity
 from .errors import CorruptDataError, TruncatedStreamError
-from .types import FrameType, SequenceInfo
+from .types import CoolChicRole, FrameType, SequenceInfo
 
 
 def _jsonable(value: Any) -> Any:
@@ -52,7 +52,7 @@ def _sequence_json(seq: SequenceInfo) -> dict[str, Any]:
     }
 
 
-def _architecture_json(c: Any, h: Any) -> dict[str, Any]:
+def _architecture_json(c: Any, h: Any, motion: bool) -> dict[str, Any]:
     """What a Cool-chic section's architecture is, a named preset resolved for the frame."""
     if str(c.architecture) == "explicit":
         a = c.explicit
@@ -63,10 +63,10 @@ def _architecture_json(c: Any, h: Any) -> dict[str, Any]:
             "arm_hidden_layers": a.arm_hidden_layers,
             "upsampling_kernels": [a.ups_kernel, a.ups_preconcat_kernel],
             "synthesis": synthesis_string(a.synthesis_layers),
+            "n_symbols": _symbols(grid_sizes(h.height, h.width, (a.latent_resolution_min, a.latent_resolution_max))),
         }
-    motion = str(c.role) == "motion"
     # an intra-coded P/B frame (residue alone) has an I frame's outputs
-    intra = str(h.frame_type) == "i" or [str(x.role) for x in h.coolchics] == ["residue"]
+    intra = str(h.frame_type) == "i" or len(h.coolchics) == 1
     try:
         frame_type = FrameType.I if intra else FrameType[str(h.frame_type).upper()]
         n_output = OUTPUTS[frame_type][motion]
@@ -80,23 +80,31 @@ def _architecture_json(c: Any, h: Any) -> dict[str, Any]:
         "arm_hidden_layers": p.arm.n_hidden_layers,
         "upsampling_kernels": [p.ups_kernel, p.ups_preconcat_kernel],
         "synthesis": synthesis_string(p.layers_synthesis),
+        "n_symbols": _symbols(p.grid_sizes),
     }
+
+
+def _symbols(grids: list[tuple[int, int]]) -> int:
+    return sum(h * w for h, w in grids)
 
 
 def _frame_json(unit: UnitInfo) -> dict[str, Any]:
     h = parse_frame_payload(unit.payload)
     coolchics = []
-    for c in h.coolchics:
+    for i, c in enumerate(h.coolchics):
+        role = CoolChicRole.MOTION if i else CoolChicRole.RESIDUE  # the position is the role
+        arch = _architecture_json(c, h, role == CoolChicRole.MOTION)
+        n_symbols = arch.pop("n_symbols")  # not in the stream: the architecture and frame size give it
         coolchics.append(
             {
-                "role": str(c.role),
+                "role": role.name.lower(),
                 "architecture": str(c.architecture),
-                **_architecture_json(c, h),
+                **arch,
                 "quantization": {
-                    k: _jsonable(c[k]) for k in ("arm", "upsampling", "synthesis")
+                    k: _jsonable(c.quantization[k]) for k in ("arm", "upsampling", "synthesis")
                 },
                 "nn_bytes": len(c.nn_bytes),
-                "n_symbols": c.n_symbols,
+                "n_symbols": n_symbols,
                 "latent_bytes": len(c.latent_bytes),
             }
         )
@@ -105,7 +113,7 @@ def _frame_json(unit: UnitInfo) -> dict[str, Any]:
         "display_index": h.display_index,
         "type": str(h.frame_type).upper(),
         # a P/B frame coded without prediction: residue alone, no warp
-        "intra_coded": str(h.frame_type) != "i" and [str(c.role) for c in h.coolchics] == ["residue"],
+        "intra_coded": str(h.frame_type) != "i" and len(h.coolchics) == 1,
         "depth": h.depth,
         "data_type": str(h.data_type),
         "bit_depth": h.bit_depth,

@@ -166,16 +166,17 @@ def test_missing_input_is_a_media_error(tmp_path: Path, capsys) -> None:
 def _synthetic_ccv(path: Path) -> None:
     seq = SequenceInfo(24, 16, chroma_siting=ChromaSiting.CENTER, encoder="test")
     section = {
-        "role": "residue", "architecture": "explicit", "explicit": {
+        "architecture": "explicit", "explicit": {
             "n_output": 3, "latent_resolution_min": 0, "latent_resolution_max": 4,
             "arm_context": 8, "arm_hidden_layers": 2, "arm_stabiliser": True, "ups_kernel": 8, "ups_preconcat_kernel": 7,
             "synthesis_layers": [{"out_channels": 16, "kernel_size": 1, "residual": False, "relu": True},
                                  {"out_channels": 3, "kernel_size": 3, "residual": True, "relu": False}],
             "synthesis_stabiliser": False},
-        "arm": {"weight_log2_step": -7, "bias_log2_step": -9, "weight_expgolomb_order": 1, "bias_expgolomb_order": 2},
-        "upsampling": {"weight_log2_step": -8, "bias_log2_step": -9, "weight_expgolomb_order": 1, "bias_expgolomb_order": 2},
-        "synthesis": {"weight_log2_step": -6, "bias_log2_step": -9, "weight_expgolomb_order": 0, "bias_expgolomb_order": 2},
-        "nn_bytes": bytes(11), "n_symbols": 500, "latent_bytes": bytes(40),
+        "quantization": {
+            "arm": {"weight_log2_step": -7, "bias_log2_step": -9, "weight_expgolomb_order": 1, "bias_expgolomb_order": 2},
+            "upsampling": {"weight_log2_step": -8, "bias_log2_step": -9, "weight_expgolomb_order": 1, "bias_expgolomb_order": 2},
+            "synthesis": {"weight_log2_step": -6, "bias_log2_step": -9, "weight_expgolomb_order": 0, "bias_expgolomb_order": 2}},
+        "nn_bytes": bytes(11), "latent_bytes": bytes(40),
     }
     with ContainerWriter(path, seq) as w:
         for dts, (pts, t, refs) in enumerate([(0, "i", []), (2, "p", [0]), (1, "b", [0, 2])]):
@@ -184,7 +185,7 @@ def _synthetic_ccv(path: Path) -> None:
                 "data_type": "yuv420", "bit_depth": 8, "width": 24, "height": 16,
                 "references": [{"display_index": r, "translation_y": -1, "translation_x": 2} for r in refs],
                 "warp_filter_size": 0 if t == "i" else 8,
-                "coolchics": [section] + ([section | {"role": "motion", "architecture": "mop", "explicit": None}] if refs else []),
+                "coolchics": [section] + ([section | {"architecture": "mop", "explicit": None}] if refs else []),
             })
             w.write(Packet(payload, pts, dts, FrameType[t.upper()]))
 
@@ -206,6 +207,9 @@ def test_inspect_json_and_table(tmp_path: Path, capsys) -> None:
     assert motion["architecture"] == "mop" and motion["n_output"] == 2 and motion["latent_resolutions"] == [2, 5]
     assert motion["synthesis"] == "16-1-linear-relu,2-1-linear-none" and motion["arm_context"] == 8
     assert frames[0]["coolchics"][0]["nn_bytes"] == 11 and frames[0]["coolchics"][0]["latent_bytes"] == 40
+    # symbol counts come from the architecture: grids 24x16, 12x8, 6x4, 3x2, 2x1 / motion 6x4 .. 1x1
+    assert frames[0]["coolchics"][0]["n_symbols"] == 512 and motion["n_symbols"] == 24 + 6 + 2 + 1
+    assert frames[1]["coolchics"][1]["quantization"]["synthesis"]["weight_log2_step"] == -6
     # unit bytes = payload + 2 sync + 1 type + LEB128 length + 4 CRC
     assert [f["unit_bytes"] - f["payload_bytes"] for f in frames] == [
         7 + (1 if f["payload_bytes"] < 128 else 2) for f in frames

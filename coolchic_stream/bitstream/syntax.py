@@ -20,15 +20,18 @@ the fields they know and ignore the tail. A newer major version is refused.
 from __future__ import annotations
 
 from construct import (
+    BitsInteger,
+    BitStruct,
     Const,
     Enum,
+    ExprAdapter,
     Flag,
     GreedyBytes,
     If,
-    Int8sb,
     Int8ub,
     Int32ul,
     Int64ul,
+    Padding,
     PascalString,
     Prefixed,
     PrefixedArray,
@@ -38,12 +41,12 @@ from construct import (
     this,
 )
 
-from ..types import ChromaSiting, ColorRange, CoolChicRole, DataType, FrameType, GopStructure
+from ..types import ChromaSiting, ColorRange, DataType, FrameType, GopStructure
 
 MAGIC = b"CCVS"
 TRAILER_MAGIC = b"CCVX"
 SYNC = b"\xcc\x5a"
-VERSION_MAJOR = 2  # 2.0: architecture presets by name; NN weights as adaptively range-coded bins
+VERSION_MAJOR = 2  # 2.0: architecture presets by name; NN weights as adaptively range-coded bins; packed NN steps
 VERSION_MINOR = 0
 
 
@@ -98,11 +101,23 @@ SynthesisLayer = Struct(
     "relu" / Flag,
 )
 
-NNModuleQuantization = Struct(
-    "weight_log2_step" / Int8sb,  # weights are integers times 2**weight_log2_step
-    "bias_log2_step" / Int8sb,
-    "weight_expgolomb_order" / Int8ub,
-    "bias_expgolomb_order" / Int8ub,
+def _log2_step(bits: int) -> ExprAdapter:
+    """A power-of-two step 2**-s <= 1, stored as s in ``bits`` bits and read back as log2(step)."""
+    return ExprAdapter(BitsInteger(bits), decoder=lambda s, ctx: -s, encoder=lambda log2, ctx: -log2)
+
+
+NNModuleQuantization = Struct(  # 17 bits
+    "weight_log2_step" / _log2_step(4),  # weights are integers times 2**weight_log2_step, 2**-15 .. 1
+    "bias_log2_step" / _log2_step(5),  # 2**-31 .. 1
+    "weight_expgolomb_order" / BitsInteger(4),
+    "bias_expgolomb_order" / BitsInteger(4),
+)
+
+NNQuantization = BitStruct(  # 7 bytes
+    "arm" / NNModuleQuantization,
+    "upsampling" / NNModuleQuantization,
+    "synthesis" / NNModuleQuantization,
+    Padding(5),
 )
 
 # Named architectures: the residue or motion tables of ``architecture.py`` for this preset,
@@ -124,15 +139,13 @@ ExplicitArchitecture = Struct(
     "synthesis_stabiliser" / Flag,
 )
 
+# A frame's Cool-chics go residue first, then motion when the frame is predicted; the position
+# is the role. The latent symbol count follows from the architecture and the frame size.
 CoolChicSection = Struct(
-    "role" / _enum(CoolChicRole),
     "architecture" / ArchitecturePreset,
     "explicit" / If(this.architecture == "explicit", ExplicitArchitecture),
-    "arm" / NNModuleQuantization,
-    "upsampling" / NNModuleQuantization,
-    "synthesis" / NNModuleQuantization,
+    "quantization" / NNQuantization,
     "nn_bytes" / Prefixed(VarInt, GreedyBytes),  # exp-Golomb bins, adaptive range coder words (entropy/nn_bins.py)
-    "n_symbols" / VarInt,  # latent symbols in the range-coded stream
     "latent_bytes" / Prefixed(VarInt, GreedyBytes),  # range coder words, little-endian u32
 )
 
@@ -153,7 +166,7 @@ FramePayload = Struct(
     "height" / VarInt,
     "references" / PrefixedArray(Int8ub, Reference),
     "warp_filter_size" / Int8ub,  # 0 for I frames and intra-coded P/B frames
-    # RESIDUE (+ MOTION when predicted). A P or B frame carrying its RESIDUE alone (3 outputs,
+    # residue (+ motion when predicted). A P or B frame carrying its residue alone (3 outputs,
     # warp_filter_size 0, zero translations) is intra-coded: its references still place it in
     # the GOP (the DPB keeps them for the frames after it), but it is not a random-access point.
     "coolchics" / PrefixedArray(Int8ub, CoolChicSection),
@@ -185,6 +198,7 @@ __all__ = [
     "IndexPayload",
     "MAGIC",
     "NNModuleQuantization",
+    "NNQuantization",
     "Reference",
     "SYNC",
     "SequenceHeader",

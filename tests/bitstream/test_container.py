@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from construct import VarInt
+from construct import ConstructError, VarInt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,18 +67,15 @@ ARCHITECTURE = {
     "synthesis_layers": [LAYER, {"out_channels": 3, "kernel_size": 3, "residual": True, "relu": False}],
     "synthesis_stabiliser": False,
 }
+QUANTIZATION = {"arm": QUANT, "upsampling": QUANT | {"bias_log2_step": 0}, "synthesis": QUANT | {"bias_log2_step": -31}}
 SECTION = {
-    "role": "residue",
     "architecture": "explicit",
     "explicit": ARCHITECTURE,
-    "arm": QUANT,
-    "upsampling": QUANT,
-    "synthesis": QUANT,
+    "quantization": QUANTIZATION,
     "nn_bytes": bytes(range(20)),
-    "n_symbols": 1234,
     "latent_bytes": b"\x01\x02\x03\x04" * 3,
 }
-PRESET_SECTION = SECTION | {"role": "motion", "architecture": "hop", "explicit": None}
+PRESET_SECTION = SECTION | {"architecture": "hop", "explicit": None}
 REFERENCE = {"display_index": 300, "translation_y": -3, "translation_x": 2}
 
 
@@ -104,7 +101,7 @@ GOLDEN_STRUCTS = {
     "unit_type": (syntax.UnitType, "frame"),
     "sequence_header": (syntax.SequenceHeader, sequence_to_dict(SEQ)),
     "synthesis_layer": (syntax.SynthesisLayer, LAYER),
-    "nn_module_quantization": (syntax.NNModuleQuantization, QUANT),
+    "nn_quantization": (syntax.NNQuantization, QUANTIZATION),
     "explicit_architecture": (syntax.ExplicitArchitecture, ARCHITECTURE),
     "coolchic_section": (syntax.CoolChicSection, SECTION),
     "coolchic_section_preset": (syntax.CoolChicSection, PRESET_SECTION),
@@ -157,13 +154,22 @@ def test_sequence_header_fields_are_where_the_spec_says() -> None:
     assert data.endswith(b"\x14coolchic-stream test")
 
 
+def test_nn_steps_are_packed_as_the_spec_says() -> None:
+    data = syntax.NNQuantization.build({"arm": QUANT, "upsampling": QUANT, "synthesis": QUANT})
+    # per module, MSB first: weight shift 7 (4 bits), bias shift 10 (5), orders 2 and 3 (4 each); then 5 zero bits
+    assert data == int(("0111" "01010" "0010" "0011") * 3 + "00000", 2).to_bytes(7, "big")
+    for bad in ({"weight_log2_step": 1}, {"weight_log2_step": -16}, {"bias_log2_step": -32}, {"bias_expgolomb_order": 16}):
+        with pytest.raises(ConstructError):
+            syntax.NNQuantization.build({"arm": QUANT | bad, "upsampling": QUANT, "synthesis": QUANT})
+
+
 def packets(n: int = 6) -> list[Packet]:
     """An I P B B I P pattern in coding order with distinct payload sizes."""
     types = ["i", "p", "b", "b", "i", "p"]
     out = []
     for dts in range(n):
         t = types[dts % len(types)]
-        cc = [SECTION | {"n_symbols": dts, "latent_bytes": bytes([dts]) * (3 + 40 * dts)}]
+        cc = [SECTION | {"latent_bytes": bytes([dts]) * (3 + 40 * dts)}]
         payload = syntax.FramePayload.build(frame_dict(dts * 2 % 7, dts, t, cc))
         out.append(Packet(payload, dts * 2 % 7, dts, FrameType[t.upper()]))
     return out
