@@ -173,17 +173,19 @@ def build_payload(header: FrameHeader, sections: list[dict]) -> bytes:
         {
             "display_index": header.display_index,
             "coding_index": header.coding_index,
-            "frame_type": header.frame_type.name.lower(),
-            "depth": header.depth,
-            "data_type": header.data_type.name.lower(),
-            "bit_depth": header.bit_depth,
+            "info": {
+                "frame_type": header.frame_type.name.lower(),
+                "data_type": header.data_type.name.lower(),
+                "bit_depth": header.bit_depth,
+                "depth": header.depth,
+                "warp_filter_size": 0 if header.coding_type == FrameType.I else WARP_FILTER_SIZE,
+            },
             "width": header.width,
             "height": header.height,
             "references": [
                 {"display_index": r, "translation_y": t[0], "translation_x": t[1]}
                 for r, t in zip(header.references, header.translations)
             ],
-            "warp_filter_size": 0 if header.coding_type == FrameType.I else WARP_FILTER_SIZE,
             "coolchics": sections,
         }
     )
@@ -202,33 +204,28 @@ def _parse_sections(data: bytes, nn_values: np.ndarray | None = None) -> tuple[F
         parsed = FramePayload.parse(data)
     except (ConstructError, ValueError, OverflowError, UnicodeDecodeError) as exc:
         raise _bad(f"frame payload does not parse ({type(exc).__name__})") from None
-    frame_type = _enum_field(FrameType, parsed.frame_type, "frame type")
-    data_type = _enum_field(DataType, parsed.data_type, "data type")
-    if not 8 <= parsed.bit_depth <= 16:
-        raise _bad(f"bit depth {parsed.bit_depth} is out of range 8..16")
+    info = parsed.info
+    frame_type = _enum_field(FrameType, info.frame_type, "frame type")
+    data_type = _enum_field(DataType, info.data_type, "data type")
+    if not 8 <= info.bit_depth <= 16:
+        raise _bad(f"bit depth {info.bit_depth} is out of range 8..16")
     if not (2 <= parsed.width <= 16383 and 2 <= parsed.height <= 16383):
         raise _bad(f"frame size {parsed.width}x{parsed.height} is out of range")
-    n_refs = {FrameType.I: 0, FrameType.P: 1, FrameType.B: 2}[frame_type]
-    if len(parsed.references) != n_refs:
-        raise _bad(f"{frame_type.name} frame lists {len(parsed.references)} references, expected {n_refs}")
     # A P/B frame whose only Cool-chic is its residue is coded without prediction (intra-coded).
-    intra_coded = frame_type != FrameType.I and len(parsed.coolchics) == 1
+    intra_coded = frame_type != FrameType.I and info.warp_filter_size == 0
     coding_type = FrameType.I if intra_coded else frame_type
-    if parsed.warp_filter_size != (0 if coding_type == FrameType.I else WARP_FILTER_SIZE):
-        what = "an unpredicted" if coding_type == FrameType.I else "a predicted"
-        raise _bad(f"warp filter size {parsed.warp_filter_size} is not valid for {what} {frame_type.name} frame")
+    if info.warp_filter_size != (0 if coding_type == FrameType.I else WARP_FILTER_SIZE):
+        raise _bad(f"warp filter size {info.warp_filter_size} is not valid for an {frame_type.name} frame")
     if intra_coded and any(r.translation_y or r.translation_x for r in parsed.references):
         raise _bad(f"intra-coded {frame_type.name} frame carries a global translation")
     header = FrameHeader(
-        parsed.display_index, parsed.coding_index, frame_type, parsed.depth, data_type, parsed.bit_depth,
+        parsed.display_index, parsed.coding_index, frame_type, info.depth, data_type, info.bit_depth,
         parsed.width, parsed.height,
         tuple(r.display_index for r in parsed.references),
         tuple((r.translation_y, r.translation_x) for r in parsed.references),
         intra_coded,
     )  # fmt: skip
     roles = [CoolChicRole.RESIDUE] + ([CoolChicRole.MOTION] if coding_type != FrameType.I else [])
-    if len(parsed.coolchics) != len(roles):
-        raise _bad(f"{frame_type.name} frame carries {len(parsed.coolchics)} Cool-chics, expected at most {len(roles)}")
     pending, cursor = [], 0
     for role, section in zip(roles, parsed.coolchics):
         n_output = OUTPUTS[coding_type][role == CoolChicRole.MOTION]

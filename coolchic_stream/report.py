@@ -66,9 +66,9 @@ def _architecture_json(c: Any, h: Any, motion: bool) -> dict[str, Any]:
             "n_symbols": _symbols(grid_sizes(h.height, h.width, (a.latent_resolution_min, a.latent_resolution_max))),
         }
     # an intra-coded P/B frame (residue alone) has an I frame's outputs
-    intra = str(h.frame_type) == "i" or len(h.coolchics) == 1
+    intra = str(h.info.frame_type) == "i" or len(h.coolchics) == 1
     try:
-        frame_type = FrameType.I if intra else FrameType[str(h.frame_type).upper()]
+        frame_type = FrameType.I if intra else FrameType[str(h.info.frame_type).upper()]
         n_output = OUTPUTS[frame_type][motion]
         p = preset_parameter(motion, Complexity(str(c.architecture)), h.height, h.width, n_output)
     except (KeyError, ValueError) as exc:
@@ -111,12 +111,12 @@ def _frame_json(unit: UnitInfo) -> dict[str, Any]:
     return {
         "coding_index": h.coding_index,
         "display_index": h.display_index,
-        "type": str(h.frame_type).upper(),
+        "type": str(h.info.frame_type).upper(),
         # a P/B frame coded without prediction: residue alone, no warp
-        "intra_coded": str(h.frame_type) != "i" and len(h.coolchics) == 1,
-        "depth": h.depth,
-        "data_type": str(h.data_type),
-        "bit_depth": h.bit_depth,
+        "intra_coded": str(h.info.frame_type) != "i" and len(h.coolchics) == 1,
+        "depth": h.info.depth,
+        "data_type": str(h.info.data_type),
+        "bit_depth": h.info.bit_depth,
         "width": h.width,
         "height": h.height,
         "references": [
@@ -127,7 +127,7 @@ def _frame_json(unit: UnitInfo) -> dict[str, Any]:
             }
             for r in h.references
         ],
-        "warp_filter_size": h.warp_filter_size,
+        "warp_filter_size": h.info.warp_filter_size,
         "coolchics": coolchics,
         "offset": unit.offset,
         "payload_bytes": len(unit.payload),

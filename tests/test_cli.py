@@ -181,10 +181,11 @@ def _synthetic_ccv(path: Path) -> None:
     with ContainerWriter(path, seq) as w:
         for dts, (pts, t, refs) in enumerate([(0, "i", []), (2, "p", [0]), (1, "b", [0, 2])]):
             payload = syntax.FramePayload.build({
-                "display_index": pts, "coding_index": dts, "frame_type": t, "depth": 1 if t == "b" else 0,
-                "data_type": "yuv420", "bit_depth": 8, "width": 24, "height": 16,
+                "display_index": pts, "coding_index": dts,
+                "info": {"frame_type": t, "data_type": "yuv420", "bit_depth": 8, "depth": 1 if t == "b" else 0,
+                         "warp_filter_size": 0 if t == "i" else 8},
+                "width": 24, "height": 16,
                 "references": [{"display_index": r, "translation_y": -1, "translation_x": 2} for r in refs],
-                "warp_filter_size": 0 if t == "i" else 8,
                 "coolchics": [section] + ([section | {"architecture": "mop", "explicit": None}] if refs else []),
             })
             w.write(Packet(payload, pts, dts, FrameType[t.upper()]))

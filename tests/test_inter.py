@@ -245,12 +245,19 @@ def _as_intra_coded_b(i_payload: bytes, **changes) -> bytes:
 
     parsed = FramePayload.parse(i_payload)
     value = {k: v for k, v in parsed.items() if not k.startswith("_")}
+    info = {k: v for k, v in parsed.info.items() if not k.startswith("_")} | {"frame_type": "b", "depth": 1}
     value.update(
-        display_index=2, coding_index=2, frame_type="b", depth=1,
+        display_index=2, coding_index=2, info=info | changes.pop("info", {}),
         references=[{"display_index": r, "translation_y": 0, "translation_x": 0} for r in (0, 4)],
     )  # fmt: skip
     value.update(changes)
     return FramePayload.build(value)
+
+
+def coolchic_section(payload: bytes) -> dict:
+    from coolchic_stream.bitstream.syntax import FramePayload
+
+    return FramePayload.parse(payload).coolchics[0]
 
 
 def test_intra_coded_b_frame_parses_and_reconstructs_like_the_i_frame():
@@ -264,8 +271,12 @@ def test_intra_coded_b_frame_parses_and_reconstructs_like_the_i_frame():
     assert header.references == (0, 4)
     refs = [make_picture(13, 9, pts=r, seed=r) for r in (0, 4)]
     assert reconstruct(header, coded, refs).same_samples(reconstruct(header_i, coded_i, []))
-    with pytest.raises(CorruptDataError, match="warp filter size 8"):
-        parse_payload(_as_intra_coded_b(packets[0].data, warp_filter_size=8))
+    predicted = bytearray(_as_intra_coded_b(packets[0].data))
+    predicted[3] |= 8  # FrameInfo's last nibble, after pts 2 and dts 2: warp size 8 says a motion Cool-chic follows
+    with pytest.raises(CorruptDataError, match="does not parse"):
+        parse_payload(bytes(predicted))
+    with pytest.raises(CorruptDataError, match="warp filter size 6"):
+        parse_payload(_as_intra_coded_b(packets[0].data, info={"warp_filter_size": 6}, coolchics=[coolchic_section(packets[0].data)] * 2))
     moved = [{"display_index": 0, "translation_y": 1, "translation_x": 0}, {"display_index": 4, "translation_y": 0, "translation_x": 0}]
     with pytest.raises(CorruptDataError, match="translation"):
         parse_payload(_as_intra_coded_b(packets[0].data, references=moved))

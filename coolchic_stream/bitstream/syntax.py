@@ -20,6 +20,7 @@ the fields they know and ignore the tail. A newer major version is refused.
 from __future__ import annotations
 
 from construct import (
+    Array,
     BitsInteger,
     BitStruct,
     Const,
@@ -46,7 +47,7 @@ from ..types import ChromaSiting, ColorRange, DataType, FrameType, GopStructure
 MAGIC = b"CCVS"
 TRAILER_MAGIC = b"CCVX"
 SYNC = b"\xcc\x5a"
-VERSION_MAJOR = 2  # 2.0: architecture presets by name; NN weights as adaptively range-coded bins; packed NN steps
+VERSION_MAJOR = 2  # 2.0: architecture presets by name; NN weights as adaptively range-coded bins; packed headers
 VERSION_MINOR = 0
 
 
@@ -155,21 +156,32 @@ Reference = Struct(
     "translation_x" / ZigZag,
 )
 
+def _bits_enum(bits: int, enum_type: type) -> Enum:
+    """``_enum`` in ``bits`` bits, inside a BitStruct."""
+    return Enum(BitsInteger(bits), **{member.name.lower(): int(member) for member in enum_type})
+
+
+FrameInfo = BitStruct(  # 2 bytes
+    "frame_type" / _bits_enum(2, FrameType),
+    "data_type" / _bits_enum(2, DataType),
+    "bit_depth" / ExprAdapter(BitsInteger(4), decoder=lambda v, ctx: v + 8, encoder=lambda depth, ctx: depth - 8),
+    "depth" / BitsInteger(4),  # hierarchy depth (0 for I and anchors)
+    "warp_filter_size" / BitsInteger(4),  # 0 for I frames and intra-coded P/B frames
+)
+
+_REFERENCES = {"i": 0, "p": 1, "b": 2}
+
 FramePayload = Struct(
     "display_index" / VarInt,  # pts
     "coding_index" / VarInt,  # dts
-    "frame_type" / _enum(FrameType),
-    "depth" / Int8ub,  # hierarchy depth (0 for I and anchors)
-    "data_type" / _enum(DataType),
-    "bit_depth" / Int8ub,
+    "info" / FrameInfo,
     "width" / VarInt,
     "height" / VarInt,
-    "references" / PrefixedArray(Int8ub, Reference),
-    "warp_filter_size" / Int8ub,  # 0 for I frames and intra-coded P/B frames
-    # residue (+ motion when predicted). A P or B frame carrying its residue alone (3 outputs,
-    # warp_filter_size 0, zero translations) is intra-coded: its references still place it in
-    # the GOP (the DPB keeps them for the frames after it), but it is not a random-access point.
-    "coolchics" / PrefixedArray(Int8ub, CoolChicSection),
+    "references" / Array(lambda this: _REFERENCES.get(str(this.info.frame_type), 0), Reference),
+    # residue, then motion when predicted (warp_filter_size > 0). A P or B frame carrying its
+    # residue alone (3 outputs, zero translations) is intra-coded: its references still place it
+    # in the GOP (the DPB keeps them for the frames after it), but it is not a random-access point.
+    "coolchics" / Array(lambda this: 2 if this.info.warp_filter_size else 1, CoolChicSection),
 )
 
 # ---------------------------------------------------------------- INDEX unit
@@ -193,6 +205,7 @@ __all__ = [
     "END_PAYLOAD",
     "ExplicitArchitecture",
     "FileHeader",
+    "FrameInfo",
     "FramePayload",
     "IndexEntry",
     "IndexPayload",

@@ -149,7 +149,7 @@ def packet_from_payload(payload: bytes) -> Packet:
         data=payload,
         pts=header.display_index,
         dts=header.coding_index,
-        frame_type=_member(FrameType, header.frame_type, "frame_type"),
+        frame_type=_member(FrameType, header.info.frame_type, "frame_type"),
     )
 
 

@@ -80,18 +80,21 @@ REFERENCE = {"display_index": 300, "translation_y": -3, "translation_x": 2}
 
 
 def frame_dict(pts: int, dts: int, frame_type: str, coolchics: list | None = None, refs: list | None = None) -> dict:
+    """A predicted frame (P/B: references, residue + motion) or an I frame."""
     return {
         "display_index": pts,
         "coding_index": dts,
-        "frame_type": frame_type,
-        "depth": 1 if frame_type == "b" else 0,
-        "data_type": "yuv420",
-        "bit_depth": 10,
+        "info": {
+            "frame_type": frame_type,
+            "data_type": "yuv420",
+            "bit_depth": 10,
+            "depth": 1 if frame_type == "b" else 0,
+            "warp_filter_size": 0 if frame_type == "i" else 8,
+        },
         "width": 33,
         "height": 17,
-        "references": refs or [],
-        "warp_filter_size": 0 if frame_type == "i" else 8,
-        "coolchics": coolchics or [],
+        "references": refs if refs is not None else [REFERENCE] * {"i": 0, "p": 1, "b": 2}[frame_type],
+        "coolchics": coolchics or [SECTION] * (1 if frame_type == "i" else 2),
     }
 
 
@@ -154,6 +157,18 @@ def test_sequence_header_fields_are_where_the_spec_says() -> None:
     assert data.endswith(b"\x14coolchic-stream test")
 
 
+def test_frame_info_is_packed_as_the_spec_says() -> None:
+    info = frame_dict(5, 2, "b")["info"]
+    # MSB first: type b (2 bits: 2), data type yuv420 (2: 0), bit depth 10 - 8 (4: 2), depth 1 (4), warp size 8 (4)
+    assert syntax.FrameInfo.build(info) == int("10" "00" "0010" "0001" "1000", 2).to_bytes(2, "big")
+    with pytest.raises(ConstructError):
+        syntax.FrameInfo.build(info | {"bit_depth": 7})
+    # the frame type fixes the reference count, the warp size whether a motion Cool-chic follows
+    assert len(syntax.FramePayload.parse(syntax.FramePayload.build(frame_dict(0, 0, "p"))).references) == 1
+    intra_coded = frame_dict(3, 1, "b", [SECTION]) | {"info": info | {"warp_filter_size": 0}}
+    assert len(syntax.FramePayload.parse(syntax.FramePayload.build(intra_coded)).coolchics) == 1
+
+
 def test_nn_steps_are_packed_as_the_spec_says() -> None:
     data = syntax.NNQuantization.build({"arm": QUANT, "upsampling": QUANT, "synthesis": QUANT})
     # per module, MSB first: weight shift 7 (4 bits), bias shift 10 (5), orders 2 and 3 (4 each); then 5 zero bits
@@ -169,7 +184,7 @@ def packets(n: int = 6) -> list[Packet]:
     out = []
     for dts in range(n):
         t = types[dts % len(types)]
-        cc = [SECTION | {"latent_bytes": bytes([dts]) * (3 + 40 * dts)}]
+        cc = [SECTION | {"latent_bytes": bytes([dts]) * (3 + 40 * dts)}] * (1 if t == "i" else 2)
         payload = syntax.FramePayload.build(frame_dict(dts * 2 % 7, dts, t, cc))
         out.append(Packet(payload, dts * 2 % 7, dts, FrameType[t.upper()]))
     return out
