@@ -38,7 +38,7 @@ class PresetSettings:
     complexity: Complexity
     warmup_candidates: int
     warmup_iterations: int
-    final_iterations: int  # hard-round phase of P/B frames (I frames give it to the main phase)
+    final_iterations: int
     validation_interval: int
     nn_rdoq: bool  # RDOQ of the NN weights after the step search (train/rdoq.py): one forward per try
     latent_rdoq: int  # then passes of latent RDOQ on I frames (train/latent_rdoq.py, 0: off): ~1 000 forwards each

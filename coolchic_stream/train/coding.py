@@ -93,7 +93,7 @@ def code_intra(
 
     s = config.settings
     warmup = min(s.warmup_iterations, warmup_iterations(iterations))
-    plan = intra_plan(iterations, lmbda, s.warmup_candidates, warmup, s.validation_interval)
+    plan = intra_plan(iterations, lmbda, s.warmup_candidates, warmup, s.final_iterations, s.validation_interval)
     fe, result = run_plan(make, target, [], lmbda, plan, progress)
     return finish(fe, target, [], lmbda, result.psnr, config.seed if s.nn_rdoq else None, s.latent_rdoq, progress)
 

@@ -31,7 +31,7 @@ def trained(width: int, height: int, data_type: DataType, complexity: Complexity
         torch.manual_seed(seed)
         return FrameEncoder(FrameType.I, data_type, 8, param)
 
-    fe, _ = run_plan(make, target, [], LMBDA, intra_plan(60, LMBDA, 1, 10, 20))
+    fe, _ = run_plan(make, target, [], LMBDA, intra_plan(60, LMBDA, 1, 10, 10, 20))
     return fe, target
 
 

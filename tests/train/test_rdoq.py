@@ -34,7 +34,7 @@ def trained(seed: int = 0):
         torch.manual_seed(s)
         return FrameEncoder(FrameType.I, DataType.RGB, 8, param)
 
-    fe, _ = run_plan(make, target, [], LMBDA, intra_plan(60, LMBDA, 1, 10, 20))
+    fe, _ = run_plan(make, target, [], LMBDA, intra_plan(60, LMBDA, 1, 10, 10, 20))
     cc = next(iter(fe.coolchics.values()))
 
     evaluate = FrameEvaluator(fe, target, [])
