@@ -215,7 +215,7 @@ def _parse_sections(data: bytes, nn_values: np.ndarray | None = None) -> tuple[F
     intra_coded = frame_type != FrameType.I and info.warp_filter_size == 0
     coding_type = FrameType.I if intra_coded else frame_type
     if info.warp_filter_size != (0 if coding_type == FrameType.I else WARP_FILTER_SIZE):
-        raise _bad(f"warp filter size {info.warp_filter_size} is not valid for an {frame_type.name} frame")
+        raise _bad(f"warp filter size {info.warp_filter_size} is not valid here ({frame_type.name} frame)")
     if intra_coded and any(r.translation_y or r.translation_x for r in parsed.references):
         raise _bad(f"intra-coded {frame_type.name} frame carries a global translation")
     header = FrameHeader(

@@ -51,9 +51,9 @@ VERSION_MAJOR = 2  # 2.0: architecture presets by name; NN weights as adaptively
 VERSION_MINOR = 0
 
 
-def _enum(enum_type: type) -> Enum:
-    """A one-byte field that serializes one of our IntEnums by name."""
-    return Enum(Int8ub, **{member.name.lower(): int(member) for member in enum_type})
+def _enum(enum_type: type, field=Int8ub) -> Enum:
+    """A field (one byte unless told) that serializes one of our IntEnums by name."""
+    return Enum(field, **{member.name.lower(): int(member) for member in enum_type})
 
 
 UnitType = Enum(Int8ub, seq=1, frame=2, index=3, end=4)
@@ -156,14 +156,10 @@ Reference = Struct(
     "translation_x" / ZigZag,
 )
 
-def _bits_enum(bits: int, enum_type: type) -> Enum:
-    """``_enum`` in ``bits`` bits, inside a BitStruct."""
-    return Enum(BitsInteger(bits), **{member.name.lower(): int(member) for member in enum_type})
-
 
 FrameInfo = BitStruct(  # 2 bytes
-    "frame_type" / _bits_enum(2, FrameType),
-    "data_type" / _bits_enum(2, DataType),
+    "frame_type" / _enum(FrameType, BitsInteger(2)),
+    "data_type" / _enum(DataType, BitsInteger(2)),
     "bit_depth" / ExprAdapter(BitsInteger(4), decoder=lambda v, ctx: v + 8, encoder=lambda depth, ctx: depth - 8),
     "depth" / BitsInteger(4),  # hierarchy depth (0 for I and anchors)
     "warp_filter_size" / BitsInteger(4),  # 0 for I frames and intra-coded P/B frames
