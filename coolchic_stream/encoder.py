@@ -23,8 +23,6 @@ import torch
 
 from .config import INTRA_CHECK_SHARE, EncoderConfig, IntraCheck
 from .dpb import DecodedPictureBuffer
-from .entropy.latents import encode_latents
-from .entropy.nn_weights import encode_nn
 from .errors import ConfigError, UnsupportedFormatError
 from .framecodec import FrameHeader, build_payload, build_section, reconstruct
 from .gop import FrameJob, GopScheduler, lambda_scale
@@ -173,7 +171,7 @@ class Encoder:
             source.width, source.height, tuple(job.references), tuple(translations), intra_coded,
         )  # fmt: skip
         sections = [
-            build_section(c, encode_nn(c.modules), encode_latents(c.layout(), c.latents, c.integer_arm()))
+            build_section(c)
             for c in sorted(result.coded, key=lambda c: c.role)  # the position in the payload is the role
         ]
         payload = build_payload(header, sections)

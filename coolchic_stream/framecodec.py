@@ -29,8 +29,9 @@ from .architecture import (
 from .bitstream.syntax import FramePayload
 from .config import Complexity
 from .entropy.arm_int import IntegerArm
-from .entropy.latents import LatentLayout, decode_latents_many
-from .entropy.nn_weights import MODULE_NAMES, QuantizedModule, decode_nn, flat_values, nn_from_values
+from .entropy.latents import LatentLayout, decode_latents_many, encode_latents
+from .entropy.nn_weights import MODULE_NAMES, QuantizedModule, decode_nn, encode_nn, flat_values, nn_from_values
+from .entropy.stream import open_decoder, seal
 from .errors import BitstreamError, CorruptDataError
 from .recon.coolchic import decode_coolchic
 from .recon.frame import assemble, fixed_to_picture, picture_to_fixed
@@ -147,7 +148,13 @@ def explicit_architecture(p: CoolChicEncoderParameter) -> dict:
     }
 
 
-def build_section(coded: CodedCoolChic, nn_bytes: bytes, latent_bytes: bytes) -> dict:
+def section_data(coded: CodedCoolChic) -> bytes:
+    """A Cool-chic's range-coder stream: its NN bins, then its latents."""
+    return seal([encode_nn(coded.modules), encode_latents(coded.layout(), coded.latents, coded.integer_arm())])
+
+
+def build_section(coded: CodedCoolChic) -> dict:
+    """The CoolChicSection fields of ``coded``."""
     p = coded.param
     preset = preset_of(p, coded.role == CoolChicRole.MOTION)
     quantization = {
@@ -163,8 +170,7 @@ def build_section(coded: CodedCoolChic, nn_bytes: bytes, latent_bytes: bytes) ->
         "architecture": "explicit" if preset is None else preset.value,
         "explicit": explicit_architecture(p) if preset is None else None,
         "quantization": quantization,
-        "nn_bytes": nn_bytes,
-        "latent_bytes": latent_bytes,
+        "data": section_data(coded),
     }
 
 
@@ -191,7 +197,8 @@ def build_payload(header: FrameHeader, sections: list[dict]) -> bytes:
     )
 
 
-_Pending = tuple[CoolChicRole, CoolChicEncoderParameter, dict[str, QuantizedModule], LatentLayout, bytes, IntegerArm]
+# role, architecture, NN, latent layout, the stream's decoder past the NN (None if decoded elsewhere), ARM
+_Pending = tuple[CoolChicRole, CoolChicEncoderParameter, dict[str, QuantizedModule], LatentLayout, object, IntegerArm]
 
 
 def _parse_sections(data: bytes, nn_values: np.ndarray | None = None) -> tuple[FrameHeader, list[_Pending]]:
@@ -232,14 +239,16 @@ def _parse_sections(data: bytes, nn_values: np.ndarray | None = None) -> tuple[F
         param = section_param(section, header.height, header.width, role, n_output)
         headers = {name: section.quantization[name] for name in MODULE_NAMES}
         shapes = parameter_shapes(param)
+        decoder = None
         if nn_values is None:
-            modules = decode_nn(section.nn_bytes, shapes, headers)
+            decoder = open_decoder(bytes(section.data))
+            modules = decode_nn(decoder, shapes, headers)
         else:
             count = sum(int(np.prod(s)) for w, b in shapes.values() for s in (*w, *b))
             modules = nn_from_values(nn_values[cursor : cursor + count], shapes, headers)
             cursor += count
         layout = LatentLayout(tuple(param.grid_sizes), param.arm.context_size)
-        pending.append((role, param, modules, layout, bytes(section.latent_bytes), integer_arm(param, modules)))
+        pending.append((role, param, modules, layout, decoder, integer_arm(param, modules)))
     if nn_values is not None and cursor != nn_values.size:
         raise ValueError(f"{nn_values.size} decoded NN values for {cursor} parameters")
     return header, pending
@@ -269,20 +278,21 @@ def parse_payloads(payloads: list[bytes]) -> list[ParseResult | BitstreamError]:
     def finish(i: int, header: FrameHeader, pending: list[_Pending], grids: list) -> None:
         results[i] = (header, [CodedCoolChic(role, param, modules, g) for (role, param, modules, *_), g in zip(pending, grids)])
 
-    jobs = [(layout, data, arm) for _, _, pending in sections for _, _, _, layout, data, arm in pending]
+    jobs = [(layout, decoder, arm) for _, _, pending in sections for _, _, _, layout, decoder, arm in pending]
     try:
         grids = decode_latents_many(jobs)
     except BitstreamError:
-        grids = None  # some stream is damaged: decode frame by frame to tell which
+        grids = None  # some stream is damaged: decode frame by frame (fresh decoders) to tell which
     if grids is not None:
         start = 0
         for i, header, pending in sections:
             finish(i, header, pending, grids[start : start + len(pending)])
             start += len(pending)
     else:
-        for i, header, pending in sections:
+        for i, _, _ in sections:
             try:
-                finish(i, header, pending, decode_latents_many([(layout, data, arm) for _, _, _, layout, data, arm in pending]))
+                header, pending = _parse_sections(payloads[i])
+                finish(i, header, pending, decode_latents_many([(layout, d, arm) for _, _, _, layout, d, arm in pending]))
             except BitstreamError as exc:
                 results[i] = exc
     return results  # type: ignore[return-value]

@@ -103,9 +103,8 @@ def _frame_json(unit: UnitInfo) -> dict[str, Any]:
                 "quantization": {
                     k: _jsonable(c.quantization[k]) for k in ("arm", "upsampling", "synthesis")
                 },
-                "nn_bytes": len(c.nn_bytes),
                 "n_symbols": n_symbols,
-                "latent_bytes": len(c.latent_bytes),
+                "stream_bytes": len(c.data),  # NN bins then latents, one range-coder stream
             }
         )
     return {
@@ -182,10 +181,7 @@ def inspect_stream(source: Any) -> dict[str, Any]:
             "frames": len(frames),
             "frame_payload_bytes": payload,
             "frame_framing_bytes": units - payload,
-            "nn_bytes": sum(c["nn_bytes"] for f in frames for c in f["coolchics"]),
-            "latent_bytes": sum(
-                c["latent_bytes"] for f in frames for c in f["coolchics"]
-            ),
+            "stream_bytes": sum(c["stream_bytes"] for f in frames for c in f["coolchics"]),
             "bytes_to_end": end,
         },
     }
@@ -211,8 +207,7 @@ def print_report(report: dict[str, Any]) -> None:
         "depth",
         "refs",
         "cool-chic",
-        "NN B",
-        "latent B",
+        "stream B",
         "symbols",
         "unit B",
         "offset",
@@ -243,8 +238,7 @@ def print_report(report: dict[str, Any]) -> None:
                 str(f["depth"]) if first else "",
                 refs if first else "",
                 c["role"] if c else "-",
-                str(c["nn_bytes"]) if c else "-",
-                str(c["latent_bytes"]) if c else "-",
+                str(c["stream_bytes"]) if c else "-",
                 str(c["n_symbols"]) if c else "-",
                 str(f["unit_bytes"]) if first else "",
                 str(f["offset"]) if first else "",
@@ -253,7 +247,7 @@ def print_report(report: dict[str, Any]) -> None:
     t = report["totals"]
     idx = report["index"]
     out.print(
-        f"{t['frames']} frames, {t['frame_payload_bytes']} payload bytes (NN {t['nn_bytes']}, latents {t['latent_bytes']}), "
+        f"{t['frames']} frames, {t['frame_payload_bytes']} payload bytes ({t['stream_bytes']} in NN + latent streams), "
         f"{t['frame_framing_bytes']} framing bytes; "
         + (
             f"index: {len(idx['random_access_points'])} random-access point(s)"

@@ -176,7 +176,7 @@ def _synthetic_ccv(path: Path) -> None:
             "arm": {"weight_log2_step": -7, "bias_log2_step": -9, "weight_expgolomb_order": 1, "bias_expgolomb_order": 2},
             "upsampling": {"weight_log2_step": -8, "bias_log2_step": -9, "weight_expgolomb_order": 1, "bias_expgolomb_order": 2},
             "synthesis": {"weight_log2_step": -6, "bias_log2_step": -9, "weight_expgolomb_order": 0, "bias_expgolomb_order": 2}},
-        "nn_bytes": bytes(11), "latent_bytes": bytes(40),
+        "data": bytes(51),
     }
     with ContainerWriter(path, seq) as w:
         for dts, (pts, t, refs) in enumerate([(0, "i", []), (2, "p", [0]), (1, "b", [0, 2])]):
@@ -207,7 +207,7 @@ def test_inspect_json_and_table(tmp_path: Path, capsys) -> None:
     motion = frames[1]["coolchics"][1]  # named by preset: resolved for a 24x16 P frame
     assert motion["architecture"] == "mop" and motion["n_output"] == 2 and motion["latent_resolutions"] == [2, 5]
     assert motion["synthesis"] == "16-1-linear-relu,2-1-linear-none" and motion["arm_context"] == 8
-    assert frames[0]["coolchics"][0]["nn_bytes"] == 11 and frames[0]["coolchics"][0]["latent_bytes"] == 40
+    assert frames[0]["coolchics"][0]["stream_bytes"] == 51
     # symbol counts come from the architecture: grids 24x16, 12x8, 6x4, 3x2, 2x1 / motion 6x4 .. 1x1
     assert frames[0]["coolchics"][0]["n_symbols"] == 512 and motion["n_symbols"] == 24 + 6 + 2 + 1
     assert frames[1]["coolchics"][1]["quantization"]["synthesis"]["weight_log2_step"] == -6

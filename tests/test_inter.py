@@ -158,15 +158,23 @@ def test_a_damaged_packet_in_a_prefetched_group_fails_alone(stage, damaged, monk
     if stage == "syntax":
         payloads[damaged] = payloads[damaged][: len(payloads[damaged]) // 2]
     else:
-        residue = [bytes(framecodec.FramePayload.parse(d).coolchics[0].latent_bytes) for d in payloads]
-        bad = {residue[damaged]}
-        assert residue.count(residue[damaged]) == 1  # the I frame's residue stream is its own
-        real = framecodec.decode_latents_many
+        residue = [bytes(framecodec.FramePayload.parse(d).coolchics[0].data) for d in payloads]
+        bad = residue[damaged]
+        assert residue.count(bad) == 1  # the I frame's residue stream is its own
+        real, real_open = framecodec.decode_latents_many, framecodec.open_decoder
+        streams = {}  # decoder id -> the stream it reads
+
+        def opening(data):
+            decoder = real_open(data)
+            streams[id(decoder)] = data
+            return decoder
 
         def failing(jobs):
-            if any(data in bad for _, data, _ in jobs):
+            if any(streams.get(id(d)) == bad for _, d, _ in jobs):
                 raise CorruptDataError("latent decoding failed: PanicException", "the frame payload is corrupted")
             return real(jobs)
+
+        monkeypatch.setattr(framecodec, "open_decoder", opening)
 
         monkeypatch.setattr(framecodec, "decode_latents_many", failing)
     results = framecodec.parse_payloads(payloads)

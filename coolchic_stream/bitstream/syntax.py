@@ -47,7 +47,7 @@ from ..types import ChromaSiting, ColorRange, DataType, FrameType, GopStructure
 MAGIC = b"CCVS"
 TRAILER_MAGIC = b"CCVX"
 SYNC = b"\xcc\x5a"
-VERSION_MAJOR = 2  # 2.0: architecture presets by name; NN weights as adaptively range-coded bins; packed headers
+VERSION_MAJOR = 3  # 3.0: one range-coder stream per Cool-chic (2.0: presets by name, NN bins, packed headers)
 VERSION_MINOR = 0
 
 
@@ -146,8 +146,9 @@ CoolChicSection = Struct(
     "architecture" / ArchitecturePreset,
     "explicit" / If(this.architecture == "explicit", ExplicitArchitecture),
     "quantization" / NNQuantization,
-    "nn_bytes" / Prefixed(VarInt, GreedyBytes),  # exp-Golomb bins, adaptive range coder words (entropy/nn_bins.py)
-    "latent_bytes" / Prefixed(VarInt, GreedyBytes),  # range coder words, little-endian u32
+    # one range-coder stream (entropy/stream.py): the NN's exp-Golomb bins (entropy/nn_bins.py),
+    # then the latents; big-endian u32 words, the last one cut short (missing bytes read 0xFF)
+    "data" / Prefixed(VarInt, GreedyBytes),
 )
 
 Reference = Struct(

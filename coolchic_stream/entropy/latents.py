@@ -20,6 +20,7 @@ from ..errors import CorruptDataError
 from ..nn.arm import CONTEXT_PAD, context_offsets, wavefront_lag
 from ..nn.quantizer import LATENT_MAX, LATENT_MIN
 from .arm_int import ArmStack, IntegerArm, laplace_parameters
+from .stream import Part
 
 _FAMILY = constriction.stream.model.QuantizedLaplace(LATENT_MIN, LATENT_MAX)
 
@@ -124,19 +125,18 @@ def _contexts_all(layout: LatentLayout, grids: list[np.ndarray]) -> np.ndarray:
     return ctx
 
 
-def encode_latents(layout: LatentLayout, grids: list[np.ndarray], arm: IntegerArm) -> bytes:
-    """Range-code integer grids (finest first, values within the coder's support)."""
+def encode_latents(layout: LatentLayout, grids: list[np.ndarray], arm: IntegerArm) -> Part:
+    """Integer grids (finest first, values within the coder's support) as the latent part of a
+    Cool-chic's stream (``stream.seal``): symbols in coding order with their Laplace parameters."""
     if layout.n_symbols == 0:
-        return b""
+        return Part(_FAMILY, np.zeros(0, np.int32))
     flat = np.concatenate([g.reshape(-1) for g in grids]).astype(np.int64)
     if flat.min() < LATENT_MIN or flat.max() > LATENT_MAX:
         raise ValueError(f"latent value outside [{LATENT_MIN}, {LATENT_MAX}]")
     mu_q8, ls_q8 = arm(_contexts_all(layout, grids))
     mean, scale = laplace_parameters(mu_q8, ls_q8)
     raster = layout.order["raster"]
-    encoder = constriction.stream.queue.RangeEncoder()
-    _guarded(lambda: encoder.encode(flat[raster].astype(np.int32), _FAMILY, mean[raster], scale[raster]), "encoding")
-    return encoder.get_compressed().astype("<u4").tobytes()
+    return Part(_FAMILY, flat[raster].astype(np.int32), (mean[raster], scale[raster]))
 
 
 @lru_cache(maxsize=8)
@@ -153,14 +153,9 @@ def _decode_plan(layout: LatentLayout) -> tuple[np.ndarray, np.ndarray, list[tup
     return pos.astype(np.intp), ctx_index, bounds, raster_pos
 
 
-def _new_decoder(data: bytes):
-    if len(data) % 4:
-        raise CorruptDataError(f"latent payload of {len(data)} bytes is not whole 32-bit words", "the frame payload is corrupted")
-    return constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-
-
-def decode_latents_many(jobs: list[tuple[LatentLayout, bytes, IntegerArm]]) -> list[list[np.ndarray]]:
-    """Decode the latents of several Cool-chics (each its own range-coder stream) together.
+def decode_latents_many(jobs: list[tuple[LatentLayout, object, IntegerArm]]) -> list[list[np.ndarray]]:
+    """Decode the latents of several Cool-chics together; each job's decoder is its Cool-chic's
+    stream, past the NN bins (``stream.open_decoder``, ``nn_weights.decode_nn``).
 
     The streams are independent, so their wavefront steps may interleave freely: Cool-chics that
     share a layout and an ARM architecture form a group whose step t is one gather, one stacked
@@ -170,8 +165,8 @@ def decode_latents_many(jobs: list[tuple[LatentLayout, bytes, IntegerArm]]) -> l
     results: list[list[np.ndarray] | None] = [None] * len(jobs)
     groups: dict[tuple, list[int]] = {}
     decoders = []
-    for i, (layout, data, arm) in enumerate(jobs):
-        decoders.append(_new_decoder(data))
+    for i, (layout, decoder, arm) in enumerate(jobs):
+        decoders.append(decoder)
         if layout.n_symbols == 0:
             results[i] = layout.split(np.zeros(0, dtype=np.int64))
             continue
@@ -201,6 +196,6 @@ def decode_latents_many(jobs: list[tuple[LatentLayout, bytes, IntegerArm]]) -> l
     return results  # type: ignore[return-value]
 
 
-def decode_latents(layout: LatentLayout, data: bytes, arm: IntegerArm) -> list[np.ndarray]:
+def decode_latents(layout: LatentLayout, decoder, arm: IntegerArm) -> list[np.ndarray]:
     """Decode grids (finest first) one wavefront step at a time."""
-    return decode_latents_many([(layout, data, arm)])[0]
+    return decode_latents_many([(layout, decoder, arm)])[0]

@@ -20,7 +20,8 @@ max(1, position >> RUN_SHIFT) bins, one decoder call each (single bins while the
 young, then runs a quarter of what came before). Updated bin by bin, the cost would depend only
 on a context's final counts (the product telescopes to a Beta function): the encoder prices
 orders and RDOQ moves with that closed form; the runs spend a few bits more. Groups do not
-share contexts; a Cool-chic's groups follow one another in one range-coder stream.
+share contexts; a Cool-chic's groups follow one another at the head of its range-coder stream
+(``stream.py``), the latents after them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import constriction
 import numpy as np
 
 from ..errors import CorruptDataError
+from .stream import Part
 
 MAX_ORDER = 12
 MAX_PREFIX = 40  # a longer prefix only comes from damaged data
@@ -190,8 +192,8 @@ def _code_layer(ctx: int | np.ndarray, n: int, contexts: _Contexts, code: CodeRu
     return out_bits
 
 
-def encode_groups(groups: list[tuple[np.ndarray, int]]) -> bytes:
-    """Range-code (values, order) groups in sequence; -> little-endian 32-bit words."""
+def encode_groups(groups: list[tuple[np.ndarray, int]]) -> Part:
+    """The bins of (values, order) groups in sequence, with their probabilities (for ``stream.seal``)."""
     probs: list[np.ndarray] = []
     all_bits: list[np.ndarray] = []
     for values, order in groups:
@@ -204,19 +206,15 @@ def encode_groups(groups: list[tuple[np.ndarray, int]]) -> bytes:
 
             all_bits.append(_code_layer(ctx, bits.size, contexts, code))
     if not all_bits:
-        return b""
-    encoder = constriction.stream.queue.RangeEncoder()
-    encoder.encode(np.concatenate(all_bits).astype(np.int32), _BERNOULLI, np.concatenate(probs))
-    return encoder.get_compressed().astype("<u4").tobytes()
+        return Part(_BERNOULLI, np.zeros(0, np.int32), (np.zeros(0),))
+    return Part(_BERNOULLI, np.concatenate(all_bits).astype(np.int32), (np.concatenate(probs),))
 
 
 class GroupDecoder:
     """Decodes the groups of one stream in the order they were coded."""
 
-    def __init__(self, data: bytes) -> None:
-        if len(data) % 4:
-            raise _corrupt(f"NN payload of {len(data)} bytes is not whole 32-bit words")
-        self._decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    def __init__(self, decoder) -> None:
+        self._decoder = decoder
 
     def _decode_run(self, p: np.ndarray, start: int, stop: int) -> np.ndarray:
         try:
@@ -255,10 +253,6 @@ class GroupDecoder:
         magnitude = x - (np.int64(1) << order) + 1
         out[nonzero] = np.where(negative, -magnitude, magnitude)
         return out
-
-    def check_end(self) -> None:
-        if not self._decoder.maybe_exhausted():
-            raise _corrupt("NN weight data goes on after the last parameter")
 
 
 def _corrupt(message: str) -> CorruptDataError:

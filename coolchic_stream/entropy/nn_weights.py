@@ -15,6 +15,7 @@ import numpy as np
 from ..architecture import Shapes
 from ..errors import CorruptDataError
 from .nn_bins import MAX_ORDER, GroupDecoder, best_order, encode_groups
+from .stream import Part
 
 MODULE_NAMES = ("arm", "upsampling", "synthesis")
 
@@ -48,7 +49,8 @@ def _flat(tensors: tuple[np.ndarray, ...]) -> np.ndarray:
     return np.concatenate([t.reshape(-1) for t in tensors]) if tensors else np.zeros(0, dtype=np.int64)
 
 
-def encode_nn(modules: dict[str, QuantizedModule]) -> bytes:
+def encode_nn(modules: dict[str, QuantizedModule]) -> Part:
+    """The NN bins of a Cool-chic, ready to head its stream (``stream.seal``)."""
     groups = []
     for name in MODULE_NAMES:
         m = modules[name]
@@ -56,12 +58,12 @@ def encode_nn(modules: dict[str, QuantizedModule]) -> bytes:
     return encode_groups(groups)
 
 
-def decode_nn(data: bytes, shapes: dict[str, Shapes], headers: dict[str, dict]) -> dict[str, QuantizedModule]:
-    """headers[name]: weight_log2_step, bias_log2_step, weight_expgolomb_order, bias_expgolomb_order."""
-    reader = GroupDecoder(data)
-    out = _modules(reader.group, shapes, headers)
-    reader.check_end()
-    return out
+def decode_nn(decoder, shapes: dict[str, Shapes], headers: dict[str, dict]) -> dict[str, QuantizedModule]:
+    """Decode the NN bins at the head of a stream (``stream.open_decoder``); the latents follow.
+
+    headers[name]: weight_log2_step, bias_log2_step, weight_expgolomb_order, bias_expgolomb_order.
+    """
+    return _modules(GroupDecoder(decoder).group, shapes, headers)
 
 
 def nn_from_values(values: np.ndarray, shapes: dict[str, Shapes], headers: dict[str, dict]) -> dict[str, QuantizedModule]:

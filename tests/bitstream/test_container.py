@@ -72,8 +72,7 @@ SECTION = {
     "architecture": "explicit",
     "explicit": ARCHITECTURE,
     "quantization": QUANTIZATION,
-    "nn_bytes": bytes(range(20)),
-    "latent_bytes": b"\x01\x02\x03\x04" * 3,
+    "data": bytes(range(20)) + b"\x01\x02\x03\x04" * 3,
 }
 PRESET_SECTION = SECTION | {"architecture": "hop", "explicit": None}
 REFERENCE = {"display_index": 300, "translation_y": -3, "translation_x": 2}
@@ -184,7 +183,7 @@ def packets(n: int = 6) -> list[Packet]:
     out = []
     for dts in range(n):
         t = types[dts % len(types)]
-        cc = [SECTION | {"latent_bytes": bytes([dts]) * (3 + 40 * dts)}] * (1 if t == "i" else 2)
+        cc = [SECTION | {"data": bytes([dts]) * (3 + 40 * dts)}] * (1 if t == "i" else 2)
         payload = syntax.FramePayload.build(frame_dict(dts * 2 % 7, dts, t, cc))
         out.append(Packet(payload, dts * 2 % 7, dts, FrameType[t.upper()]))
     return out

@@ -7,9 +7,19 @@ import pytest
 
 from coolchic_stream.architecture import grid_sizes
 from coolchic_stream.entropy.arm_int import IntegerArm
-from coolchic_stream.entropy.latents import LatentLayout, _contexts_all, decode_latents, encode_latents
+from coolchic_stream.entropy import latents as lat
+from coolchic_stream.entropy.latents import LatentLayout, _contexts_all
+from coolchic_stream.entropy.stream import open_decoder, seal
 from coolchic_stream.errors import CoolChicStreamError
 from coolchic_stream.nn.arm import context_offsets
+
+
+def encode_latents(layout, grids, arm) -> bytes:
+    return seal([lat.encode_latents(layout, grids, arm)])
+
+
+def decode_latents(layout, data: bytes, arm):
+    return lat.decode_latents(layout, open_decoder(data), arm)
 
 
 def random_arm(rng: np.random.Generator, context: int, hidden: int) -> IntegerArm:
@@ -28,7 +38,7 @@ def test_round_trip_is_exact(size, context):
     data = encode_latents(layout, grids, arm)
     decoded = decode_latents(layout, data, arm)
     assert all(np.array_equal(a, b) for a, b in zip(grids, decoded))
-    assert len(data) % 4 == 0 and len(data) > 0
+    assert len(data) > 0
 
 
 @pytest.mark.parametrize("context", [6, 8, 14, 20])
@@ -81,5 +91,9 @@ def test_corrupted_latent_bytes_never_crash_or_hang():
         except CoolChicStreamError:
             continue
         assert [g.shape for g in out] == [g.shape for g in grids]
-    with pytest.raises(CoolChicStreamError):
-        decode_latents(layout, bytes(data[:-1]), arm)
+    for cut in (1, 4, len(data) // 2, len(data)):
+        try:
+            out = decode_latents(layout, bytes(data[:-cut]), arm)
+        except CoolChicStreamError:
+            continue
+        assert [g.shape for g in out] == [g.shape for g in grids]

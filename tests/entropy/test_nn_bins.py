@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from coolchic_stream.entropy.nn_bins import MAX_ORDER, GroupDecoder, best_order, context_counts, encode_groups, group_bits
+from coolchic_stream.entropy.stream import open_decoder, seal
 from coolchic_stream.errors import CorruptDataError
+
+
+def stream(groups) -> bytes:
+    return seal([encode_groups(groups)])
+
+
+def reader(data: bytes) -> GroupDecoder:
+    return GroupDecoder(open_decoder(data))
 
 
 def plain_expgolomb_bits(values: np.ndarray, order: int) -> int:
@@ -27,17 +36,16 @@ def test_groups_round_trip_exactly(order):
     rng = np.random.default_rng(order)
     extremes = np.array([0, 1, -1, 2, -2, 7, -8, 100, -1000, 65535, -65536, 2**40, -(2**40)])
     groups = [(extremes, order), (laplace_ints(rng, 500, 20.0), order), (np.zeros(0, np.int64), 0), (np.zeros(9, np.int64), 2)]
-    decoder = GroupDecoder(encode_groups(groups))
+    decoder = reader(stream(groups))
     for values, k in groups:
         assert np.array_equal(decoder.group(values.size, k), values)
-    decoder.check_end()
 
 
 def test_estimate_is_the_coded_size_up_to_the_flush():
     rng = np.random.default_rng(1)
     groups = [(laplace_ints(rng, 800, s), best_order(laplace_ints(rng, 800, s))[0]) for s in (0.7, 6.0, 90.0)]
     estimate = sum(group_bits(v, k) for v, k in groups)
-    real = 8 * len(encode_groups(groups))
+    real = 8 * len(stream(groups))
     assert estimate <= real <= estimate + 64
 
 
@@ -57,29 +65,26 @@ def test_adaptive_bins_beat_the_plain_code_on_network_like_values():
         order, bits = best_order(values)
         plain = min(plain_expgolomb_bits(values, k) for k in range(MAX_ORDER + 1))
         assert bits < plain
-        assert 8 * len(encode_groups([(values, order)])) < plain
+        assert 8 * len(stream([(values, order)])) < plain
     big = rng.integers(-5000, 5000, 200)
     assert best_order(big)[0] >= 6 and best_order(np.array([0, 1, -1, 0, 0, 1]))[0] <= 1
 
 
 def test_damaged_or_short_streams_fail_cleanly():
     values = laplace_ints(np.random.default_rng(3), 300, 30.0)
-    data = encode_groups([(values, 3)])
-    with pytest.raises(CorruptDataError, match="32-bit words"):
-        GroupDecoder(data[:-1])
-    decoder = GroupDecoder(data + bytes(8))
-    decoder.group(values.size, 3)
-    with pytest.raises(CorruptDataError, match="goes on"):
-        decoder.check_end()
+    data = stream([(values, 3)])
     with pytest.raises(CorruptDataError, match="NN weight"):
-        GroupDecoder(b"\xff" * 64).group(10, 0)
+        reader(b"\xff" * 64).group(10, 0)
     rng = np.random.default_rng(4)
     for _ in range(50):
         bad = bytearray(data)
         bad[int(rng.integers(len(bad)))] ^= int(rng.integers(1, 256))
         try:
-            decoder = GroupDecoder(bytes(bad))
-            decoder.group(values.size, 3)
-            decoder.check_end()
+            reader(bytes(bad)).group(values.size, 3)
+        except CorruptDataError:
+            pass
+    for cut in (1, 5, len(data) - 1):
+        try:
+            reader(data[:-cut]).group(values.size, 3)
         except CorruptDataError:
             pass

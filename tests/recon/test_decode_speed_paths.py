@@ -13,13 +13,8 @@ import torch.nn.functional as F
 
 from coolchic_stream.architecture import grid_sizes
 from coolchic_stream.entropy.arm_int import ArmStack, IntegerArm, laplace_parameters
-from coolchic_stream.entropy.latents import (
-    _FAMILY,
-    LatentLayout,
-    decode_latents,
-    decode_latents_many,
-    encode_latents,
-)
+from coolchic_stream.entropy.latents import _FAMILY, LatentLayout, decode_latents, decode_latents_many, encode_latents
+from coolchic_stream.entropy.stream import open_decoder, seal
 from coolchic_stream.recon.coolchic import _conv
 from coolchic_stream.recon.fixed import round_shift, round_shift_
 
@@ -38,7 +33,7 @@ def random_arm(rng, context: int, hidden: int, stabiliser: bool = True, big: boo
 
 def reference_decode(layout: LatentLayout, data: bytes, arm: IntegerArm) -> list[np.ndarray]:
     """The original one-Cool-chic wavefront loop."""
-    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    decoder = open_decoder(data)
     order = layout.order
     buffer_idx, grid_of, steps = order["buffer"], order["grid"], order["steps"]
     offsets = layout.neighbour_offsets
@@ -82,13 +77,13 @@ def test_merged_decoding_of_several_coolchics_equals_one_by_one():
         layout = LatentLayout(tuple(grid_sizes(*size, res)), context)
         arm = random_arm(rng, context, hidden)
         grids = [np.clip(np.round(rng.laplace(0, 2, s)), -64, 63).astype(np.int64) for s in layout.grid_sizes]
-        data = encode_latents(layout, grids, arm)
+        data = seal([encode_latents(layout, grids, arm)])
         jobs.append((layout, data, arm))
         truth.append(grids)
-    merged = decode_latents_many(jobs)
+    merged = decode_latents_many([(layout, open_decoder(data), arm) for layout, data, arm in jobs])
     for (layout, data, arm), grids, got in zip(jobs, truth, merged):
         ref = reference_decode(layout, data, arm)
-        single = decode_latents(layout, data, arm)
+        single = decode_latents(layout, open_decoder(data), arm)
         for a, b, c, d in zip(grids, ref, single, got):
             assert np.array_equal(a, b) and np.array_equal(b, c) and np.array_equal(c, d)
             assert d.dtype == np.int64
