@@ -16,23 +16,15 @@ import numpy as np
 from construct import ConstructError
 from torch import Tensor
 
-from .architecture import (
-    MOTION_LATENT_FINEST,
-    OUTPUTS,
-    ArmParameter,
-    CoolChicEncoderParameter,
-    SynthesisLayer,
-    parameter_shapes,
-    preset_of,
-    preset_parameter,
-)
+from .architecture import OUTPUTS, CoolChicEncoderParameter, parameter_shapes, preset_of
+from .bitstream.sections import bad as _bad
+from .bitstream.sections import explicit_architecture, section_param
 from .bitstream.syntax import FramePayload
-from .config import Complexity
 from .entropy.arm_int import IntegerArm
 from .entropy.latents import LatentLayout, decode_latents_many, encode_latents
 from .entropy.nn_weights import MODULE_NAMES, QuantizedModule, decode_nn, encode_nn, flat_values, nn_from_values
 from .entropy.stream import open_decoder, seal
-from .errors import BitstreamError, CorruptDataError
+from .errors import BitstreamError
 from .recon.coolchic import decode_coolchic
 from .recon.frame import assemble, fixed_to_picture, picture_to_fixed
 from .types import CoolChicRole, DataType, FrameType, Picture
@@ -84,68 +76,12 @@ def integer_arm(param: CoolChicEncoderParameter, modules: dict[str, QuantizedMod
     )
 
 
-def _bad(message: str) -> CorruptDataError:
-    return CorruptDataError(message, "the frame payload is corrupted or from an incompatible encoder")
-
-
 def _enum_field(enum_type, value, what: str):
     """Parsed construct Enum -> our IntEnum; unknown values are corruption."""
     try:
         return enum_type[str(value).upper()]
     except KeyError:
         raise _bad(f"unknown {what} {value}") from None
-
-
-def section_param(section, height: int, width: int, role: CoolChicRole, n_output: int) -> CoolChicEncoderParameter:
-    """Validate a parsed CoolChicSection and turn it into an architecture."""
-    motion = role == CoolChicRole.MOTION
-    if str(section.architecture) != "explicit":
-        try:
-            return preset_parameter(motion, Complexity(str(section.architecture)), height, width, n_output)
-        except ValueError:
-            raise _bad(f"architecture preset {section.architecture} does not apply to this frame") from None
-    arch = section.explicit
-    if arch.n_output != n_output:
-        raise _bad(f"{role.name.lower()} Cool-chic has {arch.n_output} outputs, expected {n_output}")
-    lo, hi = arch.latent_resolution_min, arch.latent_resolution_max
-    expected_lo = MOTION_LATENT_FINEST if motion else 0
-    if lo != expected_lo or hi < lo or hi > 12 or (1 << lo) > 4 * max(height, width):
-        raise _bad(f"latent resolution {lo}-{hi} is invalid for a {role.name.lower()} Cool-chic")
-    try:
-        return CoolChicEncoderParameter(
-            img_size=(height, width),
-            n_output=n_output,
-            layers_synthesis=tuple(
-                SynthesisLayer(layer.out_channels, layer.kernel_size, layer.residual, layer.relu)
-                for layer in arch.synthesis_layers
-            ),
-            arm=ArmParameter(arch.arm_context, arch.arm_hidden_layers, arch.arm_stabiliser),
-            latent_resolution=(lo, hi),
-            synthesis_stabiliser=arch.synthesis_stabiliser,
-            ups_kernel=arch.ups_kernel,
-            ups_preconcat_kernel=arch.ups_preconcat_kernel,
-        )
-    except ValueError as exc:
-        raise _bad(f"invalid {role.name.lower()} Cool-chic architecture: {exc}") from None
-
-
-def explicit_architecture(p: CoolChicEncoderParameter) -> dict:
-    """The ExplicitArchitecture fields that spell out ``p``."""
-    return {
-        "n_output": p.n_output,
-        "latent_resolution_min": p.latent_resolution[0],
-        "latent_resolution_max": p.latent_resolution[1],
-        "arm_context": p.arm.context_size,
-        "arm_hidden_layers": p.arm.n_hidden_layers,
-        "arm_stabiliser": p.arm.stabiliser,
-        "ups_kernel": p.ups_kernel,
-        "ups_preconcat_kernel": p.ups_preconcat_kernel,
-        "synthesis_layers": [
-            {"out_channels": layer.out_channels, "kernel_size": layer.kernel_size, "residual": layer.residual, "relu": layer.relu}
-            for layer in p.layers_synthesis
-        ],
-        "synthesis_stabiliser": p.synthesis_stabiliser,
-    }
 
 
 def section_data(coded: CodedCoolChic) -> bytes:

@@ -7,6 +7,7 @@ from typing import Any
 
 from .architecture import OUTPUTS, grid_sizes, preset_parameter
 from .bitstream.container import ContainerReader, UnitInfo, parse_frame_payload
+from .bitstream.sections import nn_information_bits, section_param
 from .config import Complexity
 from .errors import CorruptDataError, TruncatedStreamError
 from .types import CoolChicRole, FrameType, SequenceInfo
@@ -88,6 +89,18 @@ def _symbols(grids: list[tuple[int, int]]) -> int:
     return sum(h * w for h, w in grids)
 
 
+def _nn_bits(c: Any, h: Any, motion: bool) -> float | None:
+    """What the section's stream spends on its NN (None if that does not decode)."""
+    intra = str(h.info.frame_type) == "i" or len(h.coolchics) == 1
+    try:
+        frame_type = FrameType.I if intra else FrameType[str(h.info.frame_type).upper()]
+        role = CoolChicRole.MOTION if motion else CoolChicRole.RESIDUE
+        param = section_param(c, h.height, h.width, role, OUTPUTS[frame_type][motion])
+        return round(nn_information_bits(c, param), 1)
+    except (KeyError, CorruptDataError):
+        return None
+
+
 def _frame_json(unit: UnitInfo) -> dict[str, Any]:
     h = parse_frame_payload(unit.payload)
     coolchics = []
@@ -105,6 +118,7 @@ def _frame_json(unit: UnitInfo) -> dict[str, Any]:
                 },
                 "n_symbols": n_symbols,
                 "stream_bytes": len(c.data),  # NN bins then latents, one range-coder stream
+                "nn_bits": _nn_bits(c, h, role == CoolChicRole.MOTION),  # the latents take the rest
             }
         )
     return {
@@ -182,6 +196,7 @@ def inspect_stream(source: Any) -> dict[str, Any]:
             "frame_payload_bytes": payload,
             "frame_framing_bytes": units - payload,
             "stream_bytes": sum(c["stream_bytes"] for f in frames for c in f["coolchics"]),
+            "nn_bits": round(sum(c["nn_bits"] or 0.0 for f in frames for c in f["coolchics"]), 1),
             "bytes_to_end": end,
         },
     }
@@ -208,6 +223,7 @@ def print_report(report: dict[str, Any]) -> None:
         "refs",
         "cool-chic",
         "stream B",
+        "NN bits",
         "symbols",
         "unit B",
         "offset",
@@ -239,6 +255,7 @@ def print_report(report: dict[str, Any]) -> None:
                 refs if first else "",
                 c["role"] if c else "-",
                 str(c["stream_bytes"]) if c else "-",
+                (f"{c['nn_bits']:.0f}" if c["nn_bits"] is not None else "?") if c else "-",
                 str(c["n_symbols"]) if c else "-",
                 str(f["unit_bytes"]) if first else "",
                 str(f["offset"]) if first else "",
@@ -247,7 +264,7 @@ def print_report(report: dict[str, Any]) -> None:
     t = report["totals"]
     idx = report["index"]
     out.print(
-        f"{t['frames']} frames, {t['frame_payload_bytes']} payload bytes ({t['stream_bytes']} in NN + latent streams), "
+        f"{t['frames']} frames, {t['frame_payload_bytes']} payload bytes ({t['stream_bytes']} in NN + latent streams, NN ≈ {t['nn_bits'] / 8:.0f} of them), "
         f"{t['frame_framing_bytes']} framing bytes; "
         + (
             f"index: {len(idx['random_access_points'])} random-access point(s)"

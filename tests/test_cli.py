@@ -17,7 +17,10 @@ import pytest
 
 from coolchic_stream.bitstream import syntax
 from coolchic_stream.bitstream.container import ContainerReader, ContainerWriter
+from coolchic_stream import framecodec
 from coolchic_stream.cli import main
+from coolchic_stream.entropy.nn_weights import encode_nn
+from coolchic_stream.entropy.stream import seal
 from coolchic_stream.media import open_input
 from coolchic_stream.media import raw_bytes
 from coolchic_stream.media.y4m import Y4mReader, Y4mWriter
@@ -325,6 +328,23 @@ def test_decode_skips_a_corrupted_frame_and_continues(encoded: dict, tmp_path: P
     assert proc.returncode == 4
     assert b"CRC" in proc.stderr and b"Traceback" not in proc.stderr
     assert len(_y4m_frames(proc.stdout)) == 1  # frame 1 (an I frame) still decodes
+
+
+def test_inspect_splits_each_stream_between_nn_and_latents(encoded: dict) -> None:
+    report = json.loads(run_cli("inspect", str(encoded["ccv"]), "--json").stdout)
+    with ContainerReader(encoded["ccv"]) as r:
+        packets = list(r)
+    assert len(packets) == len(report["frames"]) > 0
+    total = 0.0
+    for frame, packet in zip(report["frames"], packets):
+        _, coded = framecodec.parse_payload(packet.data)
+        for section, cc in zip(frame["coolchics"], coded, strict=True):
+            # the same bins in a stream of their own: its flush, less the bytes cut (read as 0xFF)
+            alone = 8 * len(seal([encode_nn(cc.modules)]))
+            assert alone - 40 <= section["nn_bits"] <= alone + 24
+            assert 0 < section["nn_bits"] <= 8 * section["stream_bytes"] + 24
+            total += section["nn_bits"]
+    assert report["totals"]["nn_bits"] == pytest.approx(total, abs=0.5)
 
 
 def test_decode_truncated_stream_keeps_complete_frames(encoded: dict, tmp_path: Path) -> None:
