@@ -94,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------ encode
 
 
+def _refuse_same_file(inp: str, out: str) -> None:
+    """Writing the output must never clobber the input (same path, ./ spelling or a link)."""
+    if "-" in (inp, out) or not (os.path.exists(inp) and os.path.exists(out)):
+        return
+    if os.path.samefile(inp, out):
+        raise UsageError(f"input and output {out!r} are the same file", "give the output another name")
+
+
 def _stats_writer(path: str | None) -> str | None:
     if path is None:
         return None
@@ -141,6 +149,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from .ui import EncodeUI
 
     stats_ext = _stats_writer(args.stats)
+    _refuse_same_file(args.input, args.output)
+    if args.stats and not os.path.isdir(os.path.dirname(os.path.abspath(args.stats))):
+        raise MediaError(f"cannot write --stats {args.stats!r}: no such directory", "create it or give another path")
     options: dict[str, Any] = {
         "preset": args.preset,
         "lmbda": args.lmbda,
@@ -228,6 +239,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from .media import open_output, output_format
 
     fmt = output_format(args.output, args.format)  # usage errors before reading anything
+    _refuse_same_file(args.input, args.output)
     reader = ContainerReader(args.input)
     lost: list[str] = []
     # Packets are read a group at a time so that their latents entropy-decode together; a damaged

@@ -203,10 +203,17 @@ def inspect_stream(source: Any) -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any]) -> None:
+    """Write the report's tables to stdout. Rendered first, then written in one go: rich turns a
+    closed pipe into SystemExit(1), a plain write lets ``| head`` end the command quietly."""
+    import io
+    import shutil
+
     from rich.console import Console
     from rich.table import Table
 
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    tty = sys.stdout.isatty()
+    text = io.StringIO()
+    out = Console(file=text, highlight=False, force_terminal=tty, width=shutil.get_terminal_size().columns if tty else 160)
     seq = Table(title=f"{report['file']}  (.ccv {report['version']})", show_header=True)
     seq.add_column("sequence field")
     seq.add_column("value")
@@ -278,3 +285,5 @@ def print_report(report: dict[str, Any]) -> None:
             f"skipped {len(report['skipped_units'])} unit(s) of unknown type",
             markup=False,
         )
+    sys.stdout.write(text.getvalue())
+    sys.stdout.flush()

@@ -409,3 +409,44 @@ def test_conformance_vector() -> None:
     proc = run_cli("decode", str(ccv), "-o", "-", "--format", "md5")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode() == md5_file.read_text()
+
+
+# ------------------------------------------------------------------ outputs that would clobber inputs, pipes
+
+
+def test_input_and_output_that_are_one_file_are_refused(encoded: dict, tmp_path: Path) -> None:
+    clip = tmp_path / "in.y4m"
+    tiny_clip(clip)
+    before = clip.read_bytes()
+    link = tmp_path / "link.y4m"
+    link.symlink_to(clip)
+    for out in (str(clip), str(tmp_path / "." / "in.y4m"), str(link)):
+        proc = run_cli("encode", str(clip), out, *FAST)
+        assert proc.returncode == 2
+        assert_one_line_error(proc.stderr.decode())
+        assert b"same file" in proc.stderr
+    assert clip.read_bytes() == before
+    ccv = tmp_path / "s.ccv"
+    ccv.write_bytes(encoded["ccv"].read_bytes())
+    proc = run_cli("decode", str(ccv), "-o", str(ccv), "--format", "md5")
+    assert proc.returncode == 2 and b"same file" in proc.stderr
+    assert ccv.read_bytes() == encoded["ccv"].read_bytes()
+
+
+def test_stats_into_a_missing_folder_fails_before_encoding(tmp_path: Path) -> None:
+    clip = tmp_path / "in.y4m"
+    tiny_clip(clip)
+    proc = run_cli("encode", str(clip), str(tmp_path / "o.ccv"), *FAST, "--stats", str(tmp_path / "nope" / "s.csv"))
+    assert proc.returncode == 3
+    assert_one_line_error(proc.stderr.decode())
+    assert not (tmp_path / "o.ccv").exists()
+
+
+def test_inspect_table_into_a_closed_pipe_ends_quietly(encoded: dict) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "coolchic_stream", "inspect", str(encoded["ccv"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # `| head -1`
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert b"Traceback" not in err
