@@ -53,6 +53,13 @@ def _sequence_json(seq: SequenceInfo) -> dict[str, Any]:
     }
 
 
+def _n_output(h: Any, motion: bool) -> int:
+    """Outputs of a frame's residue or motion Cool-chic (KeyError for an unknown frame type)."""
+    # an intra-coded P/B frame (residue alone) has an I frame's outputs
+    intra = str(h.info.frame_type) == "i" or len(h.coolchics) == 1
+    return OUTPUTS[FrameType.I if intra else FrameType[str(h.info.frame_type).upper()]][motion]
+
+
 def _architecture_json(c: Any, h: Any, motion: bool) -> dict[str, Any]:
     """What a Cool-chic section's architecture is, a named preset resolved for the frame."""
     if str(c.architecture) == "explicit":
@@ -66,12 +73,8 @@ def _architecture_json(c: Any, h: Any, motion: bool) -> dict[str, Any]:
             "synthesis": synthesis_string(a.synthesis_layers),
             "n_symbols": _symbols(grid_sizes(h.height, h.width, (a.latent_resolution_min, a.latent_resolution_max))),
         }
-    # an intra-coded P/B frame (residue alone) has an I frame's outputs
-    intra = str(h.info.frame_type) == "i" or len(h.coolchics) == 1
     try:
-        frame_type = FrameType.I if intra else FrameType[str(h.info.frame_type).upper()]
-        n_output = OUTPUTS[frame_type][motion]
-        p = preset_parameter(motion, Complexity(str(c.architecture)), h.height, h.width, n_output)
+        p = preset_parameter(motion, Complexity(str(c.architecture)), h.height, h.width, _n_output(h, motion))
     except (KeyError, ValueError) as exc:
         raise CorruptDataError(f"frame {h.coding_index}: architecture {c.architecture} does not apply ({exc})") from None
     return {
@@ -91,11 +94,9 @@ def _symbols(grids: list[tuple[int, int]]) -> int:
 
 def _nn_bits(c: Any, h: Any, motion: bool) -> float | None:
     """What the section's stream spends on its NN (None if that does not decode)."""
-    intra = str(h.info.frame_type) == "i" or len(h.coolchics) == 1
     try:
-        frame_type = FrameType.I if intra else FrameType[str(h.info.frame_type).upper()]
         role = CoolChicRole.MOTION if motion else CoolChicRole.RESIDUE
-        param = section_param(c, h.height, h.width, role, OUTPUTS[frame_type][motion])
+        param = section_param(c, h.height, h.width, role, _n_output(h, motion))
         return round(nn_information_bits(c, param), 1)
     except (KeyError, CorruptDataError):
         return None
