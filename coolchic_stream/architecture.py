@@ -11,13 +11,14 @@ import math
 from dataclasses import dataclass, field
 
 from .config import Complexity
+from .spec import MAX_ARM_CONTEXT, MOTION_LATENT_FINEST
+from .spec import ALPHA_CHANNEL, BETA_CHANNEL, FLOW_CHANNELS, PICTURE_CHANNELS, predictable
 from .types import FrameType
 
-MAX_ARM_CONTEXT = 20
 OUTPUTS = {  # (residue outputs, motion outputs) per frame type
-    FrameType.I: (3, 0),
-    FrameType.P: (4, 2),
-    FrameType.B: (5, 4),
+    FrameType.I: (PICTURE_CHANNELS, 0),
+    FrameType.P: (ALPHA_CHANNEL + 1, FLOW_CHANNELS),
+    FrameType.B: (BETA_CHANNEL + 1, 2 * FLOW_CHANNELS),
 }
 
 
@@ -148,6 +149,14 @@ def parameter_shapes(param: CoolChicEncoderParameter) -> dict[str, Shapes]:
     }
 
 
+def module_predictable(source: CoolChicEncoderParameter, target: CoolChicEncoderParameter, name: str) -> bool:
+    """Whether module ``name`` (arm, upsampling, synthesis) of ``target`` may be copied or
+    delta-coded from the same module of ``source``: the same layer structure (``spec.predictable``);
+    widths may differ, as the output count does between frame types."""
+    (sw, sb), (tw, tb) = parameter_shapes(source)[name], parameter_shapes(target)[name]
+    return predictable(sw, tw) and predictable(sb, tb)
+
+
 RESIDUE_ARCHITECTURES: dict[Complexity, tuple[ArmParameter, str]] = {
     Complexity.LOP: (ArmParameter(8, 2), "8-1-linear-relu,X-1-linear-none,X-3-residual-none"),
     Complexity.MOP: (ArmParameter(14, 2), "16-1-linear-relu,X-1-linear-none,X-3-residual-relu,X-3-residual-none"),
@@ -158,7 +167,6 @@ MOTION_ARCHITECTURES: dict[Complexity, tuple[ArmParameter, str]] = {
     Complexity.MOP: (ArmParameter(8, 2), "16-1-linear-relu,X-1-linear-none"),
     Complexity.HOP: (ArmParameter(8, 2), "16-1-linear-relu,X-1-linear-none"),
 }
-MOTION_LATENT_FINEST = 2  # one motion vector per 4x4 block
 
 
 def residue_parameter(

@@ -74,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--gop-size", type=_positive_int, help="frames per hierarchical-B group (default 8)")
     enc.add_argument("--intra-period", type=_positive_int, help="frames between I frames (default 32)")
     enc.add_argument("--intra-check", choices=["off", "auto", "always"], default="auto",
-                     help="also code P/B frames without prediction: when they cost over half an I frame "
+                     help="also code P/B frames without prediction: when they cost (D+λR) over half an I frame "
                      "(auto, default), always, or never; the cheaper in D+λR is kept")
+    enc.add_argument("--nn-prediction", choices=["off", "copy", "all"], default="all",
+                     help="P/B frames may copy their networks' modules from a reference, or also send "
+                     "differences to them (all, default), or always send them whole (off)")
     enc.add_argument("--stats", metavar="FILE", help="per-frame statistics as .csv or .json")
     enc.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
 
@@ -160,6 +163,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         "device": args.device,
         "gop": args.gop,
         "intra_check": args.intra_check,
+        "nn_prediction": args.nn_prediction,
     }
     if args.gop_size is not None:
         options["gop_size"] = args.gop_size

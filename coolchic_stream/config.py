@@ -65,8 +65,8 @@ def _parse_enum(enum_type: type, value: object, option: str):
 class IntraCheck(str, Enum):
     """When the encoder also tries coding a P or B frame without prediction.
 
-    ``auto``: when the inter coding costs more than :data:`INTRA_CHECK_SHARE` of the bits of the
-    last I frame (prediction has failed: scene cut, motion too fast for the anchor); the
+    ``auto``: when the inter coding costs more than :data:`INTRA_CHECK_SHARE` of the D + λ·R of
+    the last I frame (both at the stream's λ) (prediction has failed: scene cut, motion too fast for the anchor); the
     cheaper of the two in D + λ·R is kept. ``always``: every inter frame (twice the encode time).
     """
 
@@ -75,7 +75,19 @@ class IntraCheck(str, Enum):
     ALWAYS = "always"
 
 
-INTRA_CHECK_SHARE = 0.5  # inter frames normally cost a sixth to a third of an I frame
+class NNPrediction(str, Enum):
+    """Which ways a P or B frame may send its networks' modules (``spec.NNMode``) besides fresh.
+
+    ``all``: copied from, or delta-coded against, the same module of a reference picture;
+    ``copy``: copied only; ``off``: always fresh (every frame's networks self-contained).
+    """
+
+    OFF = "off"
+    COPY = "copy"
+    ALL = "all"
+
+
+INTRA_CHECK_SHARE = 0.5  # of the last I frame's D + λ·R: an inter frame that predicts costs far less
 
 GOP_NAMES = {"intra": GopStructure.INTRA, "lowdelay": GopStructure.LOWDELAY, "ra": GopStructure.RANDOM_ACCESS}
 
@@ -89,6 +101,7 @@ class EncoderConfig:
     gop_size: distance between anchor frames (random access) or GOP length (low delay).
     intra_period: frames between two I frames (a multiple of gop_size for random access).
     intra_check: when a P/B frame is also tried without prediction (:class:`IntraCheck`).
+    nn_prediction: how P/B frames may send their networks (:class:`NNPrediction`).
     """
 
     preset: Preset = Preset.MEDIUM
@@ -101,8 +114,10 @@ class EncoderConfig:
     intra_period: int = 32
     seed: int = 0
     intra_check: IntraCheck = IntraCheck.AUTO
+    nn_prediction: NNPrediction = NNPrediction.ALL
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "nn_prediction", _parse_enum(NNPrediction, self.nn_prediction, "--nn-prediction"))
         object.__setattr__(self, "preset", _parse_enum(Preset, self.preset, "--preset"))
         object.__setattr__(self, "intra_check", _parse_enum(IntraCheck, self.intra_check, "--intra-check"))
         if self.complexity is not None:

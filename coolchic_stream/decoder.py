@@ -13,8 +13,12 @@ NN and latent integers from the helper's reply; without a prefetch it decodes th
     send(packets of group n) ─► parse_with_integers ─► reconstruct ◄───────────────────┘
 
 At a cold start the first half of the group is entropy-decoded in the calling process (it has
-nothing else to do yet) while the helper takes the second half: 352x288 random access decodes
-at ~27 frames/s on 2 cores (tools/bench_decode.py).
+nothing else to do yet) while the helper takes the second half (tools/bench_decode.py measures it).
+
+A frame's modules may be copied or delta-coded from its references' networks, which the DPB
+keeps with their pictures. Whatever was decoded ahead of time is checked against the DPB as
+the frame is sent: it is used only if its predicted modules came from the very integers the DPB
+holds for those references; otherwise the frame is decoded again here.
 """
 
 from __future__ import annotations
@@ -28,11 +32,25 @@ import torch
 
 from .dpb import DecodedPictureBuffer, ReorderBuffer
 from .errors import BitstreamError
-from .framecodec import ParseResult, parse_payloads, parse_with_integers, reconstruct
+from .architecture import parameter_shapes
+from .entropy.nn_weights import predict_module
+from .errors import DecodeOrderError
+from .framecodec import (
+    FrameHeader,
+    CodedCoolChic,
+    FrameNetworks,
+    NetworkLookup,
+    ParseResult,
+    frame_networks,
+    parse_payloads,
+    parse_with_integers,
+    reconstruct,
+)
 from .gop import ReferenceTracker
 from .recon.frame import picture_to_fixed
+from .spec import NNMode
 from .types import FrameType, Packet, Picture, SequenceInfo
-from .worker import entropy_worker
+from .worker import NetworkStore, decode_results, entropy_worker
 
 
 DEFAULT_THREADS = 1  # decoding is many small ops: one intra-op thread is fastest, two oversubscribe busy cores
@@ -71,31 +89,52 @@ def prefetch_group(sequence: SequenceInfo | None) -> int:
 
 
 class _Deferred:
-    """Packets entropy-decoded together in the calling thread when the first of them is sent."""
+    """Packets entropy-decoded together in the calling thread when the first of them is sent
+    (their predicted modules resolved from the DPB as it then stands, or from earlier packets
+    of the group)."""
 
-    def __init__(self, datas: list[bytes]) -> None:
+    def __init__(self, datas: list[bytes], lookup: NetworkLookup) -> None:
         self._datas: list[bytes] | None = datas
+        self._lookup = lookup
         self._results: list[ParseResult | BitstreamError] = []
 
     def result(self) -> list[ParseResult | BitstreamError]:
         if self._datas is not None:
-            self._results, self._datas = parse_payloads(self._datas), None
+            self._results, self._datas = parse_payloads(self._datas, self._lookup), None
         return self._results
 
 
-def _resolve(data: bytes, item: ParseResult | BitstreamError | bytes | None) -> ParseResult | BitstreamError:
+Slot = ParseResult | BitstreamError | bytes | None  # what a prefetch left for one packet
+
+
+def _resolve(data: bytes, item: Slot, lookup: NetworkLookup) -> ParseResult | BitstreamError:
     """A prefetched slot -> the packet's parse result: the helper's integers (bytes) are joined
-    with the packet's own headers; a slot it could not decode (None) is decoded here."""
+    with the packet's own headers and this decoder's references; a slot decoded nowhere (None)
+    is decoded here."""
     if isinstance(item, bytes):
         try:
-            return parse_with_integers(data, item)
+            return parse_with_integers(data, item, lookup)
         except BitstreamError as exc:
             return exc
         except ValueError:
-            pass  # integers that do not fit the architecture: trust nothing, decode here
-    elif item is not None:
-        return item
-    return parse_payloads([data])[0]
+            pass  # integers that do not fit, or decoded with another ARM: trust nothing, decode here
+    elif item is not None and not isinstance(item, DecodeOrderError):
+        return item  # (a reference missing then may be held now: decode again)
+    return parse_payloads([data], lookup)[0]
+
+
+def _stale(header: FrameHeader, coded: list[CodedCoolChic], held: NetworkLookup) -> str | None:
+    """Why a frame decoded ahead of time took a predicted module from other integers than the
+    DPB holds for that reference (None: it did not)."""
+    for c in coded:
+        for name, p in c.predictions.items():
+            if p.mode == NNMode.FRESH:
+                continue
+            networks = held(header.references[p.reference]).get(c.role)
+            shapes = parameter_shapes(c.param)[name]
+            if networks is None or not predict_module(networks.modules[name], shapes).same_integers(p.source):
+                return f"{c.role.name.lower()} {name}"
+    return None
 
 
 class Decoder:
@@ -111,6 +150,10 @@ class Decoder:
         self._waiting_for_intra = False
         self._prefetched: deque[tuple[bytes, Future | _Deferred, int]] = deque()
         self._fixed: dict[int, torch.Tensor] = {}  # Q16 form of DPB pictures, computed at first use
+        self._thread_store = NetworkStore()  # the background thread's networks, where no helper process runs
+
+    def _networks(self, display_index: int) -> FrameNetworks:
+        return self.dpb.networks(display_index)
 
     def _new_tracker(self) -> ReferenceTracker:
         s = self.sequence
@@ -139,30 +182,39 @@ class Decoder:
         if worker is not None:
             own = len(datas) // 2 if not self._prefetched else 0
             if own:
-                deferred = _Deferred(datas[:own])
+                deferred = _Deferred(datas[:own], self._networks)
                 self._prefetched.extend((data, deferred, slot) for slot, data in enumerate(datas[:own]))
             future = worker.submit(datas[own:])
             self._prefetched.extend((data, future, slot) for slot, data in enumerate(datas[own:]))
             return
         if self.pipeline:
-            future = _entropy_thread().submit(parse_payloads, datas)
-        else:
-            future = Future()
-            future.set_result(parse_payloads(datas))
-        self._prefetched.extend((data, future, slot) for slot, data in enumerate(datas))
+            # ahead of the DPB: failures (a reference's networks not decoded yet) are retried at send
+            future = _entropy_thread().submit(decode_results, datas, self._thread_store)
+            self._prefetched.extend((data, future, slot) for slot, data in enumerate(datas))
+        else:  # at the group's first send, when the DPB holds what came before it
+            deferred = _Deferred(datas, self._networks)
+            self._prefetched.extend((data, deferred, slot) for slot, data in enumerate(datas))
 
     def _parsed(self, data: bytes) -> ParseResult:
         if any(pending is data for pending, _, _ in self._prefetched):
             while True:  # entries of packets the caller skipped are dropped on the way
                 pending, future, slot = self._prefetched.popleft()
                 if pending is data:
-                    result = _resolve(data, future.result()[slot])
+                    result = _resolve(data, future.result()[slot], self._networks)
                     break
+            if not isinstance(result, BitstreamError) and _stale(*result, self._networks_or_none) is not None:
+                result = parse_payloads([data], self._networks)[0]  # decoded ahead from other integers
         else:
-            result = parse_payloads([data])[0]
+            result = parse_payloads([data], self._networks)[0]
         if isinstance(result, BitstreamError):
             raise result
         return result
+
+    def _networks_or_none(self, display_index: int) -> FrameNetworks:
+        try:
+            return self.dpb.networks(display_index)
+        except DecodeOrderError:
+            return {}
 
     def _send(self, packet: Packet | bytes) -> list[Picture]:
         if self._waiting_for_intra and isinstance(packet, Packet) and packet.frame_type != FrameType.I:
@@ -184,7 +236,7 @@ class Decoder:
             fixed = [self._fixed[r] for r in header.references]
         picture = reconstruct(header, coded, refs, fixed)
         self._fixed.pop(header.display_index, None)  # a replaced picture's Q16 form is stale
-        self.dpb.insert(header.display_index, picture)
+        self.dpb.insert(header.display_index, picture, frame_networks(coded))
         self.dpb.release(self._tracker.decoded(header.display_index, header.frame_type, header.references))
         held = self.dpb.held()
         self._fixed = {r: t for r, t in self._fixed.items() if r in held}

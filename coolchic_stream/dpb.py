@@ -3,12 +3,13 @@
 Pure Python (no torch). Two separate buffers because they answer different questions:
 
 * :class:`DecodedPictureBuffer` holds the *references*: reconstructed pictures that frames still
-  to be coded/decoded will predict from, keyed by display index. Which ones to keep comes from
+  to be coded/decoded will predict from, keyed by display index, each with the decoded integers
+  of its networks (a later frame may copy or delta-code its modules from them). Which ones to keep comes from
   :meth:`coolchic_stream.gop.GopScheduler.still_referenced` (encoder) or
   :class:`coolchic_stream.gop.ReferenceTracker` (decoder)::
 
       picture = decode(frame, refs=[dpb.get(r, referenced_by=pts) for r in references])
-      dpb.insert(pts, picture)
+      dpb.insert(pts, picture, networks)
       dpb.release(keep)            # keep = scheduler.still_referenced(dts) / tracker.decoded(...)
 
 * :class:`ReorderBuffer` turns pictures decoded in coding order into display order::
@@ -29,35 +30,47 @@ __all__ = ["DecodedPictureBuffer", "ReorderBuffer"]
 
 
 class DecodedPictureBuffer:
-    """Reference pictures (any object, typically :class:`~coolchic_stream.types.Picture`) by display index."""
+    """Reference pictures (any object, typically :class:`~coolchic_stream.types.Picture`) by display
+    index, each with its networks (any object, typically ``framecodec.FrameNetworks``)."""
 
     def __init__(self) -> None:
         self._pictures: dict[int, Any] = {}
+        self._networks: dict[int, Any] = {}
 
-    def insert(self, display_index: int, picture: Any) -> None:
-        """Store (or replace) the reconstruction of frame ``display_index``."""
+    def insert(self, display_index: int, picture: Any, networks: Any = None) -> None:
+        """Store (or replace) the reconstruction of frame ``display_index`` and its networks."""
         self._pictures[display_index] = picture
+        self._networks[display_index] = networks
 
     def get(self, display_index: int, referenced_by: int | None = None) -> Any:
         """The picture at ``display_index``; ``referenced_by`` (the asking frame's pts) is for errors."""
-        try:
-            return self._pictures[display_index]
-        except KeyError:
+        self._check(display_index, referenced_by)
+        return self._pictures[display_index]
+
+    def networks(self, display_index: int, referenced_by: int | None = None) -> Any:
+        """The networks the picture at ``display_index`` was decoded with (DecodeOrderError if not held)."""
+        self._check(display_index, referenced_by)
+        return self._networks[display_index]
+
+    def _check(self, display_index: int, referenced_by: int | None) -> None:
+        if display_index not in self._pictures:
             who = "a frame" if referenced_by is None else f"frame {referenced_by}"
             raise DecodeOrderError(
                 f"{who} refers to display index {display_index} which the decoder does not hold",
                 hint="the stream may start after a random-access point or be corrupted",
-            ) from None
+            )
 
     def release(self, keep: Iterable[int]) -> None:
-        """Drop every picture whose display index is not in ``keep`` (no longer referenced)."""
+        """Drop every picture (and its networks) whose display index is not in ``keep`` (no longer referenced)."""
         keep = set(keep)
         for display_index in [d for d in self._pictures if d not in keep]:
             del self._pictures[display_index]
+            del self._networks[display_index]
 
     def clear(self) -> None:
         """Drop everything: at an I frame (segments are closed) or on a decoder reset."""
         self._pictures.clear()
+        self._networks.clear()
 
     def held(self) -> frozenset[int]:
         """Display indices currently stored."""

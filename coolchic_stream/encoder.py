@@ -4,7 +4,7 @@
         ─► entropy coding ─► FramePayload ─► Packet(pts, dts)
                                 └─► framecodec.reconstruct (the decoder's path) ─► DPB (references)
 
-A P or B frame whose prediction failed (it costs more than a share of the last I frame) is
+A P or B frame whose prediction failed (it costs, in D + λ·R, more than a share of the last I frame) is
 also coded without prediction, like an I frame at the stream's λ; the cheaper of the two in
 D + λ·R at that λ goes into the stream. It keeps its place and references in the GOP, so it
 is not a random-access point.
@@ -24,7 +24,7 @@ import torch
 from .config import INTRA_CHECK_SHARE, EncoderConfig, IntraCheck
 from .dpb import DecodedPictureBuffer
 from .errors import ConfigError, UnsupportedFormatError
-from .framecodec import FrameHeader, build_payload, build_section, reconstruct
+from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_networks, reconstruct
 from .gop import FrameJob, GopScheduler, lambda_scale
 from .train.coding import FrameCodingResult, code_intra
 from .types import FrameStats, FrameType, Packet, Picture, TrainingProgress
@@ -84,7 +84,7 @@ class Encoder:
         self.keep_reconstructions = False
         self._warm_start = None
         self._use_warm_start = warm_start  # off only to measure what it brings
-        self._last_intra_bits = 0
+        self._last_intra_cost = 0.0  # D + λ·bpp of the last I frame, at the stream's λ
 
     def send(self, picture: Picture) -> list[Packet]:
         """Queue one picture (display order); returns the packets now complete, in coding order."""
@@ -111,6 +111,8 @@ class Encoder:
         start = time.perf_counter()
         source = self._pending.pop(job.display_index)
         refs = [self.dpb.get(r, referenced_by=job.display_index) for r in job.references]
+        ref_networks = [self.dpb.networks(r, referenced_by=job.display_index) for r in job.references]
+        distances = [abs(job.display_index - r) for r in job.references]
         lmbda = self.config.lmbda * lambda_scale(job.depth)
 
         def report(phase: str, iteration: int, total: int, loss: float, psnr_db: float) -> None:
@@ -119,26 +121,27 @@ class Encoder:
 
         if job.frame_type == FrameType.I:
             coded = self._code(job, source, refs, code_intra(source, self.config, lmbda, self.config.intra_iterations, report))
-            self._last_intra_bits = 8 * len(coded.payload)
+            self._last_intra_cost = coded.cost(self.config.lmbda)
         else:
             from .train.inter import WarmStart, code_inter  # motion code only when a stream has inter frames
 
             if self._warm_start is None and self._use_warm_start:
                 self._warm_start = WarmStart()
-            result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start)
+            result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start, ref_networks)
             coded = self._code(job, source, refs, result, result.translations)
-            if self._try_intra(8 * len(coded.payload)):
+            if self._try_intra(coded.cost(self.config.lmbda)):
                 # Coded like an I frame, at the stream's λ: the depth scaling of λ models how cheaply an
                 # inter frame inherits its references' quality, which a frame without prediction does not.
-                # Judged at that λ too, the slope every I frame of the stream is coded at.
+                # Judged at that λ too, the slope every I frame of the stream is coded at. Its residue
+                # may still copy or delta-code its modules from its references' networks.
                 base = self.config.lmbda
-                intra = self._code(
-                    job, source, refs, code_intra(source, self.config, base, self.config.intra_iterations, report),
-                    ((0, 0),) * len(refs), intra_coded=True,
-                )  # fmt: skip
+                intra_result = code_intra(
+                    source, self.config, base, self.config.intra_iterations, report, ref_networks, distances, job.frame_type
+                )
+                intra = self._code(job, source, refs, intra_result, ((0, 0),) * len(refs), intra_coded=True)
                 if intra.cost(base) < coded.cost(base):
                     coded = intra
-        self.dpb.insert(job.display_index, coded.decoded)
+        self.dpb.insert(job.display_index, coded.decoded, coded.networks)
         self.dpb.release(self.scheduler.still_referenced(job.coding_index))
         if self.keep_reconstructions:
             self.reconstructions[job.display_index] = coded.decoded
@@ -149,12 +152,14 @@ class Encoder:
         )  # fmt: skip
         return Packet(coded.payload, job.display_index, job.coding_index, job.frame_type, stats)
 
-    def _try_intra(self, inter_bits: int) -> bool:
-        """Whether an inter frame costing ``inter_bits`` is also tried without prediction."""
+    def _try_intra(self, inter_cost: float) -> bool:
+        """Whether an inter frame of D + λ·bpp ``inter_cost`` (at the stream's λ) is also tried
+        without prediction. The cost, not the bits: an inter frame whose prediction failed may come
+        out cheap and blurred (its networks copied, few latents), not only expensive."""
         check = self.config.intra_check
         if check == IntraCheck.ALWAYS:
             return True
-        return check == IntraCheck.AUTO and inter_bits > INTRA_CHECK_SHARE * self._last_intra_bits
+        return check == IntraCheck.AUTO and inter_cost > INTRA_CHECK_SHARE * self._last_intra_cost
 
     @staticmethod
     def _code(
@@ -170,13 +175,11 @@ class Encoder:
             job.display_index, job.coding_index, job.frame_type, job.depth, source.data_type, source.bit_depth,
             source.width, source.height, tuple(job.references), tuple(translations), intra_coded,
         )  # fmt: skip
-        sections = [
-            build_section(c)
-            for c in sorted(result.coded, key=lambda c: c.role)  # the position in the payload is the role
-        ]
-        payload = build_payload(header, sections)
+        payload = build_payload(header, result.coded)
         decoded = reconstruct(header, result.coded, refs)
-        return _CodedFrame(header, payload, decoded, _mse(decoded.planes, source.planes, source.bit_depth))
+        return _CodedFrame(
+            header, payload, decoded, _mse(decoded.planes, source.planes, source.bit_depth), frame_networks(result.coded)
+        )
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ class _CodedFrame:
     payload: bytes
     decoded: Picture
     mse: float  # sample-weighted over all planes, on a [0, 1] scale: the training distortion
+    networks: FrameNetworks  # what later frames may copy or delta-code their modules from
 
     def cost(self, lmbda: float) -> float:
         """D + λ·bpp with the real bytes."""

@@ -10,42 +10,86 @@ and then runs exactly this reconstruction to get its reference pictures.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from construct import ConstructError
 from torch import Tensor
 
-from .architecture import OUTPUTS, CoolChicEncoderParameter, parameter_shapes, preset_of
+from .architecture import OUTPUTS, CoolChicEncoderParameter, module_predictable, parameter_shapes, preset_of
 from .bitstream.sections import bad as _bad
 from .bitstream.sections import explicit_architecture, section_param
 from .bitstream.syntax import FramePayload
 from .entropy.arm_int import IntegerArm
 from .entropy.latents import LatentLayout, decode_latents_many, encode_latents
-from .entropy.nn_weights import MODULE_NAMES, QuantizedModule, decode_nn, encode_nn, flat_values, nn_from_values
+from .entropy.nn_weights import (
+    FRESH,
+    ModulePrediction,
+    QuantizedModule,
+    coded_values,
+    decode_nn,
+    encode_nn,
+    header_mode,
+    nn_from_values,
+    predict_module,
+)
 from .entropy.stream import open_decoder, seal
-from .errors import BitstreamError
+from .errors import BitstreamError, DecodeOrderError
 from .recon.coolchic import decode_coolchic
 from .recon.frame import assemble, fixed_to_picture, picture_to_fixed
+from .spec import MODULE_NAMES, NNMode
 from .types import CoolChicRole, DataType, FrameType, Picture
 
 WARP_FILTER_SIZE = 8
 
 
 @dataclass(frozen=True)
+class Networks:
+    """The decoded NN of one Cool-chic, kept with its picture for the frames that predict from it."""
+
+    param: CoolChicEncoderParameter
+    modules: dict[str, QuantizedModule]
+
+
+FrameNetworks = dict[CoolChicRole, Networks]
+NetworkLookup = Callable[[int], FrameNetworks]  # display index -> that decoded picture's networks
+
+
+def no_references(display_index: int) -> FrameNetworks:
+    """The lookup of a decoder that holds no picture."""
+    raise DecodeOrderError(
+        f"a frame predicts its networks from display index {display_index}, which the decoder does not hold",
+        "the stream may start after a random-access point or be corrupted",
+    )
+
+
+@dataclass(frozen=True)
 class CodedCoolChic:
-    """What the bitstream holds for one Cool-chic, as integers."""
+    """What the bitstream holds for one Cool-chic, as integers, and how its modules are sent."""
 
     role: CoolChicRole
     param: CoolChicEncoderParameter
-    modules: dict[str, QuantizedModule]
+    modules: dict[str, QuantizedModule]  # as decoded: a copied or delta-coded module resolved
     latents: list[np.ndarray]  # finest first, int64
+    predictions: dict[str, ModulePrediction] = field(default_factory=dict)  # missing: fresh
+
+    def prediction(self, name: str) -> ModulePrediction:
+        return self.predictions.get(name, FRESH)
 
     def integer_arm(self) -> IntegerArm:
         return integer_arm(self.param, self.modules)
 
     def layout(self) -> LatentLayout:
         return LatentLayout(tuple(self.param.grid_sizes), self.param.arm.context_size)
+
+    def networks(self) -> Networks:
+        return Networks(self.param, self.modules)
+
+
+def frame_networks(coded: list[CodedCoolChic]) -> FrameNetworks:
+    """What a decoded frame leaves in the DPB for the frames that predict their networks from it."""
+    return {c.role: c.networks() for c in coded}
 
 
 @dataclass(frozen=True)
@@ -85,32 +129,41 @@ def _enum_field(enum_type, value, what: str):
 
 
 def section_data(coded: CodedCoolChic) -> bytes:
-    """A Cool-chic's range-coder stream: its NN bins, then its latents."""
-    return seal([encode_nn(coded.modules), encode_latents(coded.layout(), coded.latents, coded.integer_arm())])
+    """A Cool-chic's range-coder stream: the bins of its modules not copied, then its latents."""
+    nn = encode_nn(coded.modules, coded.predictions)
+    return seal([nn, encode_latents(coded.layout(), coded.latents, coded.integer_arm())])
 
 
-def build_section(coded: CodedCoolChic) -> dict:
-    """The CoolChicSection fields of ``coded``."""
+def build_section(coded: CodedCoolChic, predicted: bool, two_references: bool) -> dict:
+    """The CoolChicSection fields of ``coded``; ``predicted``: the frame has references (P/B),
+    ``two_references``: a B frame (its modules name which reference they predict from)."""
     p = coded.param
     preset = preset_of(p, coded.role == CoolChicRole.MOTION)
-    quantization = {
-        name: {
-            "weight_log2_step": m.weight_log2_step,
-            "bias_log2_step": m.bias_log2_step,
-            "weight_expgolomb_order": m.weight_order,
-            "bias_expgolomb_order": m.bias_order,
+    networks = {}
+    for name in MODULE_NAMES:
+        m, how = coded.modules[name], coded.prediction(name)
+        if not predicted and how.mode != NNMode.FRESH:
+            raise ValueError("an I frame's modules are sent fresh")
+        networks[name] = {
+            "mode": how.mode.name.lower() if predicted else None,
+            "reference": how.reference if predicted and two_references and how.mode != NNMode.FRESH else None,
+            "weight_log2_step": m.weight_log2_step if how.mode == NNMode.FRESH else None,
+            "bias_log2_step": m.bias_log2_step if how.mode == NNMode.FRESH else None,
+            "weight_expgolomb_order": m.weight_order if how.mode != NNMode.COPY else None,
+            "bias_expgolomb_order": m.bias_order if how.mode != NNMode.COPY else None,
         }
-        for name, m in ((name, coded.modules[name]) for name in MODULE_NAMES)
-    }
     return {
         "architecture": "explicit" if preset is None else preset.value,
         "explicit": explicit_architecture(p) if preset is None else None,
-        "quantization": quantization,
+        "networks": networks,
         "data": section_data(coded),
     }
 
 
-def build_payload(header: FrameHeader, sections: list[dict]) -> bytes:
+def build_payload(header: FrameHeader, coded: list[CodedCoolChic]) -> bytes:
+    """A FRAME payload: the header's fields, then the Cool-chics in role order (the position is the role)."""
+    predicted = header.frame_type != FrameType.I
+    sections = [build_section(c, predicted, header.frame_type == FrameType.B) for c in sorted(coded, key=lambda c: c.role)]
     return FramePayload.build(
         {
             "display_index": header.display_index,
@@ -133,15 +186,71 @@ def build_payload(header: FrameHeader, sections: list[dict]) -> bytes:
     )
 
 
-# role, architecture, NN, latent layout, the stream's decoder past the NN (None if decoded elsewhere), ARM
-_Pending = tuple[CoolChicRole, CoolChicEncoderParameter, dict[str, QuantizedModule], LatentLayout, object, IntegerArm]
+@dataclass(frozen=True)
+class _Section:
+    """A parsed Cool-chic section, its NN decoded, its latents not yet."""
+
+    role: CoolChicRole
+    param: CoolChicEncoderParameter
+    modules: dict[str, QuantizedModule]
+    predictions: dict[str, ModulePrediction]
+    layout: LatentLayout
+    decoder: object  # the stream's range decoder past the NN bins (None if decoded elsewhere)
+    arm: IntegerArm
+
+    def coded(self, latents: list[np.ndarray]) -> CodedCoolChic:
+        return CodedCoolChic(self.role, self.param, self.modules, latents, self.predictions)
 
 
-def _parse_sections(data: bytes, nn_values: np.ndarray | None = None) -> tuple[FrameHeader, list[_Pending]]:
+def _sources(
+    networks, header: FrameHeader, role: CoolChicRole, param: CoolChicEncoderParameter, lookup: NetworkLookup
+) -> dict[str, ModulePrediction]:
+    """Where each predicted module of a section takes its integers from, validated."""
+    out = {}
+    for name in MODULE_NAMES:
+        h = networks[name]
+        mode = header_mode(h)
+        if mode == NNMode.FRESH:
+            continue
+        index = h["reference"] or 0
+        what = f"frame {header.display_index}: {role.name.lower()} {name}"
+        if index >= len(header.references):
+            raise _bad(f"{what} predicts from reference {index} of {len(header.references)}")
+        display = header.references[index]
+        try:
+            held = lookup(display)
+        except DecodeOrderError:
+            raise DecodeOrderError(
+                f"{what} is predicted from display index {display}, which the decoder does not hold",
+                "the stream may start after a random-access point or be corrupted",
+            ) from None
+        source = held.get(role)
+        if source is None:
+            raise _bad(f"{what} is predicted from display index {display}, which has no {role.name.lower()} Cool-chic")
+        if not module_predictable(source.param, param, name):
+            raise _bad(f"{what} is predicted from display index {display}, whose {name} has another architecture")
+        out[name] = ModulePrediction(mode, index, predict_module(source.modules[name], parameter_shapes(param)[name]))
+    return out
+
+
+def _carried_count(shapes, predictions: dict[str, ModulePrediction]) -> int:
+    """How many integers the NN bins of a section carry (every module not copied)."""
+    return sum(
+        int(np.prod(s))
+        for name in MODULE_NAMES
+        if predictions.get(name, FRESH).mode != NNMode.COPY
+        for s in (*shapes[name][0], *shapes[name][1])
+    )
+
+
+def _parse_sections(
+    data: bytes, lookup: NetworkLookup, nn_values: np.ndarray | None = None
+) -> tuple[FrameHeader, list[_Section]]:
     """Parse and validate a FRAME payload up to (not including) its latent entropy decoding.
 
-    ``nn_values``: the NN integers of every section, already decoded (``integers_to_bytes``);
-    ValueError if they do not fit the architecture.
+    ``lookup``: the networks of the pictures a predicted module may take its integers from.
+    ``nn_values``: the carried NN integers of every section, already decoded
+    (``integers_to_bytes``); ValueError if they do not fit the architecture.
     """
     try:
         parsed = FramePayload.parse(data)
@@ -169,112 +278,173 @@ def _parse_sections(data: bytes, nn_values: np.ndarray | None = None) -> tuple[F
         intra_coded,
     )  # fmt: skip
     roles = [CoolChicRole.RESIDUE] + ([CoolChicRole.MOTION] if coding_type != FrameType.I else [])
-    pending, cursor = [], 0
+    sections, cursor = [], 0
     for role, section in zip(roles, parsed.coolchics):
         n_output = OUTPUTS[coding_type][role == CoolChicRole.MOTION]
         param = section_param(section, header.height, header.width, role, n_output)
-        headers = {name: section.quantization[name] for name in MODULE_NAMES}
+        headers = {name: section.networks[name] for name in MODULE_NAMES}
+        predictions = _sources(section.networks, header, role, param, lookup)
+        sources = {name: p.source for name, p in predictions.items()}
         shapes = parameter_shapes(param)
         decoder = None
         if nn_values is None:
             decoder = open_decoder(bytes(section.data))
-            modules = decode_nn(decoder, shapes, headers)
+            modules = decode_nn(decoder, shapes, headers, sources)
         else:
-            count = sum(int(np.prod(s)) for w, b in shapes.values() for s in (*w, *b))
-            modules = nn_from_values(nn_values[cursor : cursor + count], shapes, headers)
+            count = _carried_count(shapes, predictions)
+            modules = nn_from_values(nn_values[cursor : cursor + count], shapes, headers, sources)
             cursor += count
         layout = LatentLayout(tuple(param.grid_sizes), param.arm.context_size)
-        pending.append((role, param, modules, layout, decoder, integer_arm(param, modules)))
+        sections.append(_Section(role, param, modules, predictions, layout, decoder, integer_arm(param, modules)))
     if nn_values is not None and cursor != nn_values.size:
         raise ValueError(f"{nn_values.size} decoded NN values for {cursor} parameters")
-    return header, pending
+    return header, sections
 
 
 ParseResult = tuple[FrameHeader, list[CodedCoolChic]]
 
 
-def parse_payloads(payloads: list[bytes]) -> list[ParseResult | BitstreamError]:
-    """Parse, validate and entropy-decode several FRAME payloads at once.
+class _Batch:
+    """The lookup of a batch of payloads in coding order: earlier frames of the batch first (a
+    frame that failed there is missing, never taken from ``outer``), then ``outer``."""
+
+    def __init__(self, outer: NetworkLookup) -> None:
+        self.outer = outer
+        self.known: dict[int, FrameNetworks | None] = {}
+
+    def __call__(self, display_index: int) -> FrameNetworks:
+        if display_index not in self.known:
+            return self.outer(display_index)
+        networks = self.known[display_index]
+        if networks is None:
+            return no_references(display_index)
+        return networks
+
+    def parse(self, data: bytes) -> tuple[FrameHeader, list[_Section]]:
+        try:
+            header, sections = _parse_sections(data, self)
+        except BitstreamError:
+            self.fail(data)
+            raise
+        self.known[header.display_index] = {s.role: Networks(s.param, s.modules) for s in sections}
+        return header, sections
+
+    def fail(self, data: bytes) -> None:
+        """A frame of the batch did not decode: later frames must not predict from it."""
+        try:
+            self.known[FramePayload.parse(data).display_index] = None
+        except (ConstructError, ValueError, OverflowError, UnicodeDecodeError):
+            pass  # no display index to block: nothing can name this frame
+
+
+def parse_payloads(payloads: list[bytes], lookup: NetworkLookup = no_references) -> list[ParseResult | BitstreamError]:
+    """Parse, validate and entropy-decode several FRAME payloads (in coding order) at once.
 
     Latent streams do not depend on any decoded picture, so the Cool-chics of all the frames
     decode in one merged wavefront loop (one ARM call per step for every Cool-chic sharing a
-    grid layout and ARM shape). A damaged payload gives its own BitstreamError in its slot;
-    the other frames still decode to the same integers as one by one.
+    grid layout and ARM shape); a frame's networks may be predicted from an earlier frame of the
+    batch or from ``lookup``. A damaged payload gives its own BitstreamError in its slot; the
+    other frames still decode to the same integers as one by one.
     """
     results: list[ParseResult | BitstreamError | None] = [None] * len(payloads)
-    sections: list[tuple[int, FrameHeader, list[_Pending]]] = []
+    batch = _Batch(lookup)
+    parsed: list[tuple[int, FrameHeader, list[_Section]]] = []
     for i, data in enumerate(payloads):
         try:
-            header, pending = _parse_sections(data)
+            header, sections = batch.parse(data)
         except BitstreamError as exc:
             results[i] = exc
             continue
-        sections.append((i, header, pending))
+        parsed.append((i, header, sections))
 
-    def finish(i: int, header: FrameHeader, pending: list[_Pending], grids: list) -> None:
-        results[i] = (header, [CodedCoolChic(role, param, modules, g) for (role, param, modules, *_), g in zip(pending, grids)])
+    def finish(i: int, header: FrameHeader, sections: list[_Section], grids: list) -> None:
+        results[i] = (header, [s.coded(g) for s, g in zip(sections, grids)])
 
-    jobs = [(layout, decoder, arm) for _, _, pending in sections for _, _, _, layout, decoder, arm in pending]
     try:
-        grids = decode_latents_many(jobs)
+        grids = decode_latents_many([(s.layout, s.decoder, s.arm) for _, _, sections in parsed for s in sections])
     except BitstreamError:
         grids = None  # some stream is damaged: decode frame by frame (fresh decoders) to tell which
     if grids is not None:
         start = 0
-        for i, header, pending in sections:
-            finish(i, header, pending, grids[start : start + len(pending)])
-            start += len(pending)
-    else:
-        for i, _, _ in sections:
-            try:
-                header, pending = _parse_sections(payloads[i])
-                finish(i, header, pending, decode_latents_many([(layout, d, arm) for _, _, _, layout, d, arm in pending]))
-            except BitstreamError as exc:
-                results[i] = exc
+        for i, header, sections in parsed:
+            finish(i, header, sections, grids[start : start + len(sections)])
+            start += len(sections)
+        return results  # type: ignore[return-value]
+    batch = _Batch(lookup)
+    for i, data in enumerate(payloads):
+        if results[i] is not None:
+            batch.fail(data)
+            continue
+        try:
+            header, sections = batch.parse(data)
+            finish(i, header, sections, decode_latents_many([(s.layout, s.decoder, s.arm) for s in sections]))
+        except BitstreamError as exc:
+            batch.fail(data)
+            results[i] = exc
     return results  # type: ignore[return-value]
 
 
-_LATENT_COUNT = struct.Struct("<I")
+_COUNT = struct.Struct("<I")
+
+
+def _arm_check(coded: list[CodedCoolChic] | list[_Section]) -> np.ndarray:
+    """Every section's ARM as the latents were decoded with: steps, then integers (int64)."""
+    parts = [np.zeros(0, np.int64)]
+    for c in coded:
+        m = c.modules["arm"]
+        parts += [np.array([m.weight_log2_step, m.bias_log2_step], np.int64), *(t.reshape(-1) for t in m.weights + m.biases)]
+    return np.concatenate(parts).astype(np.int64)
 
 
 def integers_to_bytes(coded: list[CodedCoolChic]) -> bytes:
-    """A frame's entropy-decoded integers as plain bytes: u32le latent count, every latent as
-    int8 (section order, finest grid first, raster; the coder's support fits), then every NN
-    integer as int64le (section order, bitstream order)."""
+    """A frame's entropy-decoded integers as plain bytes: u32le latent count, every latent as int8
+    (section order, finest grid first, raster; the coder's support fits), u32le count of carried
+    NN integers, those as int64le (``entropy.nn_weights.coded_values``, section order), then each
+    section's ARM (steps, integers) as int64le: the ARM its latents were decoded with, which the
+    receiver checks against its own resolution of the copied and delta-coded modules."""
     flat = [g.reshape(-1) for c in coded for g in c.latents]
     latents = np.concatenate(flat).astype(np.int8).tobytes() if flat else b""
-    nn = [flat_values(c.modules) for c in coded]
-    values = np.concatenate(nn).astype("<i8").tobytes() if nn else b""
-    return _LATENT_COUNT.pack(len(latents)) + latents + values
+    carried = np.concatenate([np.zeros(0, np.int64)] + [coded_values(c.modules, c.predictions) for c in coded])
+    return b"".join(
+        (_COUNT.pack(len(latents)), latents, _COUNT.pack(carried.size), carried.astype("<i8").tobytes(),
+         _arm_check(coded).astype("<i8").tobytes())
+    )  # fmt: skip
 
 
-def parse_with_integers(data: bytes, integers: bytes) -> ParseResult:
+def parse_with_integers(data: bytes, integers: bytes, lookup: NetworkLookup = no_references) -> ParseResult:
     """Parse a FRAME payload whose entropy coding was decoded elsewhere (``integers_to_bytes``).
 
-    The header and every field are parsed and validated here as in :func:`parse_payload`; only
-    the NN and latent range decoding are skipped. ValueError if the integers do not fit.
+    The header and every field are parsed and validated here as in :func:`parse_payload`, and
+    predicted modules resolved through ``lookup``; only the NN and latent range decoding are
+    skipped. ValueError if the integers do not fit, or were decoded with another ARM than the
+    one ``lookup`` resolves to (the caller then decodes the payload itself).
     """
-    if len(integers) < _LATENT_COUNT.size:
-        raise ValueError("decoded integers are cut short")
-    (n_latents,) = _LATENT_COUNT.unpack_from(integers)
-    nn_bytes = integers[_LATENT_COUNT.size + n_latents :]
-    if len(nn_bytes) % 8:
+    try:
+        (n_latents,) = _COUNT.unpack_from(integers)
+        (n_carried,) = _COUNT.unpack_from(integers, _COUNT.size + n_latents)
+    except struct.error:
+        raise ValueError("decoded integers are cut short") from None
+    start = 2 * _COUNT.size + n_latents
+    tail = integers[start:]
+    if len(tail) < 8 * n_carried or len(tail) % 8:
         raise ValueError("decoded NN values are not whole int64")
-    header, pending = _parse_sections(data, np.frombuffer(nn_bytes, dtype="<i8").astype(np.int64))
-    flat = np.frombuffer(integers, dtype=np.int8, count=n_latents, offset=_LATENT_COUNT.size)
-    if flat.size != sum(layout.n_symbols for _, _, _, layout, _, _ in pending):
+    carried = np.frombuffer(tail, dtype="<i8", count=n_carried).astype(np.int64)
+    header, sections = _parse_sections(data, lookup, carried)
+    if not np.array_equal(np.frombuffer(tail, dtype="<i8", offset=8 * n_carried), _arm_check(sections)):
+        raise ValueError("the latents were decoded with another ARM than this decoder's references give")
+    flat = np.frombuffer(integers, dtype=np.int8, count=n_latents, offset=_COUNT.size)
+    if flat.size != sum(s.layout.n_symbols for s in sections):
         raise ValueError(f"{flat.size} decoded latents do not match the frame's architecture")
-    coded, start = [], 0
-    for role, param, modules, layout, _, _ in pending:
-        grids = layout.split(flat[start : start + layout.n_symbols].astype(np.int64))
-        coded.append(CodedCoolChic(role, param, modules, grids))
-        start += layout.n_symbols
+    coded, begin = [], 0
+    for s in sections:
+        coded.append(s.coded(s.layout.split(flat[begin : begin + s.layout.n_symbols].astype(np.int64))))
+        begin += s.layout.n_symbols
     return header, coded
 
 
-def parse_payload(data: bytes) -> ParseResult:
+def parse_payload(data: bytes, lookup: NetworkLookup = no_references) -> ParseResult:
     """Parse, validate and entropy-decode a FRAME payload."""
-    result = parse_payloads([data])[0]
+    result = parse_payloads([data], lookup)[0]
     if isinstance(result, BitstreamError):
         raise result
     return result

@@ -10,20 +10,8 @@ from .bitstream.container import ContainerReader, UnitInfo, parse_frame_payload
 from .bitstream.sections import nn_information_bits, section_param
 from .config import Complexity
 from .errors import CorruptDataError, TruncatedStreamError
+from .spec import MODULE_NAMES
 from .types import CoolChicRole, FrameType, SequenceInfo
-
-
-def _jsonable(value: Any) -> Any:
-    """construct Containers/ListContainers to plain JSON values (Enum strings, no ``_io``)."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items() if not k.startswith("_")}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return len(value)
-    if isinstance(value, str):
-        return str(value)
-    return value
 
 
 def synthesis_string(layers: list) -> str:
@@ -92,14 +80,33 @@ def _symbols(grids: list[tuple[int, int]]) -> int:
     return sum(h * w for h, w in grids)
 
 
-def _nn_bits(c: Any, h: Any, motion: bool) -> float | None:
-    """What the section's stream spends on its NN (None if that does not decode)."""
+def _module_bits(c: Any, h: Any, motion: bool) -> dict[str, float | None] | None:
+    """What the section's stream spends on each module's bins (None where that does not decode)."""
     try:
         role = CoolChicRole.MOTION if motion else CoolChicRole.RESIDUE
         param = section_param(c, h.height, h.width, role, _n_output(h, motion))
-        return round(nn_information_bits(c, param), 1)
+        return {name: None if bits is None else round(bits, 1) for name, bits in nn_information_bits(c, param).items()}
     except (KeyError, CorruptDataError):
         return None
+
+
+def _modules_json(c: Any, h: Any, bits: dict[str, float] | None) -> dict[str, Any]:
+    """Each module's mode, the display index it is predicted from, its steps, orders and bits."""
+    out = {}
+    for name in MODULE_NAMES:
+        m = c.networks[name]
+        mode = "fresh" if m.mode is None else str(m.mode)
+        index = m.reference or 0
+        source = None
+        if mode in ("copy", "delta"):
+            source = h.references[index].display_index if index < len(h.references) else None
+        out[name] = {
+            "mode": mode,
+            "source": source,
+            **{k: m[k] for k in ("weight_log2_step", "bias_log2_step", "weight_expgolomb_order", "bias_expgolomb_order")},
+            "bits": 0.0 if mode == "copy" else None if bits is None else bits[name],  # a copy has no bins
+        }
+    return out
 
 
 def _frame_json(unit: UnitInfo) -> dict[str, Any]:
@@ -109,17 +116,17 @@ def _frame_json(unit: UnitInfo) -> dict[str, Any]:
         role = CoolChicRole.MOTION if i else CoolChicRole.RESIDUE  # the position is the role
         arch = _architecture_json(c, h, role == CoolChicRole.MOTION)
         n_symbols = arch.pop("n_symbols")  # not in the stream: the architecture and frame size give it
+        bits = _module_bits(c, h, role == CoolChicRole.MOTION)
         coolchics.append(
             {
                 "role": role.name.lower(),
                 "architecture": str(c.architecture),
                 **arch,
-                "quantization": {
-                    k: _jsonable(c.quantization[k]) for k in ("arm", "upsampling", "synthesis")
-                },
+                "modules": _modules_json(c, h, bits),
                 "n_symbols": n_symbols,
                 "stream_bytes": len(c.data),  # NN bins then latents, one range-coder stream
-                "nn_bits": _nn_bits(c, h, role == CoolChicRole.MOTION),  # the latents take the rest
+                # the latents take the rest
+                "nn_bits": None if bits is None or None in bits.values() else round(sum(bits.values()), 1),
             }
         )
     return {
@@ -203,6 +210,13 @@ def inspect_stream(source: Any) -> dict[str, Any]:
     }
 
 
+def _module_cell(m: dict[str, Any]) -> str:
+    """``fresh 412``, ``delta←4 37``, ``copy←0``: mode, source display index, bits."""
+    where = f"←{m['source']}" if m["source"] is not None else ""
+    bits = "" if m["mode"] == "copy" else " ?" if m["bits"] is None else f" {m['bits']:.0f}"
+    return f"{m['mode']}{where}{bits}"
+
+
 def print_report(report: dict[str, Any]) -> None:
     """Write the report's tables to stdout. Rendered first, then written in one go: rich turns a
     closed pipe into SystemExit(1), a plain write lets ``| head`` end the command quietly."""
@@ -230,6 +244,9 @@ def print_report(report: dict[str, Any]) -> None:
         "depth",
         "refs",
         "cool-chic",
+        "arm",
+        "upsampling",
+        "synthesis",
         "stream B",
         "NN bits",
         "symbols",
@@ -237,7 +254,7 @@ def print_report(report: dict[str, Any]) -> None:
         "offset",
     ):
         frames.add_column(
-            col, justify="right" if col not in ("type", "refs", "cool-chic") else "left"
+            col, justify="right" if col not in ("type", "refs", "cool-chic", "arm", "upsampling", "synthesis") else "left"
         )
     for f in report["frames"]:
         refs = (
@@ -262,6 +279,7 @@ def print_report(report: dict[str, Any]) -> None:
                 str(f["depth"]) if first else "",
                 refs if first else "",
                 c["role"] if c else "-",
+                *(_module_cell(c["modules"][name]) if c else "-" for name in MODULE_NAMES),
                 str(c["stream_bytes"]) if c else "-",
                 (f"{c['nn_bits']:.0f}" if c["nn_bits"] is not None else "?") if c else "-",
                 str(c["n_symbols"]) if c else "-",

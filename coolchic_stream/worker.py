@@ -14,6 +14,14 @@ one status byte and the decoded integers per payload (``framecodec.integers_to_b
 A payload the helper could not decode comes back as "failed" and is decoded again in the main
 process, which raises the error it gives -- so errors read the same with or without the helper.
 If the helper dies or cannot start, pending and later groups are decoded in the main process.
+
+Networks predicted across frames: a frame's latents decode with its ARM, which may be copied or
+delta-coded from a reference picture's. The helper keeps the networks of the frames it decoded
+(:class:`NetworkStore`, by display index, cleared at each I frame) and resolves predicted modules
+from them; its reply carries the ARM each frame's latents were decoded with, and the main
+process, which resolves every module from its own DPB, uses the latents only if its ARM is the
+same (else it decodes the payload itself). The helper's store can only cost time, never a
+wrong picture.
 """
 
 from __future__ import annotations
@@ -24,8 +32,12 @@ import signal
 import struct
 import sys
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .framecodec import FrameNetworks, ParseResult
 
 _COUNT = struct.Struct("<I")
 _ITEM = struct.Struct("<BI")  # status, byte length
@@ -69,15 +81,62 @@ def unpack_reply(message: bytes) -> Reply:
     return out
 
 
-def decode_group(payloads: list[bytes]) -> Reply:
-    """What the helper computes for one request (also usable in-process)."""
-    from .framecodec import integers_to_bytes, parse_payloads
+class NetworkStore:
+    """The networks of the frames a background decoder decoded last, by display index: the
+    lookup its predicted modules resolve through. Cleared at each I frame (segments are closed);
+    at most ``limit`` frames, the oldest dropped first (a frame predicting from a dropped one is
+    then decoded by the caller)."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._held: OrderedDict[int, FrameNetworks] = OrderedDict()
+
+    def __call__(self, display_index: int) -> "FrameNetworks":
+        from .framecodec import no_references
+
+        if display_index in self._held:
+            return self._held[display_index]
+        return no_references(display_index)
+
+    def update(self, results: "list[ParseResult | BaseException]") -> None:
+        """Keep the networks of the frames just decoded (coding order)."""
+        from .framecodec import frame_networks
+        from .types import FrameType
+
+        for result in results:
+            if isinstance(result, BaseException):
+                continue
+            header, coded = result
+            if header.frame_type == FrameType.I:
+                self._held.clear()
+            self._held.pop(header.display_index, None)
+            self._held[header.display_index] = frame_networks(coded)
+            while len(self._held) > self.limit:
+                self._held.popitem(last=False)
+
+
+_STORE = NetworkStore()  # the helper process's own (one helper serves one decoding process)
+
+
+def decode_results(payloads: list[bytes], store: NetworkStore) -> "list[ParseResult | None]":
+    """Parse and entropy-decode payloads (coding order) with predicted modules resolved through
+    ``store``, then keep their networks there; a slot the caller must decode itself is None."""
+    from .framecodec import parse_payloads
 
     try:
-        results = parse_payloads(payloads)
+        results = parse_payloads(payloads, store)
     except Exception:  # noqa: BLE001 - anything unexpected: the caller decodes and reports it
         return [None] * len(payloads)
-    return [None if isinstance(r, BaseException) else integers_to_bytes(r[1]) for r in results]
+    store.update(results)
+    return [None if isinstance(r, BaseException) else r for r in results]
+
+
+def decode_group(payloads: list[bytes], store: NetworkStore | None = None) -> Reply:
+    """What the helper computes for one request (also usable in-process)."""
+    from .framecodec import integers_to_bytes
+
+    results = decode_results(payloads, _STORE if store is None else store)
+    return [None if r is None else integers_to_bytes(r[1]) for r in results]
 
 
 def _serve(conn) -> None:
@@ -169,4 +228,4 @@ def entropy_worker() -> EntropyWorker | None:
         return _WORKER
 
 
-__all__ = ["EntropyWorker", "Reply", "decode_group", "entropy_worker"]
+__all__ = ["EntropyWorker", "NetworkStore", "Reply", "decode_group", "decode_results", "entropy_worker"]

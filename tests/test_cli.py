@@ -175,12 +175,21 @@ def _synthetic_ccv(path: Path) -> None:
             "synthesis_layers": [{"out_channels": 16, "kernel_size": 1, "residual": False, "relu": True},
                                  {"out_channels": 3, "kernel_size": 3, "residual": True, "relu": False}],
             "synthesis_stabiliser": False},
-        "quantization": {
-            "arm": {"weight_log2_step": -7, "bias_log2_step": -9, "weight_expgolomb_order": 1, "bias_expgolomb_order": 2},
-            "upsampling": {"weight_log2_step": -8, "bias_log2_step": -9, "weight_expgolomb_order": 1, "bias_expgolomb_order": 2},
-            "synthesis": {"weight_log2_step": -6, "bias_log2_step": -9, "weight_expgolomb_order": 0, "bias_expgolomb_order": 2}},
+        "networks": {
+            "arm": {"mode": None, "reference": None, "weight_log2_step": -7, "bias_log2_step": -9, "weight_expgolomb_order": 1, "bias_expgolomb_order": 2},
+            "upsampling": {"mode": None, "reference": None, "weight_log2_step": -8, "bias_log2_step": -9, "weight_expgolomb_order": 1, "bias_expgolomb_order": 2},
+            "synthesis": {"mode": None, "reference": None, "weight_log2_step": -6, "bias_log2_step": -9, "weight_expgolomb_order": 0, "bias_expgolomb_order": 2}},
         "data": bytes(51),
     }
+    none = {"weight_log2_step": None, "bias_log2_step": None, "weight_expgolomb_order": None, "bias_expgolomb_order": None}
+
+    def predicted(t: str) -> dict:  # a P/B frame's residue: arm copied from reference 0, upsampling delta-coded, synthesis fresh
+        n = section["networks"]
+        ref = 0 if t == "b" else None
+        return section | {"networks": {
+            "arm": none | {"mode": "copy", "reference": ref},
+            "upsampling": n["upsampling"] | {"mode": "delta", "reference": ref, "weight_log2_step": None, "bias_log2_step": None},
+            "synthesis": n["synthesis"] | {"mode": "fresh"}}}
     with ContainerWriter(path, seq) as w:
         for dts, (pts, t, refs) in enumerate([(0, "i", []), (2, "p", [0]), (1, "b", [0, 2])]):
             payload = syntax.FramePayload.build({
@@ -189,7 +198,8 @@ def _synthetic_ccv(path: Path) -> None:
                          "warp_filter_size": 0 if t == "i" else 8},
                 "width": 24, "height": 16,
                 "references": [{"display_index": r, "translation_y": -1, "translation_x": 2} for r in refs],
-                "coolchics": [section] + ([section | {"architecture": "mop", "explicit": None}] if refs else []),
+                "coolchics": [predicted(t) if refs else section]
+                + ([predicted(t) | {"architecture": "mop", "explicit": None}] if refs else []),
             })
             w.write(Packet(payload, pts, dts, FrameType[t.upper()]))
 
@@ -213,7 +223,12 @@ def test_inspect_json_and_table(tmp_path: Path, capsys) -> None:
     assert frames[0]["coolchics"][0]["stream_bytes"] == 51
     # symbol counts come from the architecture: grids 24x16, 12x8, 6x4, 3x2, 2x1 / motion 6x4 .. 1x1
     assert frames[0]["coolchics"][0]["n_symbols"] == 512 and motion["n_symbols"] == 24 + 6 + 2 + 1
-    assert frames[1]["coolchics"][1]["quantization"]["synthesis"]["weight_log2_step"] == -6
+    assert frames[1]["coolchics"][1]["modules"]["synthesis"]["weight_log2_step"] == -6
+    residue_b = frames[2]["coolchics"][0]["modules"]
+    assert [residue_b[name]["mode"] for name in ("arm", "upsampling", "synthesis")] == ["copy", "delta", "fresh"]
+    assert residue_b["arm"]["source"] == residue_b["upsampling"]["source"] == 0 and residue_b["synthesis"]["source"] is None
+    assert residue_b["arm"]["bits"] == 0 and residue_b["upsampling"]["weight_log2_step"] is None
+    assert frames[0]["coolchics"][0]["modules"]["arm"]["mode"] == "fresh"  # an I frame's modules: always fresh
     # unit bytes = payload + 2 sync + 1 type + LEB128 length + 4 CRC
     assert [f["unit_bytes"] - f["payload_bytes"] for f in frames] == [
         7 + (1 if f["payload_bytes"] < 128 else 2) for f in frames
@@ -224,6 +239,7 @@ def test_inspect_json_and_table(tmp_path: Path, capsys) -> None:
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr()
     assert "frames (coding order)" in out.out and "motion" in out.out and out.err == ""
+    assert "copy←0" in out.out and "delta←0" in out.out
 
 
 def test_inspect_reports_corruption_but_lists_the_rest(tmp_path: Path, capsys) -> None:
@@ -406,6 +422,10 @@ def test_conformance_vector() -> None:
     assert ccv.stat().st_size < 8192
     with ContainerReader(ccv) as r:
         assert sorted(str(p.frame_type.name) for p in r) == ["B", "I", "P"]
+    from coolchic_stream.report import inspect_stream
+
+    modes = {m["mode"] for f in inspect_stream(str(ccv))["frames"] for c in f["coolchics"] for m in c["modules"].values()}
+    assert modes == {"fresh", "copy", "delta"}  # networks sent each way
     proc = run_cli("decode", str(ccv), "-o", "-", "--format", "md5")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode() == md5_file.read_text()

@@ -10,8 +10,9 @@ import pytest
 from .conftest import encode_pictures, make_picture
 from coolchic_stream import framecodec, worker
 from coolchic_stream.decoder import Decoder, _resolve
-from coolchic_stream.entropy.nn_weights import flat_values
+from coolchic_stream.entropy.nn_weights import coded_values
 from coolchic_stream.errors import BitstreamError
+from coolchic_stream.spec import NNMode
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,26 @@ def decode_all(packets, pipeline: bool, damaged: dict[int, bytes] | None = None)
     return out + [dec.flush()]
 
 
+def in_order_lookups(packets):
+    """Per packet: the networks a decoder holds when that packet comes (every earlier frame decoded)."""
+    held, lookups = {}, []
+    for p in packets:
+        lookups.append(dict(held).__getitem__)
+        header, coded = framecodec.parse_payload(p.data, lookups[-1])
+        held[header.display_index] = framecodec.frame_networks(coded)
+    return lookups
+
+
+def same_networks(c, d) -> bool:
+    """Same integers, steps and orders, sent the same way."""
+    return (
+        all(c.modules[n].same_integers(d.modules[n]) for n in c.modules)
+        and [(m.weight_order, m.bias_order) for m in c.modules.values()] == [(m.weight_order, m.bias_order) for m in d.modules.values()]
+        and np.array_equal(coded_values(c.modules, c.predictions), coded_values(d.modules, d.predictions))
+        and {n: p.mode for n, p in c.predictions.items()} == {n: p.mode for n, p in d.predictions.items()}
+    )
+
+
 def same(a, b) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return a == b
@@ -48,28 +69,60 @@ def test_messages_round_trip():
     assert worker.unpack_reply(worker.pack_reply(reply)) == reply
 
 
+def test_the_stream_predicts_networks(stream):
+    """The tests below cover predicted modules: the encoder did copy or delta-code some."""
+    _, packets = stream
+    lookups = in_order_lookups(packets)
+    modes = {
+        p.mode for packet, lookup in zip(packets, lookups)
+        for c in framecodec.parse_payload(packet.data, lookup)[1] for p in c.predictions.values()
+    }  # fmt: skip
+    assert modes & {NNMode.COPY, NNMode.DELTA}
+
+
 def test_helper_integers_rebuild_the_parse_result(stream):
     _, packets = stream
     datas = [p.data for p in packets]
-    reply = worker.decode_group(datas)
-    for data, integers in zip(datas, reply):
-        header, coded = framecodec.parse_payload(data)
-        header2, coded2 = framecodec.parse_with_integers(data, integers)
+    reply = worker.decode_group(datas, worker.NetworkStore())
+    for data, integers, lookup in zip(datas, reply, in_order_lookups(packets)):
+        header, coded = framecodec.parse_payload(data, lookup)
+        header2, coded2 = framecodec.parse_with_integers(data, integers, lookup)
         assert header2 == header
         pairs = [(a, b) for c, d in zip(coded, coded2) for a, b in zip(c.latents, d.latents)]
         assert pairs and all(np.array_equal(a, b) and b.dtype == np.int64 for a, b in pairs)
-        for c, d in zip(coded, coded2):  # NN integers, steps and orders as decoded in process
-            assert np.array_equal(flat_values(c.modules), flat_values(d.modules))
-            assert [(m.weight_log2_step, m.bias_log2_step, m.weight_order, m.bias_order) for m in c.modules.values()] == [
-                (m.weight_log2_step, m.bias_log2_step, m.weight_order, m.bias_order) for m in d.modules.values()
-            ]
+        assert all(same_networks(c, d) for c, d in zip(coded, coded2))  # as decoded in process
+
+
+def test_helper_latents_decoded_with_another_arm_are_not_used(stream):
+    """The helper resolved a predicted ARM from other networks than the caller holds (its store
+    was stale): the caller must notice and decode the payload itself."""
+    _, packets = stream
+    lookups = in_order_lookups(packets)
+    index = next(
+        i for i, (p, lookup) in enumerate(zip(packets, lookups))
+        if any("arm" in c.predictions for c in framecodec.parse_payload(p.data, lookup)[1])
+    )  # fmt: skip
+    header, coded = framecodec.parse_payload(packets[index].data, lookups[index])
+    source = header.references[next(c for c in coded if "arm" in c.predictions).predictions["arm"].reference]
+    store = worker.NetworkStore()
+    worker.decode_group([p.data for p in packets[:index]], store)
+    held = store(source)
+    for networks in held.values():  # the helper's copy of the source's ARM, one integer off
+        arm = networks.modules["arm"]
+        arm.weights[0].reshape(-1)[0] += 1
+    integers = worker.decode_group([packets[index].data], store)[0]
+    with pytest.raises(ValueError, match="another ARM"):
+        framecodec.parse_with_integers(packets[index].data, integers, lookups[index])
+    got = _resolve(packets[index].data, integers, lookups[index])[1]
+    assert all(np.array_equal(a, b) for c, d in zip(coded, got) for a, b in zip(c.latents, d.latents))
 
 
 @pytest.mark.parametrize("cut", ["latent", "nn", "header"])
 def test_integers_that_do_not_fit_are_decoded_again_in_process(stream, cut):
     _, packets = stream
-    data = packets[1].data
-    integers = worker.decode_group([data])[0]
+    data, lookup = packets[1].data, in_order_lookups(packets)[1]
+    store = worker.NetworkStore()
+    integers = worker.decode_group([p.data for p in packets[:2]], store)[1]
     (n_latents,) = struct.unpack_from("<I", integers)
     bad = {
         "latent": struct.pack("<I", n_latents - 1) + integers[4 : 4 + n_latents - 1] + integers[4 + n_latents :],
@@ -77,11 +130,11 @@ def test_integers_that_do_not_fit_are_decoded_again_in_process(stream, cut):
         "header": integers[:3],
     }[cut]
     with pytest.raises(ValueError, match="decoded"):
-        framecodec.parse_with_integers(data, bad)
-    expected = framecodec.parse_payload(data)[1]
-    got = _resolve(data, bad)[1]
+        framecodec.parse_with_integers(data, bad, lookup)
+    expected = framecodec.parse_payload(data, lookup)[1]
+    got = _resolve(data, bad, lookup)[1]
     assert all(np.array_equal(a, b) for c, d in zip(expected, got) for a, b in zip(c.latents, d.latents))
-    assert all(np.array_equal(flat_values(c.modules), flat_values(d.modules)) for c, d in zip(expected, got))
+    assert all(same_networks(c, d) for c, d in zip(expected, got))
 
 
 def test_decoding_through_the_helper_equals_in_process_and_the_encoder(stream):

@@ -6,7 +6,7 @@
 
 Streams: by default *synthetic* ``--preset fast`` (LOP) streams: the exact architecture an encode
 would send (residue + motion Cool-chics, RA hierarchy), random quantized weights and
-Laplace-distributed latents, entropy-coded by the codec's own ``build_section``/``build_payload``.
+Laplace-distributed latents, entropy-coded by the codec's own ``build_payload``.
 Decoding cost depends on the architecture and frame size, not on how well the weights were
 trained, so these time the decoder faithfully in seconds instead of hours of training.
 ``--source encode`` runs the real Encoder instead and caches its packets (bytes only) in
@@ -46,7 +46,7 @@ from coolchic_stream.architecture import motion_parameter, parameter_shapes, res
 from coolchic_stream.config import Complexity  # noqa: E402
 from coolchic_stream.decoder import Decoder, prefetch_group  # noqa: E402
 from coolchic_stream.entropy.nn_weights import QuantizedModule  # noqa: E402
-from coolchic_stream.framecodec import OUTPUTS, CodedCoolChic, FrameHeader, build_payload, build_section  # noqa: E402
+from coolchic_stream.framecodec import OUTPUTS, CodedCoolChic, FrameHeader, build_payload  # noqa: E402
 from coolchic_stream.gop import schedule  # noqa: E402
 from coolchic_stream.types import CoolChicRole, DataType, GopStructure, SequenceInfo  # noqa: E402
 
@@ -98,8 +98,7 @@ def synthetic_stream(width: int, height: int, n_frames: int, gop: str, gop_size:
             job.display_index, job.coding_index, job.frame_type, job.depth, DataType.YUV420, 8,
             width, height, tuple(job.references), translations,
         )  # fmt: skip
-        sections = [build_section(c) for c in coded]
-        packets.append(build_payload(header, sections))
+        packets.append(build_payload(header, coded))
     seq = SequenceInfo(
         width=width, height=height, gop_structure=structure, gop_size=gop_size,
         intra_period=gop_size if structure == GopStructure.RANDOM_ACCESS else 32, frame_count=n_frames,

@@ -15,6 +15,13 @@ that is unavailable) are in rd.json/rd.csv as ``stream_bytes``/``stream_kbps``.
 Quality: sequence PSNR = mean of per-frame PSNR, YUV weighted 6:1:1 (tools/metrics.py).
 BD-rate: VCEG-M33 cubic, log(payload rate) vs PSNR-YUV 6:1:1 (tools/bdrate.py); BD-rate on
 PSNR-Y and BD-PSNR are reported too. Negative BD-rate = coolchic-stream saves bits.
+
+Each coolchic-stream encode is kept as ``lambda_<λ>.ccv`` in --out, and its bits are split per
+frame type into NN and latents with the library's own ``inspect`` (``report.inspect_stream``:
+NN = -sum log2 p of the NN bins as coded; latents = the rest of the range-coder streams; header =
+the rest of the payloads). ``--baseline OTHER/rd.json`` adds the coolchic-stream rows of an
+earlier run (e.g. an older version, run with its own checkout) as ``coolchic-baseline`` and
+reports the BD-rate against them.
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ def _ints(text: str) -> list[int]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--clip", choices=["bbb", "pan", "testsrc2"], default="bbb", help="bbb: Big Buck Bunny crop; pan: astronaut pan")
+    p.add_argument("--start", type=int, default=None, help="bbb: first frame (default: the clip builder's)")
+    p.add_argument("--x", type=int, default=None, help="bbb: window left edge (even)")
+    p.add_argument("--y", type=int, default=None, help="bbb: window top edge (even)")
+    p.add_argument("--baseline", default=None, help="rd.json of an earlier run: its coolchic rows become coolchic-baseline")
     p.add_argument("--frames", type=int, default=9)
     p.add_argument("--width", type=int, default=352)
     p.add_argument("--height", type=int, default=288)
@@ -73,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--intra-period", type=int, default=8, help="also the anchors' keyint")
     p.add_argument("--iterations", type=int, default=None, help="override the preset's iterations per frame")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (2 on a busy 2-core machine oversubscribes it)")
     p.add_argument("--no-coolchic", action="store_true", help="anchors only")
     p.add_argument("--cache-clip", action="store_true", help="keep the clip as y4m under out/clips/")
     p.add_argument("--out", default="out/rd")
@@ -126,8 +138,8 @@ def coolchic_available() -> str | None:
     return None
 
 
-def _stream_bytes(packets: list, width: int, height: int, fps: Fraction, args: argparse.Namespace) -> tuple[int, str]:
-    """Whole .ccv size written by the library's ContainerWriter, or the payload + 20 B/frame estimate."""
+def _stream_bytes(packets: list, width: int, height: int, fps: Fraction, args: argparse.Namespace, keep: Path) -> tuple[int, str]:
+    """Whole .ccv size written by the library's ContainerWriter (kept at ``keep``), or the payload + 20 B/frame estimate."""
     try:
         from coolchic_stream.bitstream.container import ContainerWriter
         from coolchic_stream.config import GOP_NAMES
@@ -141,12 +153,16 @@ def _stream_bytes(packets: list, width: int, height: int, fps: Fraction, args: a
         with ContainerWriter(buf, seq) as writer:
             for packet in sorted(packets, key=lambda p: p.dts):
                 writer.write(packet)
+        keep.write_bytes(buf.getvalue())
         return len(buf.getvalue()), "ccv"
     except Exception:  # noqa: BLE001 - fall back to the documented estimate
         return sum(len(p.data) for p in packets) + CCV_OVERHEAD_PER_FRAME * len(packets), "estimate"
 
 
 def run_coolchic_rows(frames: list[Planes], fps: Fraction, args: argparse.Namespace) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(args.threads)
     from coolchic_stream.config import EncoderConfig
     from coolchic_stream.decoder import Decoder
     from coolchic_stream.encoder import Encoder
@@ -178,7 +194,7 @@ def run_coolchic_rows(frames: list[Planes], fps: Fraction, args: argparse.Namesp
             raise RuntimeError(f"lambda {lmbda}: decoder returned pts {[pic.pts for pic in decoded]}")
 
         payload = sum(len(p.data) for p in packets)
-        stream, how = _stream_bytes(packets, w, h, fps, args)
+        stream, how = _stream_bytes(packets, w, h, fps, args, Path(args.out) / f"lambda_{lmbda:g}.ccv")
         seq = sequence_psnr(frames, [pic.planes for pic in decoded], 8)
         s = seq.summary()
         rows.append(
@@ -199,10 +215,34 @@ def run_coolchic_rows(frames: list[Planes], fps: Fraction, args: argparse.Namesp
                 "stream_kbps": kbps(stream, len(frames), fps),
                 "frame_types": "".join(p.frame_type.name for p in sorted(packets, key=lambda p: p.pts)),
                 "psnr_per_frame": [f.as_dict() for f in seq.frames],
+                "bits_split": bits_split(Path(args.out) / f"lambda_{lmbda:g}.ccv"),
             }
         )
         _progress(rows[-1])
     return rows
+
+
+def bits_split(path: Path) -> dict[str, dict[str, float]] | None:
+    """Per frame kind (I, P, B, intra-coded P/B): frames, payload bits, NN bits, latent bits
+    (inspect's split of a kept stream; None when this version cannot tell)."""
+    try:
+        from coolchic_stream.report import inspect_stream
+
+        report = inspect_stream(str(path))
+    except Exception:  # noqa: BLE001 - an older or broken library: no split
+        return None
+    out: dict[str, dict[str, float]] = {}
+    for f in report["frames"]:
+        kind = f["type"] + (" (intra)" if f["intra_coded"] else "")
+        nn = sum(c["nn_bits"] or 0.0 for c in f["coolchics"])
+        streams = 8 * sum(c["stream_bytes"] for c in f["coolchics"])
+        entry = out.setdefault(kind, {"frames": 0, "bits": 0.0, "nn_bits": 0.0, "latent_bits": 0.0, "header_bits": 0.0})
+        entry["frames"] += 1
+        entry["bits"] += 8 * f["payload_bytes"]
+        entry["nn_bits"] += nn
+        entry["latent_bits"] += streams - nn
+        entry["header_bits"] += 8 * f["payload_bytes"] - streams
+    return out
 
 
 # ------------------------------------------------------------------ report
@@ -228,6 +268,25 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def split_table(rows: list[dict]) -> str:
+    """Per coolchic row and frame kind: mean bits per frame, NN share, latent share."""
+    lines = []
+    for r in rows:
+        if not r.get("bits_split"):
+            continue
+        for kind, e in sorted(r["bits_split"].items()):
+            n = e["frames"]
+            lines.append(
+                f"  {r['codec']:<18}{r['setting']:<15}{kind:<10}{n:3d} frames {e['bits'] / n:9.0f} b/frame  "
+                f"NN {e['nn_bits'] / n:7.0f} ({100 * e['nn_bits'] / e['bits']:4.1f} %)  latents {e['latent_bits'] / n:7.0f}"
+            )
+        pb = [e for kind, e in r["bits_split"].items() if not kind.startswith("I")]
+        if pb:
+            bits, nn = sum(e["bits"] for e in pb), sum(e["nn_bits"] for e in pb)
+            lines.append(f"  {r['codec']:<18}{r['setting']:<15}P/B all   NN {100 * nn / bits:4.1f} % of {bits:.0f} bits")
+    return "\n".join(lines)
+
+
 def curve(rows: list[dict], codec: str, key: str) -> tuple[list[float], list[float]]:
     sel = [r for r in rows if r["codec"] == codec]
     return [r["kbps"] for r in sel], [r[key] for r in sel]
@@ -239,6 +298,8 @@ def bd_table(rows: list[dict]) -> dict[str, dict[str, float | str]]:
     tests = [c for c in codecs if c == "coolchic"]
     anchors = [c for c in codecs if c != "coolchic"]
     pairs = [(t, a) for t in tests for a in anchors]
+    if "coolchic-baseline" in anchors:
+        pairs += [("coolchic-baseline", a) for a in anchors if a != "coolchic-baseline"]
     if "x264" in anchors and "x265" in anchors:
         pairs.append(("x265", "x264"))  # sanity line: x265 should beat x264
     out: dict[str, dict[str, float | str]] = {}
@@ -267,7 +328,7 @@ def plot(rows: list[dict], path: Path, title: str) -> bool:
         print("matplotlib not installed: no plot (pip install matplotlib)", file=sys.stderr)
         return False
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    styles = {"x264": "s--", "x265": "^--", "coolchic": "o-"}
+    styles = {"x264": "s--", "x265": "^--", "coolchic": "o-", "coolchic-baseline": "o:"}
     for ax, key, label in ((axes[0], "psnr_yuv611", "PSNR-YUV 6:1:1 (dB)"), (axes[1], "psnr_y", "PSNR-Y (dB)")):
         for codec in dict.fromkeys(r["codec"] for r in rows):
             x, y = curve(rows, codec, key)
@@ -289,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    clip = get_clip(args.clip, args.frames, args.width, args.height, cache=args.cache_clip)
+    window = {k: v for k, v in (("start", args.start), ("x", args.x), ("y", args.y)) if v is not None}
+    clip = get_clip(args.clip, args.frames, args.width, args.height, cache=args.cache_clip, **window)
     frames, fps = clip.frames, clip.fps
     h, w = frames[0][0].shape
     print(f"clip {args.clip}: {len(frames)} frames {w}x{h} @ {float(fps):g} fps", file=sys.stderr)
@@ -304,8 +366,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rows += run_coolchic_rows(frames, fps, args)
             coolchic_status = "ok"
+    if args.baseline:
+        earlier = json.loads(Path(args.baseline).read_text())
+        rows += [{**r, "codec": "coolchic-baseline"} for r in earlier["rows"] if r["codec"] == "coolchic"]
 
     print(table(rows))
+    split = split_table(rows)
+    if split:
+        print("\nbits per frame kind (NN = -sum log2 p of the NN bins; latents = the rest of the range-coder streams):")
+        print(split)
     bd = bd_table(rows)
     if bd:
         print("\nBD (VCEG-M33 cubic; rate = coded kbit/s; negative BD-rate = fewer bits than the anchor):")

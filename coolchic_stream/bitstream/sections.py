@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..architecture import (
-    MOTION_LATENT_FINEST,
     ArmParameter,
     CoolChicEncoderParameter,
     SynthesisLayer,
@@ -16,9 +15,11 @@ from ..architecture import (
     preset_parameter,
 )
 from ..config import Complexity
-from ..entropy.nn_weights import MODULE_NAMES, decode_nn, encode_nn
+from ..entropy.nn_bins import MAX_ORDER, GroupDecoder, encode_groups
+from ..entropy.nn_weights import header_mode
 from ..entropy.stream import open_decoder
 from ..errors import CorruptDataError
+from ..spec import MODULE_NAMES, MOTION_LATENT_FINEST, NNMode
 from ..types import CoolChicRole
 
 
@@ -78,17 +79,38 @@ def explicit_architecture(p: CoolChicEncoderParameter) -> dict:
     }
 
 
-def nn_information_bits(section, param: CoolChicEncoderParameter) -> float:
-    """Information the section's stream spends on its NN bins: -sum log2 p over the bins as
-    coded (the latents take the rest of the stream, its flush included). CorruptDataError if the
-    NN does not decode."""
-    headers = {name: section.quantization[name] for name in MODULE_NAMES}
-    modules = decode_nn(open_decoder(bytes(section.data)), parameter_shapes(param), headers)
-    bins = encode_nn(modules)
-    if bins.symbols.size == 0:
-        return 0.0
-    p1 = bins.params[0]
-    return float(-np.log2(np.where(bins.symbols == 1, p1, 1.0 - p1)).sum())
+def nn_information_bits(section, param: CoolChicEncoderParameter) -> dict[str, float | None]:
+    """Information the section's stream spends on each module's bins: -sum log2 p over the bins as
+    coded (0 for a copied module; the latents take the rest of the stream, its flush included).
+    Needs no reference: a delta module's differences decode on their own. A module whose bins do
+    not decode, and every module after it but the copied ones, get None."""
+    shapes = parameter_shapes(param)
+    groups = GroupDecoder(open_decoder(bytes(section.data)))
+    out: dict[str, float | None] = {}
+    failed = False
+    for name in MODULE_NAMES:
+        h = section.networks[name]
+        if header_mode(h) == NNMode.COPY:
+            out[name] = 0.0
+            continue
+        carried = []
+        try:
+            if failed:
+                raise bad("an earlier module's bins do not decode")
+            for group_shapes, order in zip(shapes[name], (h.weight_expgolomb_order, h.bias_expgolomb_order)):
+                if order > MAX_ORDER:
+                    raise bad(f"exp-Golomb order {order} above {MAX_ORDER} in module {name}")
+                carried.append((groups.group(sum(int(np.prod(s)) for s in group_shapes), order), order))
+        except CorruptDataError:
+            out[name], failed = None, True
+            continue
+        bins = encode_groups(carried)
+        if bins.symbols.size == 0:
+            out[name] = 0.0
+            continue
+        p1 = bins.params[0]
+        out[name] = float(-np.log2(np.where(bins.symbols == 1, p1, 1.0 - p1)).sum())
+    return out
 
 
 __all__ = ["bad", "explicit_architecture", "nn_information_bits", "section_param"]

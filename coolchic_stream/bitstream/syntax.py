@@ -23,6 +23,7 @@ from construct import (
     Array,
     BitsInteger,
     BitStruct,
+    Computed,
     Const,
     Enum,
     ExprAdapter,
@@ -42,12 +43,13 @@ from construct import (
     this,
 )
 
+from ..spec import MODULE_NAMES, NNMode
 from ..types import ChromaSiting, ColorRange, DataType, FrameType, GopStructure
 
 MAGIC = b"CCVS"
 TRAILER_MAGIC = b"CCVX"
 SYNC = b"\xcc\x5a"
-VERSION_MAJOR = 3  # 3.0: one range-coder stream per Cool-chic (2.0: presets by name, NN bins, packed headers)
+VERSION_MAJOR = 4  # 4.0: NN modules copied or delta-coded from references (3.0: one range-coder stream per Cool-chic)
 VERSION_MINOR = 0
 
 
@@ -107,18 +109,37 @@ def _log2_step(bits: int) -> ExprAdapter:
     return ExprAdapter(BitsInteger(bits), decoder=lambda s, ctx: -s, encoder=lambda log2, ctx: -log2)
 
 
-NNModuleQuantization = Struct(  # 17 bits
-    "weight_log2_step" / _log2_step(4),  # weights are integers times 2**weight_log2_step, 2**-15 .. 1
-    "bias_log2_step" / _log2_step(5),  # 2**-31 .. 1
-    "weight_expgolomb_order" / BitsInteger(4),
-    "bias_expgolomb_order" / BitsInteger(4),
+def _module_bits(module) -> int:
+    """Bits an NNModuleCoding took: its fields that are present."""
+    widths = {"mode": 2, "reference": 1, "weight_log2_step": 4, "bias_log2_step": 5,
+              "weight_expgolomb_order": 4, "bias_expgolomb_order": 4}  # fmt: skip
+    return sum(width for name, width in widths.items() if module[name] is not None)
+
+
+def _predicted(this) -> bool:
+    return this._._.predicted  # NNModuleCoding ─► NNCoding ─► CoolChicSection
+
+
+# How one module of a Cool-chic is sent (spec.NNMode). I frames send every module fresh and carry
+# no mode; a P or B frame's module may instead copy, or add coded differences to, the same module
+# of the same-role Cool-chic of one of its references, whose steps it then uses.
+NNModuleCoding = Struct(
+    "mode" / If(_predicted, _enum(NNMode, BitsInteger(2))),
+    # index into the frame's references; only B frames have two to choose from
+    "reference" / If(lambda this: _predicted(this) and this.mode != "fresh" and this._._.two_references, BitsInteger(1)),
+    # weights are integers times 2**weight_log2_step, 2**-15 .. 1; biases 2**-31 .. 1
+    "weight_log2_step" / If(lambda this: this.mode in (None, "fresh"), _log2_step(4)),
+    "bias_log2_step" / If(lambda this: this.mode in (None, "fresh"), _log2_step(5)),
+    # orders of what the bins carry: the integers (fresh) or the differences (delta)
+    "weight_expgolomb_order" / If(lambda this: this.mode != "copy", BitsInteger(4)),
+    "bias_expgolomb_order" / If(lambda this: this.mode != "copy", BitsInteger(4)),
 )
 
-NNQuantization = BitStruct(  # 7 bytes
-    "arm" / NNModuleQuantization,
-    "upsampling" / NNModuleQuantization,
-    "synthesis" / NNModuleQuantization,
-    Padding(5),
+NNCoding = BitStruct(  # 7 bytes in an I frame; 2 (all copied) to 8 (all fresh) in a P or B frame
+    "arm" / NNModuleCoding,
+    "upsampling" / NNModuleCoding,
+    "synthesis" / NNModuleCoding,
+    Padding(lambda this: -sum(_module_bits(this[name]) for name in MODULE_NAMES) % 8),
 )
 
 # Named architectures: the residue or motion tables of ``architecture.py`` for this preset,
@@ -143,11 +164,13 @@ ExplicitArchitecture = Struct(
 # A frame's Cool-chics go residue first, then motion when the frame is predicted; the position
 # is the role. The latent symbol count follows from the architecture and the frame size.
 CoolChicSection = Struct(
+    "predicted" / Computed(lambda this: str(this._.info.frame_type) != "i"),  # FramePayload's
+    "two_references" / Computed(lambda this: str(this._.info.frame_type) == "b"),
     "architecture" / ArchitecturePreset,
     "explicit" / If(this.architecture == "explicit", ExplicitArchitecture),
-    "quantization" / NNQuantization,
-    # one range-coder stream (entropy/stream.py): the NN's exp-Golomb bins (entropy/nn_bins.py),
-    # then the latents; big-endian u32 words, the last one cut short (missing bytes read 0xFF)
+    "networks" / NNCoding,
+    # one range-coder stream (entropy/stream.py): the NN's exp-Golomb bins (entropy/nn_bins.py) of
+    # every module not copied, module by module, then the latents; big-endian u32 words, the last one cut short (missing bytes read 0xFF)
     "data" / Prefixed(VarInt, GreedyBytes),
 )
 
@@ -207,8 +230,8 @@ __all__ = [
     "IndexEntry",
     "IndexPayload",
     "MAGIC",
-    "NNModuleQuantization",
-    "NNQuantization",
+    "NNCoding",
+    "NNModuleCoding",
     "Reference",
     "SYNC",
     "SequenceHeader",

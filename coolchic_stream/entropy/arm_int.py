@@ -17,20 +17,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CorruptDataError
+from ..spec import (
+    ARM_ACT_BITS,
+    ARM_ONE,
+    LOG_SCALE_MAX_Q8,
+    LOG_SCALE_MIN_Q8,
+    LOG_SCALE_SHIFT_Q8,
+    MU_MAX_Q8,
+    MU_MIN_Q8,
+)
 
-ACT_BITS = 8
-HIDDEN_LIMIT = float(1 << 20)  # |activation| <= 4096 in real units
+_ONE = float(ARM_ONE)  # 1.0 in the fixed point of activations and weights
+HIDDEN_LIMIT = 4096.0 * _ONE  # hidden activations clamp at 4096 real units (held in fixed point)
 WEIGHT_LIMIT = 255.0  # |weight| bound that keeps every product below 2^53
-MU_MIN_Q8 = -64 * 256
-MU_MAX_Q8 = 64 * 256 - 1
-LOG_SCALE_MIN_Q8 = -5 * 256
-LOG_SCALE_MAX_Q8 = 5 * 256
-LOG_SCALE_SHIFT_Q8 = 4 * 256
 WEIGHT_LOG2_STEPS = tuple(range(-8, 1))
 BIAS_LOG2_STEPS = tuple(range(-16, 1))
 
-# scale = exp(l / 256) rounded to 20 fractional bits, so that any libm gives the same table.
-SCALE_TABLE = np.round(np.exp(np.arange(LOG_SCALE_MIN_Q8, LOG_SCALE_MAX_Q8 + 1) / 256.0) * 2.0**20) / 2.0**20
+# scale = exp(l / ARM_ONE) rounded to 20 fractional bits, so that any libm gives the same table.
+SCALE_TABLE = np.round(np.exp(np.arange(LOG_SCALE_MIN_Q8, LOG_SCALE_MAX_Q8 + 1) / _ONE) * 2.0**20) / 2.0**20
 
 
 def _floor_shift(x: np.ndarray, bits: int) -> np.ndarray:
@@ -55,30 +59,30 @@ class IntegerArm:
                 f"ARM quantization steps 2^{weight_log2_step} / 2^{bias_log2_step} are out of range",
                 "the frame header is corrupted",
             )
-        w_scale = float(1 << (ACT_BITS + weight_log2_step))
-        b_scale = float(1 << (2 * ACT_BITS + bias_log2_step))
+        w_scale = float(1 << (ARM_ACT_BITS + weight_log2_step))
+        b_scale = float(1 << (2 * ARM_ACT_BITS + bias_log2_step))
         layers = []
         for w, b in zip(weights, biases):
             wq = w.astype(np.float64).T * w_scale
-            if np.abs(wq).max(initial=0) > WEIGHT_LIMIT * 256:
+            if np.abs(wq).max(initial=0) > WEIGHT_LIMIT * _ONE:
                 raise CorruptDataError("ARM weight exceeds the fixed-point range", "the frame payload is corrupted")
             layers.append((wq, b.astype(np.float64) * b_scale))
         hidden = []
         for wq, bq in layers[:n_hidden]:
-            hidden.append((wq + np.eye(wq.shape[0]) * 256.0, bq))  # residual folded into the matrix
+            hidden.append((wq + np.eye(wq.shape[0]) * _ONE, bq))  # residual folded into the matrix
         stabiliser = layers[n_hidden + 1] if len(layers) > n_hidden + 1 else None
         return IntegerArm(tuple(hidden), layers[n_hidden], stabiliser)
 
     def __call__(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """context: [N, S] integer latents (float64) -> (mu_q8 [N], log_scale_q8 [N]) integers."""
-        x = context * 256.0
+        x = context * _ONE
         h = x
         for w, b in self.hidden:
-            h = np.clip(_floor_shift(np.maximum(h @ w + b, 0.0), ACT_BITS), 0.0, HIDDEN_LIMIT)
+            h = np.clip(_floor_shift(np.maximum(h @ w + b, 0.0), ARM_ACT_BITS), 0.0, HIDDEN_LIMIT)
         o = h @ self.out[0] + self.out[1]
         if self.stabiliser is not None:
             o = o + x @ self.stabiliser[0] + self.stabiliser[1]
-        o = _floor_shift(o, ACT_BITS)
+        o = _floor_shift(o, ARM_ACT_BITS)
         mu = np.clip(o[:, 0], MU_MIN_Q8, MU_MAX_Q8)
         log_scale = np.clip(o[:, 1] - LOG_SCALE_SHIFT_Q8, LOG_SCALE_MIN_Q8, LOG_SCALE_MAX_Q8)
         return mu, log_scale
@@ -86,7 +90,7 @@ class IntegerArm:
 
 def laplace_parameters(mu_q8: np.ndarray, log_scale_q8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Table lookup: fixed-point (mu, log scale) -> float64 (mean, scale) for the range coder."""
-    return mu_q8 * (1.0 / 256.0), SCALE_TABLE[(log_scale_q8 - LOG_SCALE_MIN_Q8).astype(np.int64)]
+    return mu_q8 * (1.0 / _ONE), SCALE_TABLE[(log_scale_q8 - LOG_SCALE_MIN_Q8).astype(np.int64)]
 
 
 _SCALE_INDEX_SHIFT = float(-LOG_SCALE_SHIFT_Q8 - LOG_SCALE_MIN_Q8)  # raw log-scale output -> SCALE_TABLE index
@@ -111,13 +115,13 @@ class ArmStack:
         self.k = len(arms)
         self.hidden = []
         for i in range(len(first.hidden)):
-            w = np.stack([a.hidden[i][0] for a in arms]) * (256.0 if i == 0 else 1.0)
+            w = np.stack([a.hidden[i][0] for a in arms]) * (_ONE if i == 0 else 1.0)
             b = np.stack([a.hidden[i][1] for a in arms])[:, None, :]
             self.hidden.append((np.ascontiguousarray(w), b))
-        self.out_w = np.stack([a.out[0] for a in arms]) * (256.0 if not first.hidden else 1.0)
+        self.out_w = np.stack([a.out[0] for a in arms]) * (_ONE if not first.hidden else 1.0)
         bias = np.stack([a.out[1] for a in arms])
         if first.stabiliser is not None:
-            self.stab_w = np.stack([a.stabiliser[0] for a in arms]) * 256.0
+            self.stab_w = np.stack([a.stabiliser[0] for a in arms]) * _ONE
             bias = bias + np.stack([a.stabiliser[1] for a in arms])
         else:
             self.stab_w = None
@@ -129,7 +133,7 @@ class ArmStack:
         for w, b in self.hidden:
             t = np.matmul(h, w)
             t += b
-            t *= 1.0 / (1 << ACT_BITS)
+            t *= 1.0 / (1 << ARM_ACT_BITS)
             np.floor(t, out=t)
             np.maximum(t, 0.0, out=t)
             np.minimum(t, HIDDEN_LIMIT, out=t)
@@ -138,12 +142,12 @@ class ArmStack:
         if self.stab_w is not None:
             o += np.matmul(ctx, self.stab_w)
         o += self.out_b
-        o *= 1.0 / (1 << ACT_BITS)
+        o *= 1.0 / (1 << ARM_ACT_BITS)
         np.floor(o, out=o)
         mu = o[..., 0]
         np.maximum(mu, MU_MIN_Q8, out=mu)
         np.minimum(mu, MU_MAX_Q8, out=mu)
-        mean = mu * (1.0 / 256.0)
+        mean = mu * (1.0 / _ONE)
         ls = o[..., 1]
         ls += _SCALE_INDEX_SHIFT
         np.maximum(ls, 0.0, out=ls)

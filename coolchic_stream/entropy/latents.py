@@ -17,8 +17,7 @@ import constriction
 import numpy as np
 
 from ..errors import CorruptDataError
-from ..nn.arm import CONTEXT_PAD, context_offsets, wavefront_lag
-from ..nn.quantizer import LATENT_MAX, LATENT_MIN
+from ..spec import CONTEXT_PAD, LATENT_MAX, LATENT_MIN, context_offsets, wavefront_lag
 from .arm_int import ArmStack, IntegerArm, laplace_parameters
 from .stream import Part
 

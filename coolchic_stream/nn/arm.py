@@ -2,7 +2,7 @@
 
 One small MLP is shared by all latent grids of a Cool-chic; each latent's
 context is made of its already-decoded neighbours in the same grid, taken
-from a 9x9 causal window in Cool-chic's priority order::
+in Cool-chic's priority order (``spec.PRIORITY_OFFSETS``)::
 
     context (S neighbours) ─► [Linear D→D + x, ReLU] × n_hidden ─► Linear D→2 ─┬─► (mu, log scale)
                           └──────────────── stabiliser: Linear D→2 ────────────┘
@@ -15,37 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..architecture import ArmParameter
-
-# Causal neighbours as (dy, dx) in decreasing usefulness; an ARM with context S
-# uses the first S of them.
-PRIORITY_OFFSETS: tuple[tuple[int, int], ...] = (
-    (0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0),
-    (-3, 0), (0, -3), (-1, -2), (-2, 1),
-    (-2, -1), (-1, 2), (-2, -2), (-1, -3),
-    (-2, 2), (-3, 1), (0, -4), (-1, 3), (-2, -3), (-2, 3),
-)  # fmt: skip
-MAX_CONTEXT = len(PRIORITY_OFFSETS)
-CONTEXT_PAD = 4  # the 9x9 window reaches 4 samples away
-LOG_SCALE_SHIFT = 4.0
-LOG_SCALE_MIN = -5.0
-LOG_SCALE_MAX = 5.0
-
-
-def context_offsets(context_size: int) -> tuple[tuple[int, int], ...]:
-    return PRIORITY_OFFSETS[:context_size]
-
-
-def wavefront_lag(context_size: int) -> int:
-    """Smallest row lag L such that a latent's context is decoded before step x + L*y.
-
-    A neighbour (dy<0, dx) precedes (y, x) iff dx < L*|dy|; all latents sharing
-    a step are then mutually independent and decode as one batch.
-    """
-    lag = 1
-    for dy, dx in context_offsets(context_size):
-        if dy < 0:
-            lag = max(lag, dx // -dy + 1)
-    return lag
+from ..spec import CONTEXT_PAD, LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_SHIFT, context_offsets
 
 
 def gather_context(grid: Tensor, context_size: int) -> Tensor:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..architecture import CoolChicEncoderParameter
+from ..spec import PICTURE_CHANNELS
 from ..types import CoolChicRole, DataType, FrameType
 from .coolchic import EVAL_QUANTIZER, CoolChicEncoder, QuantizerSettings
 
@@ -80,7 +81,7 @@ class FrameEncoder(nn.Module):
         (as the decoder's samples in eval mode)."""
         h, w = self.residue.param.img_size
         if self.frame_type == FrameType.I:
-            decoded = raws[0][:, :3, :h, :w]
+            decoded = raws[0][:, :PICTURE_CHANNELS, :h, :w]
         else:
             decoded = self.inter(raws[0][:, :, :h, :w], raws[1], references or [])
         return decoded if self.training else self._as_decoded(decoded)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..spec import ALPHA_CHANNEL, BETA_CHANNEL, GATE_OFFSET, MOTION_BLOCK, PICTURE_CHANNELS, WARP_TAPS
 from ..types import FrameType
-from .warp import MOTION_BLOCK, quantize_flow, upsample_motion, warp
-
-WARP_TAPS = 8
+from .warp import quantize_flow, upsample_motion, warp
 
 
 def gate(raw: Tensor) -> Tensor:
-    return torch.clamp(raw + 0.5, 0.0, 1.0)
+    return torch.clamp(raw + GATE_OFFSET, 0.0, 1.0)
 
 
 class InterCodingModule(nn.Module):
@@ -48,11 +47,11 @@ class InterCodingModule(nn.Module):
     def forward(self, residue: Tensor, motion: Tensor, references: list[Tensor]) -> Tensor:
         """residue: [1, 4|5, H, W]; motion: [1, 2|4, h4, w4]; references: [1, 3, H, W] each."""
         h, w = residue.shape[-2:]
-        beta = gate(residue[:, 4:5]) if self.frame_type == FrameType.B else None
+        beta = gate(residue[:, BETA_CHANNEL : BETA_CHANNEL + 1]) if self.frame_type == FrameType.B else None
         pred = self.predict(motion, references, h, w, beta)
-        return gate(residue[:, 3:4]) * pred + residue[:, :3]
+        return gate(residue[:, ALPHA_CHANNEL : ALPHA_CHANNEL + 1]) * pred + residue[:, :PICTURE_CHANNELS]
 
     def macs_per_pixel(self) -> float:
-        """Separable sinc warp per channel: (N^2 - N) / block + 2N, three channels per reference."""
+        """Separable sinc warp per channel: (N^2 - N) / block + 2N, for each picture channel of each reference."""
         per_channel = (WARP_TAPS**2 - WARP_TAPS) / MOTION_BLOCK + 2 * WARP_TAPS
-        return per_channel * 3 * len(self.translations)
+        return per_channel * PICTURE_CHANNELS * len(self.translations)

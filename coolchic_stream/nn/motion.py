@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .warp import MOTION_BLOCK, upsample_motion, warp
+from ..spec import MOTION_BLOCK
+from .warp import upsample_motion, warp
 
 __all__ = ["global_translation", "estimate_flow", "shift_clamped"]
 
@@ -181,7 +182,7 @@ def estimate_flow(target: Tensor, reference: Tensor, block: int = MOTION_BLOCK, 
 
     Args:
         target, reference: (1, C, H, W) float images (any range; matching uses the channel mean).
-        block: must be 4 (``MOTION_BLOCK``).
+        block: must be ``spec.MOTION_BLOCK``.
         search: largest displacement looked for, in pixels.
         subpel: sub-pixel precision (1 = integer, 2 = half, 4 = quarter pel).
     Returns:

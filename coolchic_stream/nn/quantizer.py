@@ -12,8 +12,7 @@ from enum import Enum
 import torch
 from torch import Tensor
 
-LATENT_MIN = -64
-LATENT_MAX = 63
+from ..spec import LATENT_MAX, LATENT_MIN
 
 
 class QuantizerMode(str, Enum):

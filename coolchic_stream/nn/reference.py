@@ -5,7 +5,7 @@ the obvious way so that the training benchmark (``tools/bench_train.py``) and
 the tests (``tests/nn/test_training_paths.py``) can check the fast path
 against it::
 
-    per grid: × gain ─► quantize ─► F.unfold 9x9 window ─► pick the S causal taps ─► ARM ─► Laplace bits
+    per grid: × gain ─► quantize ─► F.unfold square window ─► pick the S causal taps ─► ARM ─► Laplace bits
     upsampling: non-separable 2-D transposed conv (outer-product kernel), 2-D pre-concat conv
     synthesis: replicate-pad + conv per layer
 
@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .arm import LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_SHIFT, context_offsets
+from ..spec import CONTEXT_PAD, LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_SHIFT, context_offsets, tconv_geometry
 from .coolchic import EVAL_QUANTIZER, CoolChicEncoder, CoolChicOutput, QuantizerSettings
 from .quantizer import NoiseType, QuantizerMode
-from .upsampling import symmetric_kernel, tconv_geometry
+from .upsampling import symmetric_kernel
 
-WINDOW = 9  # Cool-chic's maximal ARM mask size
+WINDOW = 2 * CONTEXT_PAD + 1  # side of the square window that holds every ARM context
 
 
 def reference_softround(x: Tensor, t: float) -> Tensor:
@@ -57,9 +57,9 @@ def reference_quantize(x: Tensor, q: QuantizerSettings, noise: Tensor) -> Tensor
 
 
 def reference_context(grid: Tensor, context_size: int) -> Tensor:
-    """[1, 1, h, w] -> [h*w, S] via F.unfold over the zero-padded 9x9 window and a mask."""
+    """[1, 1, h, w] -> [h*w, S] via F.unfold over the zero-padded WINDOW x WINDOW window and a mask."""
     r = WINDOW // 2
-    windows = F.unfold(F.pad(grid, (r, r, r, r)), WINDOW)[0]  # [81, h*w]
+    windows = F.unfold(F.pad(grid, (r, r, r, r)), WINDOW)[0]  # [WINDOW², h*w]
     mask = torch.zeros(WINDOW * WINDOW, dtype=torch.bool)
     order = []
     for dy, dx in context_offsets(context_size):

@@ -14,22 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..spec import phase_taps, symmetric_index, tconv_geometry
+
 # 2x bicubic (a = -0.75) interpolation taps at distances 1.75, 1.25, 0.75, 0.25.
 BICUBIC_HALF = (-0.03515625, -0.10546875, 0.26171875, 0.87890625)
 BILINEAR_HALF = (0.25, 0.75)
 
 
 def symmetric_kernel(half: Tensor, odd: bool) -> Tensor:
-    """Mirror free taps into a symmetric 1-D kernel: [a, b, c] -> [a, b, c, b, a] (odd) or [a, b, c, c, b, a]."""
-    mirrored = torch.flip(half[:-1] if odd else half, dims=(0,))
-    return torch.cat([half, mirrored])
-
-
-def tconv_geometry(kernel_size: int) -> tuple[int, int]:
-    """(replicate padding, crop) that make a stride-2 transposed conv exactly double a size."""
-    pad = kernel_size // 2
-    crop = 2 * pad - 1 + kernel_size // 2
-    return pad, crop
+    """Mirror free taps into the symmetric 1-D kernel of ``spec.symmetric_index``."""
+    index = torch.tensor(symmetric_index(half.numel(), odd), device=half.device)
+    return half[index]
 
 
 def upsample2x_1d(x: Tensor, kernel: Tensor, dim: int) -> Tensor:
@@ -86,25 +81,6 @@ def fast_upsample2x(x: Tensor, half: Tensor, dim: int) -> Tensor:
     y = torch.stack([ye, yo], dim=dim + 1)
     shape[dim] = 2 * n
     return y.reshape(shape)
-
-
-def phase_taps(m: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """(input offset, free-tap index) of the even and odd output phases for a 2m-tap symmetric kernel."""
-    k = 2 * m
-    pad, crop = tconv_geometry(k)
-    full = [min(i, k - 1 - i) for i in range(k)]  # kernel position -> free tap
-    phases = []
-    for parity in (0, 1):
-        o = parity  # output index o, input p = 0: y index o + crop
-        taps = []
-        for j in range(k):
-            # y[t] = sum_i xpad[i] * k[t - 2 i]  with xpad[i] = x[i - pad]
-            t = o + crop
-            if (t - j) % 2 == 0:
-                i = (t - j) // 2
-                taps.append((i - pad, full[j]))
-        phases.append(taps)
-    return phases[0], phases[1]
 
 
 def fast_filter(x: Tensor, half: Tensor, dim: int) -> Tensor:

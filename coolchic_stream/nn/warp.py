@@ -2,13 +2,14 @@
 
 Convention (shared with :mod:`coolchic_stream.recon.warp`): ``pred[y, x] = ref[y + v_y, x + v_x]``,
 flow channel 0 = horizontal (x), channel 1 = vertical (y), in pixels; positions outside the frame
-clamp to the border. ``sinc8`` uses taps at integer offsets k = -3..4 from ``floor(position)`` with
-coefficients ``cos(pi (s - k) / 8) * sinc(s - k)`` (not normalised), applied horizontally first,
-then vertically; ``bilinear`` uses k = 0, 1 with ``(1 - s, s)``.
+clamp to the border. ``sinc8`` uses ``spec.WARP_TAPS`` taps at the integer offsets k from
+``floor(position)`` that start at ``spec.WARP_FIRST_TAP``, with coefficients
+``cos(pi (s - k) / WARP_TAPS) * sinc(s - k)`` (not normalised), applied horizontally first, then
+vertically; ``bilinear`` uses k = 0, 1 with ``(1 - s, s)``.
 
-Speed: a field that is constant on aligned 4x4 blocks (what :func:`upsample_motion` produces) is
-filtered block by block with batched matmuls; other blocks fall back to a per-pixel computation.
-Both give the same values and exact per-pixel gradients with respect to ``ref`` and ``flow``
+Speed: a field that is constant on aligned ``MOTION_BLOCK`` blocks (what :func:`upsample_motion`
+produces) is filtered block by block with batched matmuls; other blocks fall back to a per-pixel
+computation. Both give the same values and exact per-pixel gradients with respect to ``ref`` and ``flow``
 (the flow gradient is injected analytically, see :func:`warp`).
 """
 
@@ -21,16 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["warp", "quantize_flow", "flow_to_q64", "upsample_motion", "MOTION_BLOCK", "FLOW_FRACTION"]
+from ..spec import FLOW_FRACTION, MOTION_BLOCK, WARP_FIRST_TAP, WARP_TAPS
 
-MOTION_BLOCK = 4
-"""One motion vector per MOTION_BLOCK x MOTION_BLOCK block of pixels."""
-FLOW_FRACTION = 64
-"""Decoded flows are multiples of 1 / FLOW_FRACTION pel."""
+__all__ = ["warp", "quantize_flow", "flow_to_q64", "upsample_motion"]
 
 Filter = Literal["sinc8", "bilinear"]
 # (number of taps, offset of the first tap relative to floor(position))
-_FILTERS: dict[str, tuple[int, int]] = {"sinc8": (8, -3), "bilinear": (2, 0)}
+_FILTERS: dict[str, tuple[int, int]] = {"sinc8": (WARP_TAPS, WARP_FIRST_TAP), "bilinear": (2, 0)}
 
 
 def _coefficients(s: Tensor, filt: str, deriv: bool) -> tuple[Tensor, Tensor | None]:
@@ -39,9 +37,9 @@ def _coefficients(s: Tensor, filt: str, deriv: bool) -> tuple[Tensor, Tensor | N
         c = torch.stack([1.0 - s, s], dim=1)
         d = torch.tensor([-1.0, 1.0], dtype=s.dtype, device=s.device).expand_as(c)
         return c, d
-    k = torch.arange(-3, 5, dtype=s.dtype, device=s.device)
-    t = s[:, None] - k  # (N, 8)
-    a = math.pi / 8
+    k = torch.arange(WARP_FIRST_TAP, WARP_FIRST_TAP + WARP_TAPS, dtype=s.dtype, device=s.device)
+    t = s[:, None] - k  # (N, taps)
+    a = math.pi / WARP_TAPS
     win = torch.cos(a * t)
     sinc = torch.sinc(t)
     if not deriv:
@@ -160,7 +158,7 @@ def warp(ref: Tensor, flow: Tensor, filter: Filter = "sinc8") -> Tensor:
     if bool(const.all()):
         out, gx, gy = _tiles(src, filter, bi, by * bs, bx * bs, hv[0], hv[1], bs, need_grad)
 
-        def to_image(t: Tensor) -> Tensor:  # (B*hb*wb, 4, C, 4) -> (B, C, H, W)
+        def to_image(t: Tensor) -> Tensor:  # (B*hb*wb, bs, C, bs) -> (B, C, H, W)
             t = t.view(b, hb, wb, bs, c, bs).permute(0, 4, 1, 3, 2, 5).reshape(b, c, hb * bs, wb * bs)
             return t[:, :, :h, :w]
     else:
@@ -213,19 +211,19 @@ class _RoundSTE(torch.autograd.Function):
 
 
 def quantize_flow(flow: Tensor) -> Tensor:
-    """Round a flow (any shape, pixels) to 1/64 pel; straight-through gradient."""
+    """Round a flow (any shape, pixels) to 1/FLOW_FRACTION pel; straight-through gradient."""
     return _RoundSTE.apply(flow)
 
 
 def flow_to_q64(flow: Tensor) -> Tensor:
-    """Float flow in pixels -> int64 flow in 1/64 pel (the input of ``recon.warp.warp_exact``)."""
+    """Float flow in pixels -> int64 flow in 1/FLOW_FRACTION pel (the input of ``recon.warp.warp_exact``)."""
     return torch.round(flow.detach() * FLOW_FRACTION).to(torch.int64)
 
 
 def upsample_motion(flow_quarter: Tensor, height: int, width: int) -> Tensor:
-    """(B, 2, h, w) block vectors -> (B, 2, height, width): nearest x4, then crop.
+    """(B, 2, h, w) block vectors -> (B, 2, height, width): nearest x MOTION_BLOCK, then crop.
 
-    Needs ``h >= ceil(height / 4)`` and ``w >= ceil(width / 4)``.
+    Needs ``h >= ceil(height / MOTION_BLOCK)`` and ``w >= ceil(width / MOTION_BLOCK)``.
     """
     if flow_quarter.shape[-2] * MOTION_BLOCK < height or flow_quarter.shape[-1] * MOTION_BLOCK < width:
         raise ValueError(f"upsample_motion: {tuple(flow_quarter.shape)} too small for {height}x{width}")

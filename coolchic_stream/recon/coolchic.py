@@ -18,12 +18,17 @@ from torch import Tensor
 
 from ..architecture import CoolChicEncoderParameter
 from ..entropy.nn_weights import QuantizedModule
-from ..nn.upsampling import phase_taps, symmetric_kernel
+from ..spec import phase_taps, symmetric_index
 from .fixed import FRAC, round_shift, scale_integers
 
 
 def _t(a: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+
+
+def _symmetric(half: np.ndarray, odd: bool) -> Tensor:
+    """The full symmetric kernel (``spec.symmetric_index``) of transmitted free taps."""
+    return _t(half[np.array(symmetric_index(half.size, odd))])
 
 
 @lru_cache(maxsize=16)
@@ -57,7 +62,8 @@ def _shift_(y: Tensor, s: int) -> Tensor:
 
 
 def _upsample2x(x: Tensor, half: Tensor, dim: int, s: int = 0) -> Tensor:
-    """``round_shift(upsample2x_1d(x, symmetric_kernel(half), dim), s)`` as two phase correlations.
+    """``round_shift`` of the float model's ``upsample2x_1d`` (the even symmetric kernel of ``half``,
+    a stride-2 transposed conv) by ``s``, as two phase correlations.
 
     One conv2d with an output channel per phase, then the phases interleave: 2-3x faster than
     float64 conv_transpose2d, and the same integers (each output is the same sum of products).
@@ -73,7 +79,7 @@ def _upsample2x(x: Tensor, half: Tensor, dim: int, s: int = 0) -> Tensor:
 
 
 def _filter(x: Tensor, kernel: Tensor, dim: int, s: int) -> Tensor:
-    """``round_shift(nn.upsampling.filter_1d(x, kernel, dim), s)`` with the half step as conv bias."""
+    """``round_shift`` of the float model's same-size ``filter_1d`` by ``s``, the half step as conv bias."""
     p = (kernel.numel() - 1) // 2
     if dim == 3:
         y = F.conv2d(F.pad(x, (p, p, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1), _rounding(s, 1))
@@ -87,15 +93,14 @@ def upsample_exact(param: CoolChicEncoderParameter, module: QuantizedModule, gri
     s = -module.weight_log2_step
     n_stages = param.n_grids - 1
     tconv = [_t(w) for w in module.weights[:n_stages]]
-    pre = [_t(w) for w in module.weights[n_stages:]]
+    pre = [_symmetric(w, odd=True) for w in module.weights[n_stages:]]
     x = grids[-1][0].unsqueeze(1)
     for i in range(n_stages - 1, -1, -1):
         x = _upsample2x(_upsample2x(x, tconv[i], 3, s), tconv[i], 2, s)
         h, w = grids[i].shape[-2:]
         x = x[..., :h, :w]
         g = grids[i][0].unsqueeze(1)
-        p = symmetric_kernel(pre[i], odd=True)
-        g = g + _filter(_filter(g, p, 3, s), p, 2, s)
+        g = g + _filter(_filter(g, pre[i], 3, s), pre[i], 2, s)
         x = torch.cat([g, x], dim=0)
     return x.transpose(0, 1)
 

@@ -13,10 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..spec import (
+    ALPHA_CHANNEL,
+    BETA_CHANNEL,
+    FLOW_FRACTION,
+    FLOW_FRACTION_BITS,
+    GATE_OFFSET,
+    MOTION_BLOCK,
+    PICTURE_CHANNELS,
+)
 from ..types import DataType, FrameType, Picture, sample_dtype
 from .fixed import FRAC, ONE, fixed_to_samples, round_shift, round_shift_, samples_to_fixed
-
-FLOW_FRACTION_BITS = 6  # motion vectors in 1/64 pel
 
 
 def picture_to_fixed(picture: Picture) -> Tensor:
@@ -48,18 +55,18 @@ def fixed_to_picture(dense: Tensor, data_type: DataType, bit_depth: int, pts: in
 
 
 def _gate(raw: Tensor) -> Tensor:
-    return torch.clamp(raw + ONE / 2, 0.0, ONE)
+    return torch.clamp(raw + ONE * GATE_OFFSET, 0.0, ONE)
 
 
 def _vectors(motion: Tensor, translation: tuple[int, int]) -> Tensor:
-    """Q16 pixel flows [2, h, w] -> int64 1/64-pel vectors with the global translation (ty, tx) folded in."""
+    """Q16 pixel flows [2, h, w] -> int64 vectors in 1/FLOW_FRACTION pel, global translation (ty, tx) folded in."""
     q = round_shift(motion, FRAC - FLOW_FRACTION_BITS)
-    shift = torch.tensor([translation[1], translation[0]], dtype=q.dtype).view(2, 1, 1) * (1 << FLOW_FRACTION_BITS)
+    shift = torch.tensor([translation[1], translation[0]], dtype=q.dtype).view(2, 1, 1) * FLOW_FRACTION
     return (q + shift).to(torch.int64)
 
 
 def motion_to_flow(motion: Tensor, height: int, width: int, translation: tuple[int, int]) -> Tensor:
-    """Q16 pixel flows at 1/4 resolution [2, h4, w4] -> int64 1/64-pel per-pixel flows [2, H, W]."""
+    """Q16 pixel flows at block resolution [2, h4, w4] -> int64 per-pixel flows [2, H, W] in 1/FLOW_FRACTION pel."""
     scale_y = -(-height // motion.shape[-2])
     scale_x = -(-width // motion.shape[-1])
     q = _vectors(motion, translation)
@@ -67,12 +74,13 @@ def motion_to_flow(motion: Tensor, height: int, width: int, translation: tuple[i
 
 
 def _warp(reference: Tensor, motion: Tensor, translation: tuple[int, int]) -> Tensor:
-    """Prediction from one reference: one vector per 4x4 block when the motion grid is exactly
-    1/4 resolution (always, for this format's motion Cool-chic), else per pixel; same integers."""
+    """Prediction from one reference: one vector per block when the motion grid is exactly at
+    MOTION_BLOCK resolution (always, for this format's motion Cool-chic), else per pixel; same integers."""
     from .warp import warp_blocks, warp_exact  # motion compensation only for inter frames
 
     _, h, w = reference.shape
-    if tuple(motion.shape[-2:]) == (-(-h // 4), -(-w // 4)) and -(-h // motion.shape[-2]) == 4 == -(-w // motion.shape[-1]):
+    hb, wb = -(-h // MOTION_BLOCK), -(-w // MOTION_BLOCK)
+    if tuple(motion.shape[-2:]) == (hb, wb) and -(-h // hb) == MOTION_BLOCK == -(-w // wb):
         return warp_blocks(reference, _vectors(motion, translation))
     return warp_exact(reference, motion_to_flow(motion, h, w, translation))
 
@@ -86,12 +94,14 @@ def assemble(
 ) -> Tensor:
     """Combine Q16 Cool-chic outputs into the dense Q16 decoded frame [3, H, W]."""
     if frame_type == FrameType.I:
-        return residue[:3]
+        return residue[:PICTURE_CHANNELS]
     preds = [_warp(ref, motion[2 * i : 2 * i + 2], translations[i]) for i, ref in enumerate(references)]
     if frame_type == FrameType.P:
         pred = preds[0]
     else:
         # β·p0 + (1-β)·p1 written as β·(p0 - p1) + p1 (the same integers), in place.
-        pred = torch.sub(preds[0], preds[1]).mul_(_gate(residue[4:5])).add_(preds[1], alpha=ONE)
+        beta = _gate(residue[BETA_CHANNEL : BETA_CHANNEL + 1])
+        pred = torch.sub(preds[0], preds[1]).mul_(beta).add_(preds[1], alpha=ONE)
         pred = round_shift_(pred, FRAC)
-    return round_shift_(pred.mul_(_gate(residue[3:4])), FRAC).add_(residue[:3])
+    alpha = _gate(residue[ALPHA_CHANNEL : ALPHA_CHANNEL + 1])
+    return round_shift_(pred.mul_(alpha), FRAC).add_(residue[:PICTURE_CHANNELS])

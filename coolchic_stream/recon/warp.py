@@ -1,16 +1,18 @@
-"""Bit-exact fixed-point motion compensation (8-tap windowed sinc, 1/64 pel) for the decoder path.
+"""Bit-exact fixed-point motion compensation (windowed sinc, fractional-pel vectors) for the decoder path.
 
 Everything here is integer arithmetic, so the encoder's reconstruction and the decoder agree bit
 for bit on any platform. Samples are Q16 fixed point (value / 65536 = sample / (2**bit_depth - 1)),
-motion vectors are integers in 1/64 pel. The computation uses float64 tensors that only ever hold
-exact integers (every product and partial sum stays far below 2**53), because float64 batched
-matmul is much faster on CPU than int64 arithmetic; the result does not depend on summation order.
+motion vectors are integers in 1/FLOW_FRACTION pel (``spec``). The computation uses float64
+tensors that only ever hold exact integers (every product and partial sum stays far below 2**53),
+because float64 batched matmul is much faster on CPU than int64 arithmetic; the result does not
+depend on summation order.
 
 Convention (normative): backward warping, ``pred[y, x] = ref[y + v_y, x + v_x]``; flow channel 0 is
 horizontal (x), channel 1 vertical (y); positions outside the frame clamp to the border.
-For a vector component ``v`` (1/64 pel) the integer part is ``floor(v / 64)`` and the fraction
-``f = v & 63``; the taps at integer offsets k = -3..4 from the integer position are ``SINC8_TAPS[f]``.
-The horizontal pass filters the 8 rows needed, each sum is brought back to Q16 with
+For a vector component ``v`` the integer part is ``floor(v / FLOW_FRACTION)`` and the fraction
+``f = v mod FLOW_FRACTION``; the WARP_TAPS taps at integer offsets ``WARP_FIRST_TAP + t`` from the
+integer position are ``SINC8_TAPS[f][t]``.
+The horizontal pass filters the WARP_TAPS rows needed, each sum is brought back to Q16 with
 ``(acc + 2**13) >> 14``; then the vertical pass does the same on those intermediate values.
 No clamping happens between or after the passes.
 """
@@ -21,8 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..spec import FLOW_FRACTION, MOTION_BLOCK, WARP_FIRST_TAP, WARP_TAPS
+
 __all__ = [
-    "FLOW_FRAC_BITS",
     "TAP_BITS",
     "Q16_ONE",
     "SINC8_TAPS",
@@ -31,30 +34,25 @@ __all__ = [
     "warp_exact",
 ]
 
-FLOW_FRAC_BITS = 6
-"""Motion vectors are integers in units of 1/2**FLOW_FRAC_BITS = 1/64 pel."""
 TAP_BITS = 14
 """Filter coefficients are integers in units of 2**-TAP_BITS."""
 Q16_ONE = 1 << 16
 """Fixed-point value of a full-scale sample (normalised value 1.0)."""
 
-_FRAC = 1 << FLOW_FRAC_BITS
-_NTAPS = 8
-_KMIN = -3  # taps sit at integer offsets k = -3 .. 4 from floor(position)
 _ROUND = 1 << (TAP_BITS - 1)
 _SCALE = float(1 << TAP_BITS)
-_BLOCK = 4  # motion fields are constant on 4x4 blocks in practice: fast path
 _BAND_TILES = 2048  # tiles warped per batch
 
 
 def sinc8_coefficient(s: float, k: int) -> float:
-    """Real-valued tap ``cos(pi (s - k) / 8) * sinc(s - k)`` for fraction ``s`` and offset ``k``."""
+    """Real-valued tap ``cos(pi (s - k) / WARP_TAPS) * sinc(s - k)`` for fraction ``s`` and offset ``k``."""
     t = s - k
     sinc = 1.0 if t == 0 else float(np.sin(np.pi * t) / (np.pi * t))
-    return float(np.cos(np.pi * t / _NTAPS)) * sinc
+    return float(np.cos(np.pi * t / WARP_TAPS)) * sinc
 
 
-# SINC8_TAPS[f][k + 3] = round_half_away(sinc8_coefficient(f / 64, k) * 2**14), k = -3..4.
+# SINC8_TAPS[f][k - WARP_FIRST_TAP] = round_half_away(sinc8_coefficient(f / FLOW_FRACTION, k) * 2**TAP_BITS)
+# for the WARP_TAPS offsets k from WARP_FIRST_TAP on.
 # Written out as literals so that the normative constant never depends on a platform's libm
 # (tests/recon/test_warp_exact.py recomputes it). Rows do not sum to exactly 2**14 by design:
 # Cool-chic's windowed sinc is not normalised (sums range from 16383 to 16415).
@@ -127,14 +125,14 @@ SINC8_TAPS: tuple[tuple[int, ...], ...] = (
 
 
 def _toeplitz_table(span: int) -> Tensor:
-    """``(64, span + 7, span)`` float64 banded matrices: ``M[f, j + t, j] = SINC8_TAPS[f][t]``.
+    """``(FLOW_FRACTION, span + WARP_TAPS - 1, span)`` float64 banded matrices: ``M[f, j + t, j] = SINC8_TAPS[f][t]``.
 
-    Right-multiplying a ``(..., span + 7)`` row of samples by ``M[f]`` filters ``span`` outputs.
+    Right-multiplying a ``(..., span + WARP_TAPS - 1)`` row of samples by ``M[f]`` filters ``span`` outputs.
     """
     taps = torch.tensor(SINC8_TAPS, dtype=torch.float64)
-    m = torch.zeros(_FRAC, span + _NTAPS - 1, span, dtype=torch.float64)
+    m = torch.zeros(FLOW_FRACTION, span + WARP_TAPS - 1, span, dtype=torch.float64)
     for j in range(span):
-        m[:, j : j + _NTAPS, j] = taps
+        m[:, j : j + WARP_TAPS, j] = taps
     return m
 
 
@@ -176,16 +174,16 @@ def _filter_patches(src: _Padded, y0: Tensor, x0: Tensor, vy: Tensor, vx: Tensor
     vy, vx: (N,) int64 in 1/64 pel. Returns (N, span, C, span) float64 (tile row, channel, column).
     """
     c, h, w, m = src.c, src.h, src.w, src.margin
-    p = span + _NTAPS - 1
+    p = span + WARP_TAPS - 1
     assert m >= p - 1
-    iy = torch.div(vy, _FRAC, rounding_mode="floor")
-    ix = torch.div(vx, _FRAC, rounding_mode="floor")
-    fy = vy - iy * _FRAC
-    fx = vx - ix * _FRAC
+    iy = torch.div(vy, FLOW_FRACTION, rounding_mode="floor")
+    ix = torch.div(vx, FLOW_FRACTION, rounding_mode="floor")
+    fy = vy - iy * FLOW_FRACTION
+    fx = vx - ix * FLOW_FRACTION
     # First sample row/column of each patch. Clamping it to [-(p-1), size-1] picks exactly the
     # border-clamped samples, and the padded frame holds every position in that range.
-    r0 = (y0 + iy + _KMIN).clamp_(-(p - 1), h - 1) + m
-    c0 = (x0 + ix + _KMIN).clamp_(-(p - 1), w - 1) + m
+    r0 = (y0 + iy + WARP_FIRST_TAP).clamp_(-(p - 1), h - 1) + m
+    c0 = (x0 + ix + WARP_FIRST_TAP).clamp_(-(p - 1), w - 1) + m
     start = (r0[:, None] + torch.arange(p, device=r0.device)) * src.wp + c0[:, None]  # (N, P)
     chan = torch.arange(c, device=r0.device) * (src.hp * src.wp)
     # Gather in (tile, row, channel, column) layout so both passes are plain batched matmuls.
@@ -208,15 +206,15 @@ def _warp_all_blocks(src: _Padded, vy: Tensor, vx: Tensor) -> Tensor:
     """
     hb, wb = vy.shape
     c, dev = src.c, vy.device
-    out = torch.empty(c, hb * _BLOCK, wb * _BLOCK, dtype=torch.float64, device=dev)
-    bx = torch.arange(wb, device=dev) * _BLOCK
+    out = torch.empty(c, hb * MOTION_BLOCK, wb * MOTION_BLOCK, dtype=torch.float64, device=dev)
+    bx = torch.arange(wb, device=dev) * MOTION_BLOCK
     rows = max(1, _BAND_TILES // wb)
     for r0 in range(0, hb, rows):
         r1 = min(hb, r0 + rows)
-        by = torch.arange(r0, r1, device=dev).repeat_interleave(wb) * _BLOCK
-        tiles = _filter_patches(src, by, bx.repeat(r1 - r0), vy[r0:r1].reshape(-1), vx[r0:r1].reshape(-1), _BLOCK)
-        band = tiles.view(r1 - r0, wb, _BLOCK, c, _BLOCK).permute(3, 0, 2, 1, 4)
-        out[:, r0 * _BLOCK : r1 * _BLOCK].view(c, r1 - r0, _BLOCK, wb, _BLOCK).copy_(band)
+        by = torch.arange(r0, r1, device=dev).repeat_interleave(wb) * MOTION_BLOCK
+        tiles = _filter_patches(src, by, bx.repeat(r1 - r0), vy[r0:r1].reshape(-1), vx[r0:r1].reshape(-1), MOTION_BLOCK)
+        band = tiles.view(r1 - r0, wb, MOTION_BLOCK, c, MOTION_BLOCK).permute(3, 0, 2, 1, 4)
+        out[:, r0 * MOTION_BLOCK : r1 * MOTION_BLOCK].view(c, r1 - r0, MOTION_BLOCK, wb, MOTION_BLOCK).copy_(band)
     return out
 
 
@@ -231,10 +229,10 @@ def warp_blocks(ref: Tensor, block_flow_q: Tensor) -> Tensor:
         (C, H, W) float64, the same integers as ``warp_exact`` on the per-pixel field.
     """
     c, h, w = ref.shape
-    hb, wb = -(-h // _BLOCK), -(-w // _BLOCK)
+    hb, wb = -(-h // MOTION_BLOCK), -(-w // MOTION_BLOCK)
     if ref.dtype != torch.float64 or block_flow_q.dtype != torch.int64 or tuple(block_flow_q.shape) != (2, hb, wb):
         raise ValueError(f"warp_blocks: expected float64 ref and int64 (2, {hb}, {wb}) vectors, got {tuple(block_flow_q.shape)}")
-    src = _Padded(ref, margin=_BLOCK + _NTAPS - 2, seg=_BLOCK + _NTAPS - 1)
+    src = _Padded(ref, margin=MOTION_BLOCK + WARP_TAPS - 2, seg=MOTION_BLOCK + WARP_TAPS - 1)
     out = _warp_all_blocks(src, block_flow_q[1], block_flow_q[0])
     return out[:, :h, :w].contiguous()
 
@@ -261,16 +259,16 @@ def warp_exact(ref: Tensor, flow_q: Tensor) -> Tensor:
         raise TypeError(f"warp_exact: flow_q must be int64 (1/64 pel), got {flow_q.dtype}")
     c, h, w = ref.shape
     dev = ref.device
-    src = _Padded(ref.to(torch.float64), margin=_BLOCK + _NTAPS - 2, seg=_BLOCK + _NTAPS - 1)
+    src = _Padded(ref.to(torch.float64), margin=MOTION_BLOCK + WARP_TAPS - 2, seg=MOTION_BLOCK + WARP_TAPS - 1)
     flow_q = flow_q.to(dev)
-    hb, wb = -(-h // _BLOCK), -(-w // _BLOCK)
-    ph, pw = hb * _BLOCK - h, wb * _BLOCK - w
+    hb, wb = -(-h // MOTION_BLOCK), -(-w // MOTION_BLOCK)
+    ph, pw = hb * MOTION_BLOCK - h, wb * MOTION_BLOCK - w
     # Replicate-pad the field to whole blocks, then find the blocks holding a single vector.
     fpad = flow_q
     if ph or pw:
         fpad = torch.cat([fpad, fpad[:, -1:, :].expand(2, ph, w)], dim=1)
-        fpad = torch.cat([fpad, fpad[:, :, -1:].expand(2, hb * _BLOCK, pw)], dim=2)
-    fblk = fpad.view(2, hb, _BLOCK, wb, _BLOCK)
+        fpad = torch.cat([fpad, fpad[:, :, -1:].expand(2, hb * MOTION_BLOCK, pw)], dim=2)
+    fblk = fpad.view(2, hb, MOTION_BLOCK, wb, MOTION_BLOCK)
     head = fblk[:, :, :1, :, :1]
     const = (fblk == head).all(4).all(2).all(0).flatten()  # (hb * wb,)
     by = torch.arange(hb, device=dev).repeat_interleave(wb)
@@ -280,17 +278,19 @@ def warp_exact(ref: Tensor, flow_q: Tensor) -> Tensor:
     if bool(const.all()):
         out = _warp_all_blocks(src, vy_b.view(hb, wb), vx_b.view(hb, wb))
     else:
-        out = torch.empty(c, hb * _BLOCK, wb * _BLOCK, dtype=torch.float64, device=dev)
+        out = torch.empty(c, hb * MOTION_BLOCK, wb * MOTION_BLOCK, dtype=torch.float64, device=dev)
         sel = const.nonzero().squeeze(1)
         if sel.numel():
-            tiles = _filter_patches(src, by[sel] * _BLOCK, bx[sel] * _BLOCK, vy_b[sel], vx_b[sel], _BLOCK)
-            out.view(c, hb, _BLOCK, wb, _BLOCK)[:, by[sel], :, bx[sel], :] = tiles.permute(0, 2, 1, 3)
+            tiles = _filter_patches(
+                src, by[sel] * MOTION_BLOCK, bx[sel] * MOTION_BLOCK, vy_b[sel], vx_b[sel], MOTION_BLOCK
+            )
+            out.view(c, hb, MOTION_BLOCK, wb, MOTION_BLOCK)[:, by[sel], :, bx[sel], :] = tiles.permute(0, 2, 1, 3)
         # Per-pixel path for the blocks whose vectors differ (chunked to bound memory).
         rest = (~const).nonzero().squeeze(1)
-        oy = torch.arange(_BLOCK, device=dev).repeat_interleave(_BLOCK)
-        ox = torch.arange(_BLOCK, device=dev).repeat(_BLOCK)
-        py = (by[rest, None] * _BLOCK + oy).flatten()
-        px = (bx[rest, None] * _BLOCK + ox).flatten()
+        oy = torch.arange(MOTION_BLOCK, device=dev).repeat_interleave(MOTION_BLOCK)
+        ox = torch.arange(MOTION_BLOCK, device=dev).repeat(MOTION_BLOCK)
+        py = (by[rest, None] * MOTION_BLOCK + oy).flatten()
+        px = (bx[rest, None] * MOTION_BLOCK + ox).flatten()
         chunk = 1 << 15
         for s in range(0, py.numel(), chunk):
             yy, xx = py[s : s + chunk], px[s : s + chunk]

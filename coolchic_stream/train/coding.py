@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
@@ -14,8 +15,8 @@ import torch
 from torch import Tensor
 
 from ..architecture import residue_parameter
-from ..config import EncoderConfig
-from ..framecodec import OUTPUTS, CodedCoolChic
+from ..config import EncoderConfig, NNPrediction
+from ..framecodec import OUTPUTS, CodedCoolChic, FrameNetworks
 from ..nn.frame import FrameEncoder
 from ..nn.quantizer import hard_latents
 from ..types import CoolChicRole, DataType, FrameType, Picture
@@ -23,6 +24,7 @@ from .evaluate import FrameEvaluator
 from .latent_rdoq import latent_rdoq
 from .loop import ProgressFn, intra_plan, run_plan
 from .loss import Target, psnr
+from .nn_prediction import Source, start_from_references
 from .quantize_nn import quantize_coolchics
 from .rdoq import rdoq
 
@@ -77,25 +79,50 @@ class FrameCodingResult:
 
 
 def code_intra(
-    picture: Picture, config: EncoderConfig, lmbda: float, iterations: int, progress: ProgressFn | None = None
+    picture: Picture,
+    config: EncoderConfig,
+    lmbda: float,
+    iterations: int,
+    progress: ProgressFn | None = None,
+    references: Sequence[FrameNetworks] = (),
+    distances: Sequence[int] = (),
+    frame_type: FrameType = FrameType.I,
 ) -> FrameCodingResult:
-    """Overfit and quantize the Cool-chic of an I frame."""
+    """Overfit and quantize the Cool-chic of an I frame, or of a P/B frame (``frame_type``) coded
+    without prediction: ``references`` (with their display ``distances``) are then its
+    references' networks, which its modules may start from and be copied or delta-coded from (as
+    far as ``config.nn_prediction`` allows)."""
     device = config.device
+    if config.nn_prediction == NNPrediction.OFF:
+        references = ()
     target = picture_target(picture, device)
     param = residue_parameter(
         picture.height, picture.width, OUTPUTS[FrameType.I][0], config.intra_complexity,
         encoder_gain(FrameType.I, lmbda),
     )  # fmt: skip
+    sources: list[dict[str, list[Source]]] = []
+    change_rate = None
 
     def make(seed: int) -> FrameEncoder:
+        nonlocal sources, change_rate
         torch.manual_seed(config.seed * 7919 + seed)
-        return FrameEncoder(FrameType.I, picture.data_type, picture.bit_depth, param).to(device)
+        fe = FrameEncoder(FrameType.I, picture.data_type, picture.bit_depth, param).to(device)
+        if references:
+            sources, change_rate = start_from_references({CoolChicRole.RESIDUE: fe.residue}, references, distances)
+        return fe
 
     s = config.settings
     warmup = min(s.warmup_iterations, warmup_iterations(iterations))
-    plan = intra_plan(iterations, lmbda, s.warmup_candidates, warmup, s.final_iterations, s.validation_interval)
-    fe, result = run_plan(make, target, [], lmbda, plan, progress)
-    return finish(fe, target, [], lmbda, result.psnr, config.seed if s.nn_rdoq else None, s.latent_rdoq, progress)
+    first = make(0)
+    if change_rate:  # started from its references' networks: that one candidate replaces the warm-up's random ones
+        plan = intra_plan(iterations, lmbda, 1, warmup, s.final_iterations, s.validation_interval)
+        fe, result = run_plan(lambda seed: first, target, [], lmbda, plan, progress, change_rate)
+    else:
+        plan = intra_plan(iterations, lmbda, s.warmup_candidates, warmup, s.final_iterations, s.validation_interval)
+        fe, result = run_plan(make, target, [], lmbda, plan, progress)
+    return finish(fe, target, [], lmbda, result.psnr, config.seed if s.nn_rdoq else None, s.latent_rdoq, progress,
+                  sources, frame_type != FrameType.I, frame_type == FrameType.B,
+                  config.nn_prediction == NNPrediction.ALL)  # fmt: skip
 
 
 def finish(
@@ -107,9 +134,15 @@ def finish(
     rdoq_seed: int | None = None,
     latent_passes: int = 0,
     progress: ProgressFn | None = None,
+    sources: list[dict[str, list[Source]]] | None = None,
+    predicted: bool = False,
+    two_references: bool = False,
+    delta: bool = True,
 ) -> FrameCodingResult:
-    """Quantize the NNs of a trained FrameEncoder (then RDOQ them unless ``rdoq_seed`` is None),
-    RDOQ the residue latents against those quantized NNs (``latent_passes``), and take the integer latents."""
+    """Quantize the NNs of a trained FrameEncoder, each module in its cheapest mode (``sources``
+    per Cool-chic: what it may be copied or delta-coded from; ``predicted``, ``two_references``,
+    ``delta``: see ``quantize_nn``), then RDOQ them unless ``rdoq_seed`` is None, RDOQ the
+    residue latents against those quantized NNs (``latent_passes``), and take the integer latents."""
 
     evaluator = FrameEvaluator(fe, target, references)
 
@@ -121,16 +154,16 @@ def finish(
             return None
         return lambda done, total, cost, mse: progress(name, done, total, cost, psnr(mse))
 
-    modules = quantize_coolchics(ccs, evaluator, lmbda, target.n_pixels)
+    networks = quantize_coolchics(ccs, evaluator, lmbda, target.n_pixels, sources, predicted, two_references, delta)
     if rdoq_seed is not None:
-        modules = rdoq(ccs, modules, evaluator, lmbda, target.n_pixels, rdoq_seed, stage("NN RDOQ"))
+        networks = rdoq(ccs, networks, evaluator, lmbda, target.n_pixels, rdoq_seed, stage("NN RDOQ"))
     if latent_passes:
         latent_rdoq(fe, target, references, lmbda, latent_passes, stage("latent RDOQ"))
     coded = []
-    for role, cc, mods in zip(roles, ccs, modules):
+    for role, cc, q in zip(roles, ccs, networks):
         with torch.no_grad():
             latents = [hard_latents(g).cpu().numpy().astype(np.int64)[0, 0] for g in cc.scaled_latents()]
-        coded.append(CodedCoolChic(role, cc.param, mods, latents))
+        coded.append(CodedCoolChic(role, cc.param, q.modules, latents, q.predictions))
     return FrameCodingResult(coded, fe.macs_per_pixel(), train_psnr)
 
 

@@ -10,22 +10,25 @@ frame of the same kind (a speed-up Cool-chic does not have).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from ..architecture import motion_parameter, residue_parameter
-from ..config import Complexity, EncoderConfig
-from ..framecodec import OUTPUTS
+from ..config import Complexity, EncoderConfig, NNPrediction
+from ..framecodec import OUTPUTS, FrameNetworks
 from ..gop import FrameJob
 from ..nn.coolchic import CoolChicEncoder, QuantizerSettings
 from ..nn.frame import FrameEncoder
 from ..nn.intercoding import InterCodingModule
 from ..nn.quantizer import NoiseType, QuantizerMode
-from ..types import FrameType, Picture
+from ..spec import ALPHA_CHANNEL, GATE_OFFSET
+from ..types import CoolChicRole, FrameType, Picture
 from .coding import FrameCodingResult, finish, picture_target, picture_to_dense
 from .loop import Phase, ProgressFn, train_phase
+from .nn_prediction import ChangeRate, start_from_references
 
 _DOWN = {Complexity.HOP: Complexity.MOP, Complexity.MOP: Complexity.LOP, Complexity.LOP: Complexity.LOP}
 
@@ -75,17 +78,21 @@ class WarmStart:
 
 def trust_prediction(fe: FrameEncoder) -> None:
     """Start from x̂ = pred: alpha's raw output at +1/2 (alpha = 1) instead of Cool-chic's alpha = 1/2,
-    so the residue begins by correcting a good prediction rather than half of one."""
+    so the residue begins by correcting a good prediction rather than half of one. Only where
+    alpha's bias is still 0: a new synthesis, or one started from a reference without alpha (an
+    I frame's); one started from a reference's alpha keeps it."""
     synthesis = fe.residue.synthesis
+    last = synthesis.stabiliser if synthesis.stabiliser is not None else synthesis.convs[-1]
     with torch.no_grad():
-        if synthesis.stabiliser is not None:
-            synthesis.stabiliser.bias[3] += 0.5
-        else:
-            synthesis.convs[-1].bias[3] += 0.5
+        if float(last.bias[ALPHA_CHANNEL]) == 0.0:
+            last.bias[ALPHA_CHANNEL] += 1.0 - GATE_OFFSET
 
 
-def _pretrain_motion(motion: CoolChicEncoder, flow_target: Tensor, lmbda: float, iterations: int) -> None:
-    """Regress the estimated block flow with the motion Cool-chic (rate-aware, λ×20 like Cool-chic)."""
+def _pretrain_motion(
+    motion: CoolChicEncoder, flow_target: Tensor, lmbda: float, iterations: int, change_rate: ChangeRate | None = None
+) -> None:
+    """Regress the estimated block flow with the motion Cool-chic (rate-aware, λ×20 like Cool-chic;
+    the changes of modules started from a reference count at the same weight)."""
     optimizer = torch.optim.Adam(motion.parameters(), lr=1e-2)
     norm = float(flow_target.abs().max().clamp(min=1.0)) ** 2
     n_px = flow_target.shape[-1] * flow_target.shape[-2] * 16
@@ -94,7 +101,8 @@ def _pretrain_motion(motion: CoolChicEncoder, flow_target: Tensor, lmbda: float,
         t = it / max(iterations - 1, 1)
         out = motion(QuantizerSettings(QuantizerMode.SOFTROUND, NoiseType.KUMARASWAMY, 2.0, 0.3 - 0.2 * t))
         raw = out.raw[..., : flow_target.shape[-2], : flow_target.shape[-1]]
-        loss = ((raw - flow_target) ** 2).mean() / norm + 20 * lmbda * out.rate.sum() / n_px
+        bits = out.rate.sum() + (change_rate() if change_rate else 0.0)
+        loss = ((raw - flow_target) ** 2).mean() / norm + 20 * lmbda * bits / n_px
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -109,7 +117,11 @@ def code_inter(
     lmbda: float,
     progress: ProgressFn | None = None,
     warm_start: WarmStart | None = None,
+    reference_networks: Sequence[FrameNetworks] = (),
 ) -> InterCodingResult:
+    """Overfit and quantize a P or B frame; its modules start from, and may be copied or
+    delta-coded from, the same modules of its references' networks (``reference_networks``,
+    in the order of ``job.references``)."""
     from ..nn.motion import estimate_flow, global_translation, shift_clamped
 
     device = config.device
@@ -134,12 +146,19 @@ def code_inter(
         InterCodingModule(job.frame_type, translations),
     ).to(device)  # fmt: skip
     warm = warm_start.load(fe) if warm_start is not None else False
-    if not warm:
-        trust_prediction(fe)
+    distances = [abs(job.display_index - r) for r in job.references]
+    if config.nn_prediction == NNPrediction.OFF:
+        reference_networks = ()
+    sources, change_rate = start_from_references(
+        {CoolChicRole.RESIDUE: fe.residue, CoolChicRole.MOTION: fe.motion}, reference_networks, distances
+    )
+    trust_prediction(fe)
+    warm = warm or bool(change_rate)
+    motion_rate = ChangeRate.of(change_rate, fe.motion)
 
     total = inter_iterations(config.intra_iterations, job.frame_type, job.depth)
     pretrain = max(total // (6 if warm else 3), 5)
-    _pretrain_motion(fe.motion, flow_target.to(device), lmbda, pretrain)
+    _pretrain_motion(fe.motion, flow_target.to(device), lmbda, pretrain, motion_rate)
     if progress is not None:
         progress("motion", pretrain, pretrain, 0.0, 0.0)
     final = max(min(config.settings.final_iterations, total // 10), 1)
@@ -149,10 +168,11 @@ def code_inter(
                        temperature_start=0.3, temperature_end=0.1, validation_interval=validation)  # fmt: skip
     final_phase = Phase("final", final, 1e-4, 1e-5, mode=QuantizerMode.HARDROUND, noise=NoiseType.NONE,
                         train_latents=False, validation_interval=max(final // 2, 1))  # fmt: skip
-    train_phase(fe, target, refs, lmbda, main_phase, progress)
-    result = train_phase(fe, target, refs, lmbda, final_phase, progress)
+    train_phase(fe, target, refs, lmbda, main_phase, progress, change_rate)
+    result = train_phase(fe, target, refs, lmbda, final_phase, progress, change_rate)
     coded = finish(fe, target, refs, lmbda, result.psnr, config.seed * 7919 + job.display_index if config.settings.nn_rdoq else None,
-                   0, progress)  # latent RDOQ: I frames only (README: no gain measured on P frames)
+                   0, progress,  # latent RDOQ: I frames only (README: no gain measured on P frames)
+                   sources, True, job.frame_type == FrameType.B, config.nn_prediction == NNPrediction.ALL)  # fmt: skip
     if warm_start is not None:
         warm_start.store(fe)
     return InterCodingResult(coded.coded, coded.macs_per_pixel, coded.train_psnr, tuple(translations))

@@ -27,11 +27,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..nn.arm import context_offsets, gather_context, laplace_bits_fast
+from ..nn.arm import gather_context, laplace_bits_fast
 from ..nn.coolchic import CoolChicEncoder
 from ..nn.frame import FrameEncoder, to_planes
-from ..nn.quantizer import LATENT_MAX, LATENT_MIN
-from ..nn.upsampling import tconv_geometry
+from ..spec import LATENT_MAX, LATENT_MIN, context_offsets, tconv_geometry
 from .loss import Target
 
 

@@ -67,13 +67,23 @@ class Evaluation:
         return psnr(self.mse)
 
 
-def evaluate(fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: float) -> Evaluation:
+ChangeRateFn = Callable[[], Tensor]  # bits the NN changes from their start will cost (nn_prediction.ChangeRate)
+
+
+def _with_changes(loss: Tensor, change_rate: ChangeRateFn | None, lmbda: float, target: Target) -> Tensor:
+    return loss if not change_rate else loss + lmbda * change_rate() / target.n_pixels
+
+
+def evaluate(
+    fe: FrameEncoder, target: Target, references: list[Tensor], lmbda: float, change_rate: ChangeRateFn | None = None
+) -> Evaluation:
     """Hard-rounded forward, as the decoder will see it (up to NN quantization)."""
     was_training = fe.training
     fe.eval()
     with torch.no_grad():
         out = fe(references)
         loss, mse, bpp = rd_loss(out.decoded, out.rate, target, lmbda)
+        loss = _with_changes(loss, change_rate, lmbda, target)
     fe.train(was_training)
     return Evaluation(float(loss), float(mse), float(bpp))
 
@@ -125,15 +135,17 @@ def train_phase(
     lmbda: float,
     phase: Phase,
     progress: ProgressFn | None = None,
+    change_rate: ChangeRateFn | None = None,
 ) -> Evaluation:
-    """Run one phase; returns the best validation and leaves the best parameters loaded."""
+    """Run one phase; returns the best validation and leaves the best parameters loaded.
+    ``change_rate``: the NN's rate as changes from a reference's networks, counted in the loss."""
     params_nn = fe.nn_parameters()
     if not phase.train_latents:
         for p in fe.latent_parameters():
             p.requires_grad_(False)
     latents = fe.latent_parameters() if phase.train_latents else []
     optimizer = Optimizers(params_nn, latents, phase.lr_start, phase.soap)
-    best = evaluate(fe, target, references, lmbda)
+    best = evaluate(fe, target, references, lmbda, change_rate)
     best_state = _snapshot(fe)
     fe.train()
     rd_lambda = lmbda if phase.use_rate else 0.0
@@ -141,12 +153,13 @@ def train_phase(
         optimizer.set_lr(phase.lr(it - 1))
         out = fe(references, phase.quantizer((it - 1) / max(phase.iterations - 1, 1)))
         loss, _, _ = rd_loss(out.decoded, out.rate, target, rd_lambda)
+        loss = _with_changes(loss, change_rate, rd_lambda, target)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params_nn, 1e-1)
         optimizer.step()
         if it % phase.validation_interval == 0 or it == phase.iterations:
-            current = evaluate(fe, target, references, lmbda)
+            current = evaluate(fe, target, references, lmbda, change_rate)
             if current.loss < best.loss:
                 best = current
                 _store(best_state, fe)
@@ -199,8 +212,13 @@ def run_plan(
     lmbda: float,
     plan: TrainingPlan,
     progress: ProgressFn | None = None,
+    change_rate: ChangeRateFn | None = None,
 ) -> tuple[FrameEncoder, Evaluation]:
-    """Warm-up candidates (``make(seed)`` builds one), then main and final phases on the best."""
+    """Warm-up candidates (``make(seed)`` builds one), then main and final phases on the best.
+    ``change_rate``: see :func:`train_phase`; it watches the parameters of one FrameEncoder, so it
+    goes with a plan of a single candidate (``make(0)``)."""
+    if change_rate and plan.warmup_candidates > 1:
+        raise ValueError("a change rate applies to a single candidate")
     if plan.warmup_candidates > 1:
         pool = []
         for seed in range(plan.warmup_candidates):
@@ -215,6 +233,6 @@ def run_plan(
         fe = pool[0][2]
     else:
         fe = make(0)
-    train_phase(fe, target, references, lmbda, plan.main, progress)
-    result = train_phase(fe, target, references, lmbda, plan.final, progress)
+    train_phase(fe, target, references, lmbda, plan.main, progress, change_rate)
+    result = train_phase(fe, target, references, lmbda, plan.final, progress, change_rate)
     return fe, result

@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from construct import ConstructError, VarInt
+from construct import Container, ConstructError, VarInt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,14 +67,29 @@ ARCHITECTURE = {
     "synthesis_layers": [LAYER, {"out_channels": 3, "kernel_size": 3, "residual": True, "relu": False}],
     "synthesis_stabiliser": False,
 }
-QUANTIZATION = {"arm": QUANT, "upsampling": QUANT | {"bias_log2_step": 0}, "synthesis": QUANT | {"bias_log2_step": -31}}
+FRESH_I = {"mode": None, "reference": None} | QUANT  # an I frame's module: no mode, always fresh
+NETWORKS_I = {"arm": FRESH_I, "upsampling": FRESH_I | {"bias_log2_step": 0}, "synthesis": FRESH_I | {"bias_log2_step": -31}}
+NO_STEPS = {"weight_log2_step": None, "bias_log2_step": None}
+NO_ORDERS = {"weight_expgolomb_order": None, "bias_expgolomb_order": None}
+NETWORKS_B = {  # copy from reference 1, delta from reference 0, fresh
+    "arm": {"mode": "copy", "reference": 1} | NO_STEPS | NO_ORDERS,
+    "upsampling": {"mode": "delta", "reference": 0} | NO_STEPS | {"weight_expgolomb_order": 1, "bias_expgolomb_order": 0},
+    "synthesis": {"mode": "fresh", "reference": None} | QUANT | {"bias_log2_step": -31},
+}
+NETWORKS_P = {name: m | {"reference": None} for name, m in NETWORKS_B.items()}  # one reference: none named
+NETWORKS = {"i": NETWORKS_I, "p": NETWORKS_P, "b": NETWORKS_B}
 SECTION = {
     "architecture": "explicit",
     "explicit": ARCHITECTURE,
-    "quantization": QUANTIZATION,
+    "networks": NETWORKS_I,
     "data": bytes(range(20)) + b"\x01\x02\x03\x04" * 3,
 }
 PRESET_SECTION = SECTION | {"architecture": "hop", "explicit": None}
+
+
+def section(frame_type: str, **fields) -> dict:
+    """SECTION with the networks field a frame of ``frame_type`` carries."""
+    return SECTION | {"networks": NETWORKS[frame_type]} | fields
 REFERENCE = {"display_index": 300, "translation_y": -3, "translation_x": 2}
 
 
@@ -93,7 +108,7 @@ def frame_dict(pts: int, dts: int, frame_type: str, coolchics: list | None = Non
         "width": 33,
         "height": 17,
         "references": refs if refs is not None else [REFERENCE] * {"i": 0, "p": 1, "b": 2}[frame_type],
-        "coolchics": coolchics or [SECTION] * (1 if frame_type == "i" else 2),
+        "coolchics": coolchics or [section(frame_type)] * (1 if frame_type == "i" else 2),
     }
 
 
@@ -103,14 +118,15 @@ GOLDEN_STRUCTS = {
     "unit_type": (syntax.UnitType, "frame"),
     "sequence_header": (syntax.SequenceHeader, sequence_to_dict(SEQ)),
     "synthesis_layer": (syntax.SynthesisLayer, LAYER),
-    "nn_quantization": (syntax.NNQuantization, QUANTIZATION),
+    "nn_coding_i": (syntax.NNCoding, NETWORKS_I, {"predicted": False, "two_references": False}),
+    "nn_coding_b": (syntax.NNCoding, NETWORKS_B, {"predicted": True, "two_references": True}),
     "explicit_architecture": (syntax.ExplicitArchitecture, ARCHITECTURE),
-    "coolchic_section": (syntax.CoolChicSection, SECTION),
-    "coolchic_section_preset": (syntax.CoolChicSection, PRESET_SECTION),
+    "coolchic_section": (syntax.CoolChicSection, SECTION, {"info": Container(frame_type="i")}),
+    "coolchic_section_preset": (syntax.CoolChicSection, section("b", architecture="hop", explicit=None), {"info": Container(frame_type="b")}),
     "reference": (syntax.Reference, REFERENCE),
     "frame_payload": (
         syntax.FramePayload,
-        frame_dict(5, 2, "b", [SECTION, PRESET_SECTION], [REFERENCE, REFERENCE]),
+        frame_dict(5, 2, "b", [section("b"), section("b", architecture="hop", explicit=None)], [REFERENCE, REFERENCE]),
     ),
     "index_entry": (syntax.IndexEntry, {"display_index": 8, "coding_index": 8, "offset": 70000}),
     "index_payload": (
@@ -120,10 +136,13 @@ GOLDEN_STRUCTS = {
 }
 
 
+COMPUTED = ("predicted", "two_references")  # CoolChicSection fields derived from the frame type, not stored
+
+
 def _plain(value):
-    """Parsed construct values as comparable plain Python (enums as str, no _io)."""
+    """Parsed construct values as comparable plain Python (enums as str, no _io, no computed fields)."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if not k.startswith("_")}
+        return {k: _plain(v) for k, v in value.items() if not k.startswith("_") and k not in COMPUTED}
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, str):
@@ -142,11 +161,12 @@ def _check_golden(name: str, data: bytes) -> None:
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_STRUCTS))
 def test_struct_golden_build_and_parse(name: str) -> None:
-    struct, value = GOLDEN_STRUCTS[name]
-    data = struct.build(value)
+    struct, value, *context = GOLDEN_STRUCTS[name]
+    context = context[0] if context else {}  # what an enclosing struct would tell it (the frame type)
+    data = struct.build(value, **context)
     _check_golden(name, data)
-    parsed = struct.parse(bytes.fromhex((GOLDEN / f"{name}.hex").read_text().strip()))
-    assert _plain(parsed) == value
+    parsed = _plain(struct.parse(bytes.fromhex((GOLDEN / f"{name}.hex").read_text().strip()), **context))
+    assert parsed == value
 
 
 def test_sequence_header_fields_are_where_the_spec_says() -> None:
@@ -164,17 +184,31 @@ def test_frame_info_is_packed_as_the_spec_says() -> None:
         syntax.FrameInfo.build(info | {"bit_depth": 7})
     # the frame type fixes the reference count, the warp size whether a motion Cool-chic follows
     assert len(syntax.FramePayload.parse(syntax.FramePayload.build(frame_dict(0, 0, "p"))).references) == 1
-    intra_coded = frame_dict(3, 1, "b", [SECTION]) | {"info": info | {"warp_filter_size": 0}}
+    intra_coded = frame_dict(3, 1, "b", [section("b")]) | {"info": info | {"warp_filter_size": 0}}
     assert len(syntax.FramePayload.parse(syntax.FramePayload.build(intra_coded)).coolchics) == 1
 
 
 def test_nn_steps_are_packed_as_the_spec_says() -> None:
-    data = syntax.NNQuantization.build({"arm": QUANT, "upsampling": QUANT, "synthesis": QUANT})
-    # per module, MSB first: weight shift 7 (4 bits), bias shift 10 (5), orders 2 and 3 (4 each); then 5 zero bits
+    intra = {"predicted": False, "two_references": False}
+    data = syntax.NNCoding.build({"arm": FRESH_I, "upsampling": FRESH_I, "synthesis": FRESH_I}, **intra)
+    # I frame, per module, MSB first: weight shift 7 (4 bits), bias shift 10 (5), orders 2 and 3 (4 each); then 5 zero bits
     assert data == int(("0111" "01010" "0010" "0011") * 3 + "00000", 2).to_bytes(7, "big")
     for bad in ({"weight_log2_step": 1}, {"weight_log2_step": -16}, {"bias_log2_step": -32}, {"bias_expgolomb_order": 16}):
         with pytest.raises(ConstructError):
-            syntax.NNQuantization.build({"arm": QUANT | bad, "upsampling": QUANT, "synthesis": QUANT})
+            syntax.NNCoding.build({"arm": FRESH_I | bad, "upsampling": FRESH_I, "synthesis": FRESH_I}, **intra)
+
+
+def test_nn_modes_are_packed_as_the_spec_says() -> None:
+    """A B frame: copy from reference 1, delta from reference 0 with orders 1 and 0, fresh."""
+    data = syntax.NNCoding.build(NETWORKS_B, predicted=True, two_references=True)
+    bits = "01" "1" + "10" "0" "0001" "0000" + "00" "0111" "11111" "0010" "0011"
+    assert data == int(bits + "0" * (-len(bits) % 8), 2).to_bytes((len(bits) + 7) // 8, "big")
+    # a P frame names no reference: one bit less per predicted module; all copied fits in one byte
+    assert len(syntax.NNCoding.build(NETWORKS_P, predicted=True, two_references=False)) == 4  # 31 bits
+    copied = {name: NETWORKS_P["arm"] for name in ("arm", "upsampling", "synthesis")}
+    assert syntax.NNCoding.build(copied, predicted=True, two_references=False) == bytes([0b01010100])
+    parsed = syntax.NNCoding.parse(data, predicted=True, two_references=True)
+    assert _plain(parsed) == NETWORKS_B
 
 
 def packets(n: int = 6) -> list[Packet]:
@@ -183,7 +217,7 @@ def packets(n: int = 6) -> list[Packet]:
     out = []
     for dts in range(n):
         t = types[dts % len(types)]
-        cc = [SECTION | {"data": bytes([dts]) * (3 + 40 * dts)}] * (1 if t == "i" else 2)
+        cc = [section(t, data=bytes([dts]) * (3 + 40 * dts))] * (1 if t == "i" else 2)
         payload = syntax.FramePayload.build(frame_dict(dts * 2 % 7, dts, t, cc))
         out.append(Packet(payload, dts * 2 % 7, dts, FrameType[t.upper()]))
     return out

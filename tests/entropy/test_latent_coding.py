@@ -11,7 +11,7 @@ from coolchic_stream.entropy import latents as lat
 from coolchic_stream.entropy.latents import LatentLayout, _contexts_all
 from coolchic_stream.entropy.stream import open_decoder, seal
 from coolchic_stream.errors import CoolChicStreamError
-from coolchic_stream.nn.arm import context_offsets
+from coolchic_stream.spec import context_offsets
 
 
 def encode_latents(layout, grids, arm) -> bytes:

@@ -10,7 +10,7 @@ from coolchic_stream.architecture import residue_parameter
 from coolchic_stream.config import PRESETS, Complexity, Preset
 from coolchic_stream.framecodec import OUTPUTS
 from coolchic_stream.nn.frame import FrameEncoder, to_planes
-from coolchic_stream.nn.quantizer import LATENT_MAX, LATENT_MIN
+from coolchic_stream.spec import LATENT_MAX, LATENT_MIN
 from coolchic_stream.train.coding import picture_target
 from coolchic_stream.train.latent_rdoq import footprints, latent_rdoq
 from coolchic_stream.train.loop import intra_plan, run_plan

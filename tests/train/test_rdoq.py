@@ -49,9 +49,10 @@ def real_cost(evaluate, modules, n_pixels) -> float:
 
 def test_rdoq_lowers_the_cost_and_keeps_exact_integer_weights():
     fe, cc, evaluate, n = trained()
-    modules = quantize_coolchics([cc], evaluate, LMBDA, n)[0]
+    quantized = quantize_coolchics([cc], evaluate, LMBDA, n)[0]
+    modules = quantized.modules
     before = real_cost(evaluate, modules, n)
-    improved = rdoq([cc], [modules], evaluate, LMBDA, n, seed=3)[0]
+    improved = rdoq([cc], [quantized], evaluate, LMBDA, n, seed=3)[0].modules
     after = real_cost(evaluate, improved, n)
     assert after < before  # a 60-iteration model always has some weight worth a step
     changed = sum(int(np.sum(a != b)) for name in MODULE_NAMES for a, b in zip(modules[name].weights + modules[name].biases, improved[name].weights + improved[name].biases))
@@ -72,8 +73,8 @@ def test_rdoq_is_seeded():
     runs = []
     for _ in range(2):
         fe, cc, evaluate, n = trained()
-        modules = quantize_coolchics([cc], evaluate, LMBDA, n)[0]
-        runs.append(rdoq([cc], [modules], evaluate, LMBDA, n, seed=5)[0])
+        quantized = quantize_coolchics([cc], evaluate, LMBDA, n)[0]
+        runs.append(rdoq([cc], [quantized], evaluate, LMBDA, n, seed=5)[0].modules)
     for name in MODULE_NAMES:
         assert all(np.array_equal(a, b) for a, b in zip(runs[0][name].weights, runs[1][name].weights))
         assert all(np.array_equal(a, b) for a, b in zip(runs[0][name].biases, runs[1][name].biases))
@@ -94,10 +95,10 @@ def test_streams_with_rdoq_decode_to_the_encoders_reconstruction(gop):
 
 def test_rdoq_reports_progress_per_tensor_up_to_every_value():
     fe, cc, evaluate, n = trained()
-    modules = quantize_coolchics([cc], evaluate, LMBDA, n)[0]
-    n_values = sum(np.size(t) for m in modules.values() for t in (*m.weights, *m.biases))
+    quantized = quantize_coolchics([cc], evaluate, LMBDA, n)[0]
+    n_values = sum(np.size(t) for m in quantized.modules.values() for t in (*m.weights, *m.biases))
     calls = []
-    rdoq([cc], [modules], evaluate, LMBDA, n, seed=3, progress=lambda *a: calls.append(a))
+    rdoq([cc], [quantized], evaluate, LMBDA, n, seed=3, progress=lambda *a: calls.append(a))
     assert [c[0] for c in calls] == sorted(c[0] for c in calls) and calls[-1][:2] == (n_values, n_values)
     costs = [c[2] for c in calls]
     assert all(b <= a for a, b in zip(costs, costs[1:]))
