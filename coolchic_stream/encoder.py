@@ -1,8 +1,11 @@
 """Encoder: pictures in display order -> packets in coding order (PyAV-style send/flush).
 
     send(Picture) ─► GopScheduler ─► FrameJob (type, refs, depth) ─► train.coding (overfit, quantize)
-        ─► entropy coding ─► FramePayload ─► Packet(pts, dts)
+        ─► entropy coding ─► FramePayload ─► Packet(pts, dts)     ▲ references' pictures and networks
                                 └─► framecodec.reconstruct (the decoder's path) ─► DPB (references)
+
+A P or B frame's networks start from, and may be copied or delta-coded from, its references'
+(the DPB keeps each picture's decoded NN integers); I frames are self-contained.
 
 A P or B frame whose prediction failed (it costs, in D + λ·R, more than a share of the last I frame) is
 also coded without prediction, like an I frame at the stream's λ; the cheaper of the two in

@@ -346,6 +346,27 @@ def test_decode_skips_a_corrupted_frame_and_continues(encoded: dict, tmp_path: P
     assert len(_y4m_frames(proc.stdout)) == 1  # frame 1 (an I frame) still decodes
 
 
+def test_decode_drops_frames_predicted_from_a_corrupted_one(tmp_path: Path) -> None:
+    """P1 copies or delta-codes its networks from I0; I0's unit is damaged: neither comes out,
+    the next segment decodes as it would undamaged."""
+    clip, ccv = tmp_path / "in.y4m", tmp_path / "s.ccv"
+    tiny_clip(clip, frames=4)
+    proc = run_cli("encode", str(clip), str(ccv), *FAST, "--gop", "ra", "--gop-size", "2", "--intra-period", "2", "--lambda", "3e-3")
+    assert proc.returncode == 0, proc.stderr
+    frames = json.loads(run_cli("inspect", str(ccv), "--json").stdout)["frames"]
+    assert [(f["display_index"], f["type"]) for f in frames] == [(0, "I"), (1, "P"), (2, "I"), (3, "P")]
+    assert any(m["source"] == 0 for c in frames[1]["coolchics"] for m in c["modules"].values())
+    clean = _y4m_frames(run_cli("decode", str(ccv), "-o", "-").stdout)
+    data = bytearray(ccv.read_bytes())
+    data[frames[0]["offset"] + 20] ^= 0xFF
+    bad = tmp_path / "bad.ccv"
+    bad.write_bytes(bytes(data))
+    proc = run_cli("decode", str(bad), "-o", "-")
+    assert proc.returncode == 4 and b"Traceback" not in proc.stderr
+    got = _y4m_frames(proc.stdout)
+    assert len(got) == 2 and all(np.array_equal(a, b) for a, b in zip(got, clean[2:]))
+
+
 def test_inspect_splits_each_stream_between_nn_and_latents(encoded: dict) -> None:
     report = json.loads(run_cli("inspect", str(encoded["ccv"]), "--json").stdout)
     with ContainerReader(encoded["ccv"]) as r:
@@ -411,9 +432,9 @@ def test_conformance_vector() -> None:
     if REGENERATE:
         clip = GOLDEN / "conformance_source.y4m"
         tiny_clip(clip, frames=3)
-        # I0, P2, B1: every frame type, both Cool-chics, both references
+        # I0, P2, B1: every frame type, both Cool-chics, both references, NN modules fresh, copied and delta-coded
         proc = run_cli("encode", str(clip), str(ccv), "--preset", "test", "--iterations", "40", "--quiet",
-                       "--gop", "ra", "--gop-size", "2", "--intra-period", "8")
+                       "--gop", "ra", "--gop-size", "2", "--intra-period", "8", "--intra-check", "off", "--lambda", "3e-3")
         clip.unlink()
         assert proc.returncode == 0, proc.stderr
         md5 = run_cli("decode", str(ccv), "-o", str(md5_file))
@@ -429,6 +450,8 @@ def test_conformance_vector() -> None:
     proc = run_cli("decode", str(ccv), "-o", "-", "--format", "md5")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode() == md5_file.read_text()
+    piped = run_cli("decode", "-", "-o", "-", "--format", "md5", stdin=ccv.read_bytes())  # a pipe: no seeking
+    assert piped.returncode == 0 and piped.stdout == proc.stdout
 
 
 # ------------------------------------------------------------------ outputs that would clobber inputs, pipes

@@ -1,11 +1,13 @@
 """Code one P or B frame: motion initialisation, motion pre-training, joint overfitting.
 
     refs ─► global translation per ref ─► block-matching flow (our own estimator, no downloads)
+        ─► modules started from the references' networks (nn_prediction)
         ─► pre-train motion Cool-chic to regress that flow
         ─► main phase: motion + residue Cool-chics trained jointly on D + λ·R through the warp
-        ─► final hard-round phase ─► NN step search ─► integers
-Fewer iterations deeper in the hierarchy, and NN weights warm-started from the previous
-frame of the same kind (a speed-up Cool-chic does not have).
+           (R: latent bits + the estimated bits of the started modules' changes)
+        ─► final hard-round phase ─► per module: fresh | copy | delta by real cost ─► integers
+Fewer iterations deeper in the hierarchy; modules with nothing to start from are warm-started
+from the previous frame of the same kind (a speed-up Cool-chic does not have).
 """
 
 from __future__ import annotations
