@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import INTRA_CHECK_SHARE, EncoderConfig, IntraCheck
+from .config import INTRA_CHECK_SHARE, EncoderConfig, IntraCheck, NNPrediction
 from .dpb import DecodedPictureBuffer
 from .errors import ConfigError, UnsupportedFormatError
 from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_networks, reconstruct
@@ -136,14 +136,19 @@ class Encoder:
                 # Coded like an I frame, at the stream's λ: the depth scaling of λ models how cheaply an
                 # inter frame inherits its references' quality, which a frame without prediction does not.
                 # Judged at that λ too, the slope every I frame of the stream is coded at. Its residue
-                # may still copy or delta-code its modules from its references' networks.
+                # may still copy or delta-code its modules from its references' networks: trained from
+                # them (cheap networks, the better deal at low rates) and from scratch (networks made
+                # for this picture, at high rates), the cheaper kept.
                 base = self.config.lmbda
-                intra_result = code_intra(
-                    source, self.config, base, self.config.intra_iterations, report, ref_networks, distances, job.frame_type
-                )
-                intra = self._code(job, source, refs, intra_result, ((0, 0),) * len(refs), intra_coded=True)
-                if intra.cost(base) < coded.cost(base):
-                    coded = intra
+                starts = (True, False) if ref_networks and self.config.nn_prediction != NNPrediction.OFF else (False,)
+                for start in starts:
+                    intra_result = code_intra(
+                        source, self.config, base, self.config.intra_iterations, report, ref_networks, distances,
+                        job.frame_type, start,
+                    )  # fmt: skip
+                    intra = self._code(job, source, refs, intra_result, ((0, 0),) * len(refs), intra_coded=True)
+                    if intra.cost(base) < coded.cost(base):
+                        coded = intra
         self.dpb.insert(job.display_index, coded.decoded, coded.networks)
         self.dpb.release(self.scheduler.still_referenced(job.coding_index))
         if self.keep_reconstructions:

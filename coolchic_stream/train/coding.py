@@ -87,11 +87,13 @@ def code_intra(
     references: Sequence[FrameNetworks] = (),
     distances: Sequence[int] = (),
     frame_type: FrameType = FrameType.I,
+    start: bool = True,
 ) -> FrameCodingResult:
     """Overfit and quantize the Cool-chic of an I frame, or of a P/B frame (``frame_type``) coded
     without prediction: ``references`` (with their display ``distances``) are then its
-    references' networks, which its modules may start from and be copied or delta-coded from (as
-    far as ``config.nn_prediction`` allows)."""
+    references' networks, which its modules may be copied or delta-coded from (as far as
+    ``config.nn_prediction`` allows) and, with ``start``, start from (else they train from the
+    warm-up's random candidates, as an I frame's)."""
     device = config.device
     if config.nn_prediction == NNPrediction.OFF:
         references = ()
@@ -108,7 +110,7 @@ def code_intra(
         torch.manual_seed(config.seed * 7919 + seed)
         fe = FrameEncoder(FrameType.I, picture.data_type, picture.bit_depth, param).to(device)
         if references:
-            sources, change_rate = start_from_references({CoolChicRole.RESIDUE: fe.residue}, references, distances)
+            sources, change_rate = start_from_references({CoolChicRole.RESIDUE: fe.residue}, references, distances, start)
         return fe
 
     s = config.settings

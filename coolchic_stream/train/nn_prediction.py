@@ -100,13 +100,14 @@ def start_from_references(
     coolchics: dict[CoolChicRole, CoolChicEncoder],
     references: Sequence[FrameNetworks],
     distances: Sequence[int],
+    start: bool = True,
 ) -> tuple[list[dict[str, list[Source]]], ChangeRate]:
     """Load every module that has a source to start from with the nearest one's prediction (the
     past one on a tie); -> the sources of each Cool-chic (in the given order) and the training's
     ChangeRate. A residue synthesis starts only from one that ends in the same kind of output:
     an I frame's (the picture) is a poor start for an inter frame's (a correction of a
     prediction), and the other way round; either may still be chosen to predict from once
-    trained, if that costs less."""
+    trained, if that costs less. ``start`` False: only the sources, nothing loaded."""
     rate = ChangeRate()
     all_sources = []
     for role, cc in coolchics.items():
@@ -114,7 +115,7 @@ def start_from_references(
         modules = cc.nn_modules()
         for name, found in sources.items():
             starts = [s for s in found if name != "synthesis" or role != CoolChicRole.RESIDUE or _same_kind(s.outputs, cc)]
-            if not starts:
+            if not starts or not start:
                 continue
             start = min(starts, key=lambda s: (s.distance, s.reference)).module
             load_module(*modules[name], start)
