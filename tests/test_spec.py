@@ -137,3 +137,26 @@ def test_motion_block_and_residue_channels() -> None:
     one = float(1 << 16)
     exact = assemble(FrameType.B, residue[0] * one, motion[0] * one, [r[0] * one for r in refs], [(0, 0), (0, 0)])
     assert torch.equal(exact, torch.full((3, h, w), expected * one, dtype=torch.float64))
+
+
+def test_a_tensor_is_predicted_by_the_overlap_and_zero_beyond() -> None:
+    source = np.arange(2 * 3 * 3 * 3).reshape(2, 3, 3, 3)
+    wider = spec.predict_tensor(source, (4, 3, 3, 3))  # an I frame's synthesis into a B frame's: 2 more channels
+    assert np.array_equal(wider[:2], source) and not wider[2:].any()
+    narrower = spec.predict_tensor(source, (1, 2, 3, 3))
+    assert np.array_equal(narrower, source[:1, :2])
+    assert spec.predict_tensor(np.array([5, -6]), (3,)).tolist() == [5, -6, 0]
+
+
+def test_which_modules_can_be_predicted() -> None:
+    from coolchic_stream.architecture import module_predictable, motion_parameter, residue_parameter
+    from coolchic_stream.config import Complexity
+
+    i, p, b = (residue_parameter(32, 48, n, Complexity.LOP) for n in (3, 4, 5))
+    assert all(module_predictable(s, t, name) for s in (i, p, b) for t in (i, p, b) for name in spec.MODULE_NAMES)
+    mop = residue_parameter(32, 48, 5, Complexity.MOP)  # one more synthesis layer: another structure
+    assert not module_predictable(mop, b, "synthesis") and module_predictable(mop, b, "upsampling")
+    smaller = residue_parameter(8, 8, 5, Complexity.LOP)  # fewer latent grids: fewer upsampling stages
+    assert not module_predictable(smaller, b, "upsampling")
+    assert module_predictable(motion_parameter(32, 48, 2, Complexity.LOP), motion_parameter(32, 48, 4, Complexity.LOP), "synthesis")
+    assert not spec.predictable(((3, 3, 3, 3),), ((3, 3, 1, 1),))  # kernel sizes must agree

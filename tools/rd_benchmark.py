@@ -84,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--intra-period", type=int, default=8, help="also the anchors' keyint")
     p.add_argument("--iterations", type=int, default=None, help="override the preset's iterations per frame")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--nn-prediction", default=None, choices=["off", "copy", "all"], help="coolchic-stream's (default: the library's)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (2 on a busy 2-core machine oversubscribes it)")
     p.add_argument("--no-coolchic", action="store_true", help="anchors only")
     p.add_argument("--cache-clip", action="store_true", help="keep the clip as y4m under out/clips/")
@@ -174,6 +175,8 @@ def run_coolchic_rows(frames: list[Planes], fps: Fraction, args: argparse.Namesp
         cfg = dict(preset=args.preset, lmbda=lmbda, gop=args.gop, gop_size=args.gop_size, intra_period=args.intra_period, device=args.device)
         if args.iterations:
             cfg["iterations"] = args.iterations
+        if args.nn_prediction:
+            cfg["nn_prediction"] = args.nn_prediction
         encoder = Encoder(EncoderConfig(**cfg))
         packets = []
         t0 = time.perf_counter()
