@@ -141,10 +141,10 @@ class Encoder:
                 # for this picture, at high rates), the cheaper kept.
                 base = self.config.lmbda
                 starts = (True, False) if ref_networks and self.config.nn_prediction != NNPrediction.OFF else (False,)
-                for start in starts:
+                for from_references in starts:
                     intra_result = code_intra(
                         source, self.config, base, self.config.intra_iterations, report, ref_networks, distances,
-                        job.frame_type, start,
+                        job.frame_type, from_references,
                     )  # fmt: skip
                     intra = self._code(job, source, refs, intra_result, ((0, 0),) * len(refs), intra_coded=True)
                     if intra.cost(base) < coded.cost(base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -216,7 +217,10 @@ def test_a_frame_after_a_scene_cut_is_intra_coded_in_place(tmp_path):
     from coolchic_stream.bitstream.container import ContainerWriter
     from coolchic_stream.report import inspect_stream
 
+    began = time.perf_counter()
     enc, packets = encode_pictures(scene_cut_clip(4, 2), iterations=80, gop="lowdelay", gop_size=1, intra_period=8)
+    elapsed = time.perf_counter() - began
+    assert 0 < sum(p.stats.encode_seconds for p in packets) <= elapsed  # per-frame times add up to the encode's
     assert [(p.frame_type, p.stats.intra_coded) for p in packets] == [
         (FrameType.I, False), (FrameType.P, False), (FrameType.P, True), (FrameType.P, False),
     ]  # fmt: skip
