@@ -52,3 +52,23 @@ def decode_packets(packets, sequence=None):
     for p in packets:
         out += dec.send(p)
     return out + dec.flush()
+
+
+def overfit_still(lmbda: float, seed: int = 0, iterations: int = 60):
+    """A lop I-frame FrameEncoder overfitted to a 20x14 RGB picture; -> (FrameEncoder, Target)."""
+    from coolchic_stream.architecture import OUTPUTS, residue_parameter
+    from coolchic_stream.config import Complexity
+    from coolchic_stream.nn.frame import FrameEncoder
+    from coolchic_stream.train.coding import picture_target
+    from coolchic_stream.train.loop import intra_plan, run_plan
+    from coolchic_stream.types import FrameType
+
+    target = picture_target(make_picture(20, 14, DataType.RGB, seed=seed))
+    param = residue_parameter(14, 20, OUTPUTS[FrameType.I][0], Complexity.LOP)
+
+    def make(s: int) -> FrameEncoder:
+        torch.manual_seed(s)
+        return FrameEncoder(FrameType.I, DataType.RGB, 8, param)
+
+    fe, _ = run_plan(make, target, [], lmbda, intra_plan(iterations, lmbda, 1, 10, 10, 20))
+    return fe, target

@@ -30,7 +30,7 @@ from ..entropy.nn_weights import FRESH, ModulePrediction, QuantizedModule, modul
 from ..nn.coolchic import CoolChicEncoder
 from ..spec import MODULE_NAMES, NN_INT_MAX, NNMode
 from .evaluate import FrameEvaluator
-from .nn_prediction import Source, load_module
+from .nn_prediction import Source
 
 STEPS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "arm": (ARM_WEIGHT_STEPS, ARM_BIAS_STEPS),

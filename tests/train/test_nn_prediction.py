@@ -10,34 +10,23 @@ import torch
 from coolchic_stream.architecture import motion_parameter, parameter_shapes, residue_parameter
 from coolchic_stream.config import Complexity
 from coolchic_stream.entropy.nn_weights import QuantizedModule, carried, module_bits
-from coolchic_stream.framecodec import OUTPUTS, Networks
+from coolchic_stream.framecodec import Networks
 from coolchic_stream.nn.coolchic import CoolChicEncoder
 from coolchic_stream.nn.frame import FrameEncoder
 from coolchic_stream.spec import MODULE_NAMES, NNMode
-from coolchic_stream.train.coding import picture_target
 from coolchic_stream.train.evaluate import FrameEvaluator
-from coolchic_stream.train.loop import intra_plan, run_plan
 from coolchic_stream.train.nn_prediction import BITS_PER_OCTAVE, ChangeRate, module_sources, start_from_references
 from coolchic_stream.train.quantize_nn import header_bits, quantize_coolchics
 from coolchic_stream.train.rdoq import rdoq
-from coolchic_stream.types import CoolChicRole, DataType, FrameType
+from coolchic_stream.types import CoolChicRole, DataType
 
-from ..conftest import decode_packets, encode_pictures, make_picture
+from ..conftest import decode_packets, encode_pictures, make_picture, overfit_still
 
 LMBDA = 2e-3
 
 
 def trained(seed: int = 0, iterations: int = 60):
-    picture = make_picture(20, 14, DataType.RGB, seed=seed)
-    target = picture_target(picture)
-    param = residue_parameter(14, 20, OUTPUTS[FrameType.I][0], Complexity.LOP)
-
-    def make(s: int) -> FrameEncoder:
-        torch.manual_seed(s)
-        return FrameEncoder(FrameType.I, DataType.RGB, 8, param)
-
-    fe, _ = run_plan(make, target, [], LMBDA, intra_plan(iterations, LMBDA, 1, 10, 10, 20))
-    return fe, target
+    return overfit_still(LMBDA, seed, iterations)
 
 
 def test_sources_follow_role_and_structure() -> None:

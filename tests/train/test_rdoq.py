@@ -7,39 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from coolchic_stream.architecture import residue_parameter
-from coolchic_stream.config import PRESETS, Complexity, Preset
+from coolchic_stream.config import PRESETS, Preset
 from coolchic_stream.entropy.arm_int import WEIGHT_LIMIT
 from coolchic_stream.entropy.nn_weights import MODULE_NAMES
-from coolchic_stream.framecodec import OUTPUTS
-from coolchic_stream.nn.frame import FrameEncoder
-from coolchic_stream.train.coding import picture_target
 from coolchic_stream.train.evaluate import FrameEvaluator
-from coolchic_stream.train.loop import intra_plan, run_plan
 from coolchic_stream.train.quantize_nn import quantize_coolchics
 from coolchic_stream.train.rdoq import rdoq
-from coolchic_stream.types import DataType, FrameType
 
-from ..conftest import decode_packets, encode_pictures, make_picture
+from ..conftest import decode_packets, encode_pictures, make_picture, overfit_still
 
 LMBDA = 2e-3
 
 
 def trained(seed: int = 0):
-    picture = make_picture(20, 14, DataType.RGB, seed=seed)
-    target = picture_target(picture)
-    param = residue_parameter(14, 20, OUTPUTS[FrameType.I][0], Complexity.LOP)
-
-    def make(s: int) -> FrameEncoder:
-        torch.manual_seed(s)
-        return FrameEncoder(FrameType.I, DataType.RGB, 8, param)
-
-    fe, _ = run_plan(make, target, [], LMBDA, intra_plan(60, LMBDA, 1, 10, 10, 20))
-    cc = next(iter(fe.coolchics.values()))
-
-    evaluate = FrameEvaluator(fe, target, [])
-
-    return fe, cc, evaluate, target.n_pixels
+    fe, target = overfit_still(LMBDA, seed)
+    return fe, fe.residue, FrameEvaluator(fe, target, []), target.n_pixels
 
 
 def real_cost(evaluate, modules, n_pixels) -> float:
