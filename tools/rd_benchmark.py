@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--x", type=int, default=None, help="bbb: window left edge (even)")
     p.add_argument("--y", type=int, default=None, help="bbb: window top edge (even)")
     p.add_argument("--baseline", default=None, help="rd.json of an earlier run: its coolchic rows become coolchic-baseline")
+    p.add_argument("--report", default=None, metavar="RD_JSON",
+                   help="encode nothing: report an earlier run's rows (with --baseline: against it)")
     p.add_argument("--frames", type=int, default=9)
     p.add_argument("--width", type=int, default=352)
     p.add_argument("--height", type=int, default=288)
@@ -359,9 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     h, w = frames[0][0].shape
     print(f"clip {args.clip}: {len(frames)} frames {w}x{h} @ {float(fps):g} fps", file=sys.stderr)
 
-    rows = run_anchor_rows(frames, fps, args)
-    coolchic_status = "skipped (--no-coolchic)" if args.no_coolchic else None
-    if not args.no_coolchic:
+    if args.report:
+        rows = [r for r in json.loads(Path(args.report).read_text())["rows"] if not args.baseline or r["codec"] != "coolchic-baseline"]
+        coolchic_status = "ok (from " + args.report + ")"
+    else:
+        rows = run_anchor_rows(frames, fps, args)
+        coolchic_status = "skipped (--no-coolchic)" if args.no_coolchic else None
+    if not args.no_coolchic and not args.report:
         why = coolchic_available()
         if why is not None:
             coolchic_status = f"not run: coolchic_stream encoder/decoder not importable yet ({why})"
@@ -384,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, entry in bd.items():
             vals = "  ".join(f"{k}={v:+.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items())
             print(f"  {name:<18} {vals}")
-    if coolchic_status != "ok":
+    if not coolchic_status.startswith("ok"):
         print(f"\ncoolchic-stream: {coolchic_status}")
 
     title = (
