@@ -88,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--nn-prediction", default=None, choices=["off", "copy", "all"], help="coolchic-stream's (default: the library's)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (2 on a busy 2-core machine oversubscribes it)")
+    p.add_argument("--reuse", action="store_true", help="a lambda whose lambda_L.ccv is already in --out is decoded from it, not encoded again (resumes an interrupted run; its encode time is unknown)")
     p.add_argument("--no-coolchic", action="store_true", help="anchors only")
     p.add_argument("--cache-clip", action="store_true", help="keep the clip as y4m under out/clips/")
     p.add_argument("--out", default="out/rd")
@@ -179,13 +180,22 @@ def run_coolchic_rows(frames: list[Planes], fps: Fraction, args: argparse.Namesp
             cfg["iterations"] = args.iterations
         if args.nn_prediction:
             cfg["nn_prediction"] = args.nn_prediction
-        encoder = Encoder(EncoderConfig(**cfg))
-        packets = []
-        t0 = time.perf_counter()
-        for i, (y, u, v) in enumerate(frames):
-            packets += encoder.send(Picture(planes=(y, u, v), bit_depth=8, data_type=DataType.YUV420, pts=i))
-        packets += encoder.flush()
-        encode_s = time.perf_counter() - t0
+        kept = Path(args.out) / f"lambda_{lmbda:g}.ccv"
+        if args.reuse and kept.exists():
+            # an interrupted run's stream: encoding is deterministic, so read it back (no encode time)
+            from coolchic_stream.bitstream.reader import ContainerReader
+
+            with ContainerReader(kept) as reader:
+                packets = list(reader)
+            encode_s = math.nan
+        else:
+            encoder = Encoder(EncoderConfig(**cfg))
+            packets = []
+            t0 = time.perf_counter()
+            for i, (y, u, v) in enumerate(frames):
+                packets += encoder.send(Picture(planes=(y, u, v), bit_depth=8, data_type=DataType.YUV420, pts=i))
+            packets += encoder.flush()
+            encode_s = time.perf_counter() - t0
 
         decoded = []
         t0 = time.perf_counter()
@@ -199,7 +209,7 @@ def run_coolchic_rows(frames: list[Planes], fps: Fraction, args: argparse.Namesp
             raise RuntimeError(f"lambda {lmbda}: decoder returned pts {[pic.pts for pic in decoded]}")
 
         payload = sum(len(p.data) for p in packets)
-        stream, how = _stream_bytes(packets, w, h, fps, args, Path(args.out) / f"lambda_{lmbda:g}.ccv")
+        stream, how = _stream_bytes(packets, w, h, fps, args, kept)
         seq = sequence_psnr(frames, [pic.planes for pic in decoded], 8)
         s = seq.summary()
         rows.append(
@@ -220,7 +230,7 @@ def run_coolchic_rows(frames: list[Planes], fps: Fraction, args: argparse.Namesp
                 "stream_kbps": kbps(stream, len(frames), fps),
                 "frame_types": "".join(p.frame_type.name for p in sorted(packets, key=lambda p: p.pts)),
                 "psnr_per_frame": [f.as_dict() for f in seq.frames],
-                "bits_split": bits_split(Path(args.out) / f"lambda_{lmbda:g}.ccv"),
+                "bits_split": bits_split(kept),
             }
         )
         _progress(rows[-1])
