@@ -139,9 +139,14 @@ def decode_group(payloads: list[bytes], store: NetworkStore | None = None) -> Re
     return [None if r is None else integers_to_bytes(r[1]) for r in results]
 
 
-def _serve(conn) -> None:
+def _serve(conn, parent_end=None) -> None:
     """Helper process main loop: one reply per request, in order, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    if parent_end is not None:
+        # A forked helper inherits the main process's end of the pipe: closed here, the pipe
+        # ends (EOF) when the main process does, however it dies (killed, os._exit), and the
+        # helper with it.
+        parent_end.close()
     while True:
         try:
             message = conn.recv_bytes()
@@ -157,7 +162,8 @@ class EntropyWorker:
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         context = multiprocessing.get_context(method)
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child,), name="ccv-entropy", daemon=True)
+        inherit = (child, self._conn) if method == "fork" else (child,)
+        self._process = context.Process(target=_serve, args=inherit, name="ccv-entropy", daemon=True)
         self._process.start()
         child.close()
         self._lock = threading.Lock()
