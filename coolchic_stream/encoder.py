@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Callable
 
 import numpy as np
@@ -91,6 +92,21 @@ class Encoder:
 
     def send(self, picture: Picture) -> list[Packet]:
         """Queue one picture (display order); returns the packets now complete, in coding order."""
+        return list(self.encode(picture))
+
+    def flush(self) -> list[Packet]:
+        """End of input: code the buffered tail."""
+        return list(self.encode(None))
+
+    def encode(self, picture: Picture | None) -> Iterator[Packet]:
+        """``send`` (``None``: ``flush``) one packet at a time: each is yielded as soon as its frame
+        is coded, so a caller that writes it at once keeps every finished frame if interrupted
+        (a random-access group takes many frames' time). Consume the iterator fully: the frames
+        it has not yet coded are lost otherwise."""
+        jobs = self.scheduler.flush() if picture is None else self._queue(picture)
+        return (self._encode(job) for job in jobs)
+
+    def _queue(self, picture: Picture) -> list[FrameJob]:
         fmt = (picture.width, picture.height, picture.bit_depth, picture.data_type)
         if self._format is None:
             self._format = fmt
@@ -103,11 +119,7 @@ class Encoder:
         index = self._next_display
         self._next_display += 1
         self._pending[index] = Picture(picture.planes, picture.bit_depth, picture.data_type, index)
-        return [self._encode(job) for job in self.scheduler.push(index)]
-
-    def flush(self) -> list[Packet]:
-        """End of input: code the buffered tail."""
-        return [self._encode(job) for job in self.scheduler.flush()]
+        return self.scheduler.push(index)
 
     # ------------------------------------------------------------------ one frame
     def _encode(self, job: FrameJob) -> Packet:
