@@ -7,6 +7,11 @@ callers can catch them the Python way (``except ValueError``).
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import re
+from collections.abc import Iterator
+
 
 class CoolChicStreamError(Exception):
     """Root of every error raised on purpose by coolchic-stream."""
@@ -55,3 +60,25 @@ class TruncatedStreamError(BitstreamError, EOFError):
 
 class DecodeOrderError(BitstreamError):
     """A frame that refers to a picture the decoder does not hold."""
+
+
+
+def reason(exc: BaseException) -> str:
+    """An OS or library error in words, for a one-line message: its strerror without the errno
+    number (``[Errno 28] No space left on device`` -> ``No space left on device``)."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    lines = str(text).strip().splitlines()
+    return re.sub(r"^\[Errno -?\d+\]\s*", "", lines[0] if lines else "").strip() or "unknown cause"
+
+
+@contextlib.contextmanager
+def writing(name: str) -> Iterator[None]:
+    """An OS error while writing ``name`` becomes a one-line MediaError (exit 3) naming it; a closed
+    pipe stays a BrokenPipeError (the reader went away: the CLI ends quietly)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        hint = "free some space on that disk" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the output and its permissions"
+        raise MediaError(f"cannot write {name}: {reason(exc)}", hint) from None

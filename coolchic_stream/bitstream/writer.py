@@ -9,10 +9,7 @@ from typing import BinaryIO
 
 from construct import ConstructError
 
-from ..errors import (
-    BitstreamError,
-    MediaError,
-)
+from ..errors import BitstreamError, MediaError, reason, writing
 from ..types import FrameType, Packet, SequenceInfo
 from .syntax import (
     END_PAYLOAD,
@@ -49,6 +46,8 @@ class ContainerWriter:
         self, target: str | os.PathLike | BinaryIO, sequence: SequenceInfo
     ) -> None:
         self._owns = False
+        name = target if isinstance(target, (str, os.PathLike)) else getattr(target, "name", None)
+        self.name = "standard output" if str(name) == "-" else repr(str(name)) if name is not None else "the output"
         if isinstance(target, (str, os.PathLike)):
             if str(target) == "-":
                 self._f: BinaryIO = sys.stdout.buffer
@@ -57,7 +56,7 @@ class ContainerWriter:
                     self._f = builtins.open(target, "wb")  # noqa: SIM115 - closed in close()
                 except OSError as exc:
                     raise MediaError(
-                        f"cannot write {str(target)!r}: {exc.strerror}"
+                        f"cannot write {str(target)!r}: {reason(exc)}", "check that the folder exists and is writable"
                     ) from None
                 self._owns = True
         else:
@@ -79,8 +78,9 @@ class ContainerWriter:
         self._emit(unit_bytes(UNIT_SEQ, seq_payload))
 
     def _emit(self, data: bytes) -> None:
-        self._f.write(data)
-        self._f.flush()
+        with writing(self.name):
+            self._f.write(data)
+            self._f.flush()
         self.offset += len(data)
 
     def write(self, packet: Packet) -> int:
@@ -119,7 +119,8 @@ class ContainerWriter:
                 self._emit(unit_bytes(UNIT_END, END_PAYLOAD))
         finally:
             if self._owns:
-                self._f.close()
+                with writing(self.name):
+                    self._f.close()
 
     def __enter__(self) -> "ContainerWriter":
         return self

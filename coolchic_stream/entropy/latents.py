@@ -31,7 +31,7 @@ def _guarded(call, what: str):
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException is not an Exception
-        raise CorruptDataError(f"latent {what} failed: {type(exc).__name__}", "the frame payload is corrupted") from None
+        raise CorruptDataError(f"latent {what} failed: the coded latents are inconsistent", "the frame payload is corrupted") from None
 
 
 @dataclass(frozen=True)

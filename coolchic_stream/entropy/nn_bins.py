@@ -222,7 +222,7 @@ class GroupDecoder:
         except (KeyboardInterrupt, SystemExit, MemoryError):
             raise
         except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException is not an Exception
-            raise _corrupt(f"NN weight decoding failed: {type(exc).__name__}") from None
+            raise _corrupt("NN weight decoding failed: the coded weights are inconsistent") from None
 
     def _layer(self, ctx: int | np.ndarray, n: int, contexts: _Contexts) -> np.ndarray:
         return _code_layer(ctx, n, contexts, self._decode_run)

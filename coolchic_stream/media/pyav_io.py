@@ -17,7 +17,7 @@ from typing import BinaryIO
 import av
 import numpy as np
 
-from ..errors import MediaError, UnsupportedFormatError
+from ..errors import MediaError, UnsupportedFormatError, reason
 from ..types import ChromaSiting, ColorRange, DataType, Picture, SequenceInfo
 
 _KEPT = {
@@ -70,7 +70,7 @@ def frame_to_picture(frame: av.VideoFrame, pts: int) -> Picture:
         try:
             frame = frame.reformat(format=fmt)
         except (av.FFmpegError, ValueError) as exc:
-            raise UnsupportedFormatError(f"pixel format {frame.format.name} cannot be converted to {fmt}: {exc}") from None
+            raise UnsupportedFormatError(f"pixel format {frame.format.name} cannot be converted to {fmt}: {reason(exc)}") from None
     data_type, bit_depth = _KEPT[fmt]
     if data_type == DataType.RGB:
         rgb = np.frombuffer(frame.planes[0], np.uint8).reshape(frame.height, frame.planes[0].line_size)
@@ -99,7 +99,7 @@ class PyAVReader:
             self._container = av.open(source if not isinstance(source, Path) else str(source), "r")
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise MediaError(
-                f"cannot read {name}: {exc}", "give a y4m, mp4, mkv, png or jpg file that ffmpeg can play"
+                f"cannot read {name}: {reason(exc)}", "give a y4m, mp4, mkv, png or jpg file that ffmpeg can play"
             ) from None
         if not self._container.streams.video:
             self._container.close()
@@ -135,7 +135,7 @@ class PyAVReader:
         try:
             yield from self._container.decode(self._stream)
         except (av.FFmpegError, OSError) as exc:
-            raise MediaError(f"cannot decode {self.name}: {exc}") from None
+            raise MediaError(f"cannot decode {self.name}: {reason(exc)}") from None
 
     def __iter__(self) -> Iterator[Picture]:
         index = 0

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ..errors import MediaError, UsageError
+from ..errors import MediaError, UsageError, reason, writing
 from ..types import DataType, Picture, SequenceInfo
 from .y4m import Y4mWriter, planes_to_bytes
 
@@ -46,13 +46,17 @@ def output_format(target: str, fmt: str | None) -> str:
     )
 
 
+def _label(target: str) -> str:
+    return "standard output" if target == "-" else repr(target)
+
+
 def _open_bytes(target: str) -> tuple[BinaryIO, bool]:
     if target == "-":
         return sys.stdout.buffer, False
     try:
         return open(target, "wb"), True  # noqa: SIM115 - closed by the sink
     except OSError as exc:
-        raise MediaError(f"cannot write {target!r}: {exc.strerror}") from None
+        raise MediaError(f"cannot write {target!r}: {reason(exc)}", "check that the folder exists and is writable") from None
 
 
 def raw_bytes(picture: Picture) -> bytes:
@@ -73,15 +77,21 @@ class Y4mSink:
 
     def __init__(self, target: str, sequence: SequenceInfo) -> None:
         self._f, self._owns = _open_bytes(target)
-        self._writer = Y4mWriter(self._f, sequence)
+        self._name = _label(target)
+        with writing(self._name):
+            self._writer = Y4mWriter(self._f, sequence)
 
     def write(self, picture: Picture) -> None:
-        self._writer.write(picture)
+        with writing(self._name):
+            self._writer.write(picture)
 
     def close(self) -> None:
-        self._f.flush()
-        if self._owns:
-            self._f.close()
+        with writing(self._name):
+            try:
+                self._f.flush()
+            finally:
+                if self._owns:
+                    self._f.close()
 
 
 class RawSink:
@@ -89,15 +99,20 @@ class RawSink:
 
     def __init__(self, target: str) -> None:
         self._f, self._owns = _open_bytes(target)
+        self._name = _label(target)
 
     def write(self, picture: Picture) -> None:
-        self._f.write(raw_bytes(picture))
-        self._f.flush()
+        with writing(self._name):
+            self._f.write(raw_bytes(picture))
+            self._f.flush()
 
     def close(self) -> None:
-        self._f.flush()
-        if self._owns:
-            self._f.close()
+        with writing(self._name):
+            try:
+                self._f.flush()
+            finally:
+                if self._owns:
+                    self._f.close()
 
 
 class Md5Sink:
@@ -121,10 +136,13 @@ class Md5Sink:
 
     def close(self) -> None:
         f, owns = _open_bytes(self._target)
-        f.write(f"{self.hexdigest}\n".encode())
-        f.flush()
-        if owns:
-            f.close()
+        with writing(_label(self._target)):
+            try:
+                f.write(f"{self.hexdigest}\n".encode())
+                f.flush()
+            finally:
+                if owns:
+                    f.close()
 
 
 def png_name(target: str, pts: int) -> str:
@@ -156,7 +174,7 @@ class PngSink:
         try:
             Path(name).write_bytes(png_bytes(picture))
         except OSError as exc:
-            raise MediaError(f"cannot write {name!r}: {exc.strerror}") from None
+            raise MediaError(f"cannot write {name!r}: {reason(exc)}", "check the output folder and free space") from None
         self.files.append(name)
 
     def close(self) -> None:
