@@ -15,6 +15,7 @@ import math
 import os
 import sys
 from dataclasses import replace
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 from . import __version__
@@ -201,8 +202,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
         writer = ContainerWriter(args.output, sequence)
         interrupted = False
 
-        def emit(packets: list[Packet]) -> None:
-            for packet in packets:
+        def emit(packets: Iterator[Packet]) -> None:
+            for packet in packets:  # each written (and logged) as soon as its frame is coded
                 size = writer.write(packet)
                 ui.frame_done(packet.stats, size, packet.pts)
                 if packet.stats is not None:
@@ -211,10 +212,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
         try:
             with ui:
                 try:
-                    emit(encoder.send(first))
+                    emit(encoder.encode(first))
                     for picture in pictures:
-                        emit(encoder.send(picture))
-                    emit(encoder.flush())
+                        emit(encoder.encode(picture))
+                    emit(encoder.encode(None))
                 except KeyboardInterrupt:
                     # Every unit already written is complete; END makes the file a valid stream.
                     interrupted = True
@@ -243,51 +244,37 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from .media import open_output, output_format
 
     fmt = output_format(args.output, args.format)  # usage errors before reading anything
+    if args.output == "-" and fmt in ("y4m", "yuv") and sys.stdout.isatty():
+        raise UsageError("refusing to write binary video to a terminal", "pipe it (| ffplay -) or give a file name with -o")
     _refuse_same_file(args.input, args.output)
     reader = ContainerReader(args.input)
-    lost: list[str] = []
     # Packets are read a group at a time so that their latents entropy-decode together; a damaged
     # unit met while reading is queued in stream order, between the packets around it.
     queue: list[Packet | CorruptDataError] = []
     reader.on_corrupt = queue.append
     try:
-        from .decoder import Decoder, prefetch_group
+        from .decoder import DropCause, Decoder, prefetch_group
     except ImportError as exc:
         reader.close()
         raise CoolChicStreamError(f"the codec cannot be loaded: {exc}", "check the installation") from None
 
+    # The decoder recovers from damage itself (skips to the next I frame, lists what it dropped);
+    # this command only reports.
     decoder = Decoder(reader.sequence)
     group = prefetch_group(reader.sequence)
     sink = open_output(args.output, fmt, reader.sequence)
-    dropped = 0
-    waiting_for_keyframe = False
     failure: CoolChicStreamError | None = None
 
     def decode(item: Packet | CorruptDataError) -> None:
-        nonlocal dropped, waiting_for_keyframe
+        reported = len(decoder.dropped)
         if isinstance(item, CorruptDataError):
-            waiting_for_keyframe = True
-            lost.append(item.message)
-            _err(f"warning: {item.message}; resuming at the next I frame")
-            return
-        if waiting_for_keyframe:
-            if item.frame_type != FrameType.I:
-                dropped += 1
-                return
-            waiting_for_keyframe = False
-            for picture in decoder.flush():  # pictures decoded before the damage still count
+            decoder.lost(item)
+        else:
+            for picture in decoder.send(item):
                 sink.write(picture)
-            decoder.reset()
-        try:
-            pictures = decoder.send(item)
-        except BitstreamError as exc:
-            _err(f"warning: frame pts {item.pts}: {exc}; resuming at the next I frame")
-            lost.append(str(exc))
-            dropped += 1
-            waiting_for_keyframe = True
-            return
-        for picture in pictures:
-            sink.write(picture)
+        for drop in decoder.dropped[reported:]:
+            if drop.cause != DropCause.AFTER_LOSS:
+                _err(f"warning: {drop.message}; resuming at the next I frame")
 
     def read_group() -> list[Packet | CorruptDataError]:
         """The next ``group`` packets, with the damaged units met between them, in stream order."""
@@ -321,9 +308,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
         reader.close()
     if failure is not None:
         raise failure
-    if lost:
+    if decoder.dropped:
+        damaged = sum(d.cause != DropCause.AFTER_LOSS for d in decoder.dropped)
         raise CorruptDataError(
-            f"{len(lost)} damaged unit(s) or frame(s); {dropped} frame(s) dropped until the next I frame",
+            f"{damaged} damaged unit(s) or frame(s); "
+            f"{len(decoder.dropped) - damaged} frame(s) dropped until the next I frame",
             "the other frames were decoded",
         )
     return 0

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .errors import ConfigError
+from .spec import MAX_GOP_SIZE
 from .types import GopStructure
 
 
@@ -132,8 +133,8 @@ class EncoderConfig:
             raise ConfigError(f"--iterations {self.iterations} must be positive", "e.g. 1000")
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise ConfigError(f"--device {self.device!r} is not valid", "use cpu or cuda")
-        if self.gop_size < 1 or self.gop_size > 64:
-            raise ConfigError(f"--gop-size {self.gop_size} is out of range", "use 1 to 64")
+        if self.gop_size < 1 or self.gop_size > MAX_GOP_SIZE:
+            raise ConfigError(f"--gop-size {self.gop_size} is out of range", f"use 1 to {MAX_GOP_SIZE}")
         if self.intra_period < 1:
             raise ConfigError(f"--intra-period {self.intra_period} must be positive", "e.g. 32")
 

@@ -25,16 +25,19 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
+from dataclasses import dataclass
+from enum import Enum
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
 from .dpb import DecodedPictureBuffer, ReorderBuffer
-from .errors import BitstreamError
 from .architecture import parameter_shapes
+from .bitstream.syntax import FramePrefix
+from .bitstream.units import read_frame_format
 from .entropy.nn_weights import predict_module
-from .errors import DecodeOrderError
+from .errors import BitstreamError, CorruptDataError, DecodeOrderError
 from .framecodec import (
     FrameHeader,
     CodedCoolChic,
@@ -49,7 +52,7 @@ from .framecodec import (
 from .gop import ReferenceTracker
 from .recon.frame import picture_to_fixed
 from .spec import NNMode
-from .types import FrameType, Packet, Picture, SequenceInfo
+from .types import FrameType, GopStructure, Packet, Picture, SequenceInfo
 from .worker import NetworkStore, decode_results, entropy_worker
 
 
@@ -137,11 +140,73 @@ def _stale(header: FrameHeader, coded: list[CodedCoolChic], held: NetworkLookup)
     return None
 
 
+class DropCause(Enum):
+    """Why a frame did not come out of the decoder."""
+
+    DAMAGED_UNIT = "damaged unit"  # the container lost it (CRC, syntax): reported through ``lost``
+    UNDECODABLE = "undecodable"  # its payload failed a check or does not decode
+    AFTER_LOSS = "after a loss"  # it may predict from a lost frame: skipped until the next I frame
+
+
+@dataclass(frozen=True)
+class DroppedFrame:
+    """A frame the decoder did not output: its display index when its header was readable."""
+
+    pts: int | None
+    cause: DropCause
+    message: str  # one line, naming the frame and the field
+
+
+class DecodeErrors(Enum):
+    """What ``Decoder.send`` does with a damaged or undecodable frame."""
+
+    RESUME = "resume"  # drop it and what depends on it, say so in ``dropped``, resume at the next I frame
+    RAISE = "raise"  # raise the BitstreamError (the caller recovers, e.g. with ``reset``)
+
+
+def _frame_type(packet: Packet | bytes) -> FrameType | None:
+    if isinstance(packet, Packet):
+        return packet.frame_type
+    try:
+        return read_frame_format(packet, None)
+    except BitstreamError:
+        return None
+
+
+def _pts(packet: Packet | bytes) -> int | None:
+    if isinstance(packet, Packet):
+        return packet.pts
+    try:
+        return int(FramePrefix.parse(packet).display_index)
+    except Exception:  # noqa: BLE001 - unreadable header: no pts to name
+        return None
+
+
 class Decoder:
-    def __init__(self, sequence: SequenceInfo | None = None, threads: int = DEFAULT_THREADS, pipeline: bool = True) -> None:
+    """Packets in coding order -> pictures in display order; damage is recovered from here.
+
+    By default (``DecodeErrors.RESUME``) a frame that fails to parse or decode is dropped, the
+    decoder forgets its references and skips every frame until the next I frame (frames after a
+    loss may predict from it: never decoded from stale samples or networks), and pictures decoded
+    before the damage still come out. Each skipped frame is listed in ``dropped``, in stream
+    order; ``lost(error)`` reports a unit the container could not read (the same recovery).
+    """
+
+    def __init__(
+        self,
+        sequence: SequenceInfo | None = None,
+        threads: int = DEFAULT_THREADS,
+        pipeline: bool = True,
+        errors: DecodeErrors = DecodeErrors.RESUME,
+    ) -> None:
         """pipeline: run prefetched entropy decoding in the helper process (False: at once, in
         the calling thread; same results)."""
+        self.errors = DecodeErrors(errors)
+        self.dropped: list[DroppedFrame] = []
         self.sequence = sequence
+        # What every frame must match before anything is allocated for it: the sequence header,
+        # or without one the first decoded frame's format (no stream changes size mid-way).
+        self._format = sequence
         self.threads = threads
         self.pipeline = pipeline
         self.dpb = DecodedPictureBuffer()
@@ -163,8 +228,30 @@ class Decoder:
 
     def send(self, packet: Packet | bytes) -> list[Picture]:
         """Decode one frame; returns the pictures whose display turn has come."""
-        with torch_threads(self.threads):
-            return self._send(packet)
+        if self._waiting_for_intra and _frame_type(packet) != FrameType.I:
+            # dropped until the next I frame: no need to entropy-decode it
+            self._drop(packet, DropCause.AFTER_LOSS, "follows a lost frame")
+            return []
+        try:
+            with torch_threads(self.threads):
+                return self._send(packet)
+        except BitstreamError as exc:
+            if self.errors == DecodeErrors.RAISE:
+                raise
+            self._drop(packet, DropCause.UNDECODABLE, str(exc))
+            self.reset()
+            return []
+
+    def lost(self, error: BitstreamError) -> None:
+        """A unit the caller could not read (damaged, cut): frames may predict from it, so the
+        decoder skips to the next I frame."""
+        self.dropped.append(DroppedFrame(None, DropCause.DAMAGED_UNIT, str(error)))
+        self.reset()
+
+    def _drop(self, packet: Packet | bytes, cause: DropCause, message: str) -> None:
+        pts = _pts(packet)
+        who = f"frame pts {pts}" if pts is not None else "a frame"
+        self.dropped.append(DroppedFrame(pts, cause, f"{who} {message}" if cause == DropCause.AFTER_LOSS else f"{who}: {message}"))
 
     def prefetch(self, packets: Iterable[Packet | bytes]) -> None:
         """Start entropy-decoding the packets about to be sent, all together, in the background.
@@ -175,7 +262,9 @@ class Decoder:
         decodes the second half and then the next groups: the first pictures come out after
         half a group's entropy decoding instead of a whole one, and neither core idles.
         """
-        datas = [p.data if isinstance(p, Packet) else p for p in packets]
+        # A frame whose header breaks the format is left to send, which reports it: it must not
+        # make the helper allocate what its header claims.
+        datas = [d for p in packets if self._well_formed(d := p.data if isinstance(p, Packet) else p)]
         if not datas:
             return
         worker = entropy_worker() if self.pipeline else None
@@ -194,6 +283,13 @@ class Decoder:
         else:  # at the group's first send, when the DPB holds what came before it
             deferred = _Deferred(datas, self._networks)
             self._prefetched.extend((data, deferred, slot) for slot, data in enumerate(datas))
+
+    def _well_formed(self, data: bytes) -> bool:
+        try:
+            read_frame_format(data, self._format)
+        except BitstreamError:
+            return False
+        return True
 
     def _parsed(self, data: bytes) -> ParseResult:
         if any(pending is data for pending, _, _ in self._prefetched):
@@ -217,17 +313,20 @@ class Decoder:
             return {}
 
     def _send(self, packet: Packet | bytes) -> list[Picture]:
-        if self._waiting_for_intra and isinstance(packet, Packet) and packet.frame_type != FrameType.I:
-            return []  # dropped until the next I frame: no need to entropy-decode it
         data = packet.data if isinstance(packet, Packet) else packet
+        read_frame_format(data, self._format)  # before anything is allocated or decoded for it
         header, coded = self._parsed(data)
         out: list[Picture] = []
         if header.frame_type == FrameType.I:
             self._waiting_for_intra = False
             out += self.reorder.start_segment(header.display_index)
-        elif self._waiting_for_intra:
-            return out  # after a reset, inter frames cannot be decoded until the next I frame
         refs = [self.dpb.get(r, referenced_by=header.display_index) for r in header.references]
+        for r, ref in zip(header.references, refs):
+            if ref.planes[0].shape != (header.height, header.width) or ref.data_type != header.data_type:
+                raise CorruptDataError(
+                    f"frame {header.display_index} ({header.width}x{header.height} {header.data_type.name}) "
+                    f"predicts from frame {r} of another format"
+                )
         fixed = None
         if header.coding_type != FrameType.I:
             for r, ref in zip(header.references, refs):
@@ -235,6 +334,10 @@ class Decoder:
                     self._fixed[r] = picture_to_fixed(ref)
             fixed = [self._fixed[r] for r in header.references]
         picture = reconstruct(header, coded, refs, fixed)
+        if self._format is None:
+            self._format = SequenceInfo(
+                header.width, header.height, header.data_type, header.bit_depth, gop_structure=GopStructure.RANDOM_ACCESS
+            )
         self._fixed.pop(header.display_index, None)  # a replaced picture's Q16 form is stale
         self.dpb.insert(header.display_index, picture, frame_networks(coded))
         self.dpb.release(self._tracker.decoded(header.display_index, header.frame_type, header.references))

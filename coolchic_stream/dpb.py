@@ -25,22 +25,37 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import DecodeOrderError
+from .spec import MAX_GOP_SIZE
 
-__all__ = ["DecodedPictureBuffer", "ReorderBuffer"]
+__all__ = ["DecodedPictureBuffer", "MAX_HELD", "ReorderBuffer"]
+
+# Most pictures either buffer holds: a random-access group of the longest GOP plus its past anchor.
+MAX_HELD = MAX_GOP_SIZE + 1
 
 
 class DecodedPictureBuffer:
     """Reference pictures (any object, typically :class:`~coolchic_stream.types.Picture`) by display
     index, each with its networks (any object, typically ``framecodec.FrameNetworks``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_HELD) -> None:
+        self.limit = limit
         self._pictures: dict[int, Any] = {}
         self._networks: dict[int, Any] = {}
 
     def insert(self, display_index: int, picture: Any, networks: Any = None) -> None:
-        """Store (or replace) the reconstruction of frame ``display_index`` and its networks."""
+        """Store (or replace) the reconstruction of frame ``display_index`` and its networks.
+
+        Beyond ``limit`` pictures the one stored first goes: no stream the scheduler writes holds
+        that many, so only a damaged or hostile one loses references (a frame predicting from it
+        is then reported, not decoded), and memory stays bounded whatever a stream says.
+        """
+        self._pictures.pop(display_index, None)  # a replaced picture counts as stored now
         self._pictures[display_index] = picture
         self._networks[display_index] = networks
+        while len(self._pictures) > self.limit:
+            oldest = next(iter(self._pictures))
+            del self._pictures[oldest]
+            del self._networks[oldest]
 
     def get(self, display_index: int, referenced_by: int | None = None) -> Any:
         """The picture at ``display_index``; ``referenced_by`` (the asking frame's pts) is for errors."""
@@ -96,7 +111,8 @@ class ReorderBuffer:
     first picture pushed sets the expected pts.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_HELD) -> None:
+        self.limit = limit
         self._heap: list[tuple[int, int, Any]] = []  # (pts, arrival, picture); arrival breaks ties
         self._arrivals = 0
         self._next_pts: int | None = None
@@ -117,9 +133,12 @@ class ReorderBuffer:
         heapq.heappush(self._heap, (pts, self._arrivals, picture))
         self._arrivals += 1
         out = []
-        while self._heap and self._heap[0][0] == self._next_pts:
-            out.append(heapq.heappop(self._heap)[2])
-            self._next_pts += 1
+        while self._heap and (self._heap[0][0] == self._next_pts or len(self._heap) > self.limit):
+            # Beyond ``limit`` waiting pictures the gap before the first is taken as lost frames
+            # (a closed GOP never makes a picture wait for more): memory stays bounded.
+            pts, _, oldest = heapq.heappop(self._heap)
+            out.append(oldest)
+            self._next_pts = pts + 1
         return out
 
     def start_segment(self, first_pts: int) -> list[Any]:

@@ -21,6 +21,7 @@ from .architecture import OUTPUTS, CoolChicEncoderParameter, module_predictable,
 from .bitstream.sections import bad as _bad
 from .bitstream.sections import explicit_architecture, section_param
 from .bitstream.syntax import FramePayload
+from .bitstream.units import check_frame_format, parse_failure
 from .entropy.arm_int import IntegerArm
 from .entropy.latents import LatentLayout, decode_latents_many, encode_latents
 from .entropy.nn_weights import (
@@ -255,14 +256,11 @@ def _parse_sections(
     try:
         parsed = FramePayload.parse(data)
     except (ConstructError, ValueError, OverflowError, UnicodeDecodeError) as exc:
-        raise _bad(f"frame payload does not parse ({type(exc).__name__})") from None
+        raise _bad(f"frame payload does not parse: {parse_failure(exc)}") from None
     info = parsed.info
     frame_type = _enum_field(FrameType, info.frame_type, "frame type")
     data_type = _enum_field(DataType, info.data_type, "data type")
-    if not 8 <= info.bit_depth <= 16:
-        raise _bad(f"bit depth {info.bit_depth} is out of range 8..16")
-    if not (2 <= parsed.width <= 16383 and 2 <= parsed.height <= 16383):
-        raise _bad(f"frame size {parsed.width}x{parsed.height} is out of range")
+    check_frame_format(None, frame_type, data_type, info.bit_depth, parsed.width, parsed.height)
     # A P/B frame whose only Cool-chic is its residue is coded without prediction (intra-coded).
     intra_coded = frame_type != FrameType.I and info.warp_filter_size == 0
     coding_type = FrameType.I if intra_coded else frame_type

@@ -11,6 +11,17 @@ from enum import IntEnum
 
 import numpy as np
 
+# ---------------------------------------------------------------- stream limits
+
+# Largest frame a stream may declare, per side and in luma samples (8K UHD fits): a level limit
+# that bounds what a decoder allocates per picture, whatever a stream says.
+MAX_FRAME_SIDE = 16383
+MAX_FRAME_SAMPLES = 8192 * 4352
+MIN_FRAME_SIDE = 2
+BIT_DEPTHS = range(8, 17)
+# Longest random-access group / low-delay GOP: bounds the frames a decoder holds in flight.
+MAX_GOP_SIZE = 64
+
 # ---------------------------------------------------------------- NN parameters
 
 # Transmitted modules of a Cool-chic, in bitstream order; in each, every weight tensor then every

@@ -15,6 +15,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import UnsupportedFormatError
+from .spec import BIT_DEPTHS, MAX_FRAME_SAMPLES, MAX_FRAME_SIDE, MIN_FRAME_SIDE
 
 
 class FrameType(IntEnum):
@@ -195,12 +196,19 @@ class SequenceInfo:
     encoder: str = ""
 
     def __post_init__(self) -> None:
-        if self.width < 2 or self.height < 2:
-            raise UnsupportedFormatError(f"frame size {self.width}x{self.height} is too small", "frames must be at least 2x2")
-        if self.width > 16383 or self.height > 16383:
-            raise UnsupportedFormatError(f"frame size {self.width}x{self.height} is too large", "at most 16383 per side")
-        if not 8 <= self.bit_depth <= 16:
-            raise UnsupportedFormatError(f"bit depth {self.bit_depth} is not supported", "use 8 to 16 bits")
+        if self.width < MIN_FRAME_SIDE or self.height < MIN_FRAME_SIDE:
+            raise UnsupportedFormatError(
+                f"frame size {self.width}x{self.height} is too small", f"frames must be at least {MIN_FRAME_SIDE}x{MIN_FRAME_SIDE}"
+            )
+        if self.width > MAX_FRAME_SIDE or self.height > MAX_FRAME_SIDE or self.width * self.height > MAX_FRAME_SAMPLES:
+            raise UnsupportedFormatError(
+                f"frame size {self.width}x{self.height} is too large",
+                f"at most {MAX_FRAME_SIDE} per side and {MAX_FRAME_SAMPLES} samples (8K UHD fits)",
+            )
+        if self.bit_depth not in BIT_DEPTHS:
+            raise UnsupportedFormatError(
+                f"bit depth {self.bit_depth} is not supported", f"use {BIT_DEPTHS[0]} to {BIT_DEPTHS[-1]} bits"
+            )
         if self.frame_rate <= 0:
             raise UnsupportedFormatError(f"frame rate {self.frame_rate} is not positive", "give a rate such as 25 or 30000/1001")
 

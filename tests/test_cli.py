@@ -400,30 +400,36 @@ INTERRUPT_SCRIPT = r"""
 import sys
 import coolchic_stream.encoder as encoder_module
 from coolchic_stream.cli import main
-original = encoder_module.Encoder.send
+original = encoder_module.Encoder._encode
 calls = []
-def send(self, picture):
-    calls.append(picture.pts)
-    if len(calls) == 2:
-        raise KeyboardInterrupt  # what Ctrl-C does in the middle of the second frame
-    return original(self, picture)
-encoder_module.Encoder.send = send
+def code_one(self, job):
+    calls.append(job.display_index)
+    if len(calls) == 4:
+        raise KeyboardInterrupt  # what Ctrl-C does in the middle of the fourth coded frame
+    return original(self, job)
+encoder_module.Encoder._encode = code_one
 sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_interrupted_encode_leaves_a_valid_stream(tmp_path: Path) -> None:
-    tiny_clip(tmp_path / "in.y4m", frames=3)
+def test_an_interrupted_encode_keeps_every_finished_frame(tmp_path: Path) -> None:
+    """Random access, gop 4: coding order 0 | 4 2 1 3. Ctrl-C while frame 1 is coded keeps 0, 4 and
+    2 (before, a group's packets left together and only frame 0 was kept); the file decodes."""
+    tiny_clip(tmp_path / "in.y4m", frames=5)
     out = tmp_path / "o.ccv"
     proc = subprocess.run(
-        [sys.executable, "-c", INTERRUPT_SCRIPT, "encode", str(tmp_path / "in.y4m"), str(out), *FAST],
+        [sys.executable, "-c", INTERRUPT_SCRIPT, "encode", str(tmp_path / "in.y4m"), str(out), *FAST,
+         "--gop", "ra", "--gop-size", "4", "--intra-period", "8"],
         capture_output=True, cwd=ROOT, timeout=240, env=ENV,
     )
     assert proc.returncode == 130
-    assert b"interrupted: 1 finished frame(s)" in proc.stderr and b"Traceback" not in proc.stderr
+    assert b"interrupted: 3 finished frame(s)" in proc.stderr and b"Traceback" not in proc.stderr
     with ContainerReader(out) as r:
-        assert [p.pts for p in r] == [0]
-        assert r.ended and r.index["frame_count"] == 1
+        assert [p.pts for p in r] == [0, 4, 2]
+        assert r.ended and r.index["frame_count"] == 3
+    decoded = run_cli("decode", str(out), "-o", "-")
+    assert decoded.returncode == 0, decoded.stderr
+    assert len(_y4m_frames(decoded.stdout)) == 3
 
 
 def test_conformance_vector() -> None:

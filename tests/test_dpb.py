@@ -189,3 +189,43 @@ def test_random_dpb_and_reorder(structure, gop, period, n, use_tracker):
     if structure == GopStructure.RANDOM_ACCESS and n:
         assert peak <= math.ceil(math.log2(gop)) + 2
     assert reorder(schedule(structure, gop, period, n)) == list(range(n))
+
+
+def test_buffers_stay_bounded_whatever_a_stream_says():
+    """A hostile stream (pts that leave gaps forever, references never released) cannot make
+    either buffer hold more than its limit: the oldest reference goes, a gap counts as lost frames."""
+    dpb = DecodedPictureBuffer(limit=3)
+    for pts in range(10):
+        dpb.insert(pts, Frame(pts))
+    assert dpb.held() == {7, 8, 9}
+    dpb.insert(7, Frame(7))  # replaced: counts as the newest
+    dpb.insert(10, Frame(10))
+    assert dpb.held() == {7, 9, 10}
+    with pytest.raises(DecodeOrderError):
+        dpb.get(0, referenced_by=11)
+
+    reorder = ReorderBuffer(limit=3)
+    reorder.start_segment(0)
+    out = []
+    for pts in range(1, 40, 2):  # pts 0 never comes, nor any even one
+        out += reorder.push(Frame(pts))
+        assert len(reorder) <= 3
+    out += reorder.flush()
+    assert [f.pts for f in out] == list(range(1, 40, 2))  # display order kept across the gaps
+
+
+def test_default_limits_hold_every_schedule_of_the_longest_gop():
+    from coolchic_stream.dpb import MAX_HELD
+    from coolchic_stream.spec import MAX_GOP_SIZE
+
+    for structure in GopStructure:
+        jobs = schedule(structure, MAX_GOP_SIZE if structure != GopStructure.INTRA else 1, 2 * MAX_GOP_SIZE, 3 * MAX_GOP_SIZE)
+        reorder = ReorderBuffer()
+        out = []
+        for job in jobs:
+            if job.frame_type == FrameType.I:
+                out += reorder.start_segment(job.display_index)
+            out += reorder.push(Frame(job.display_index))
+            assert len(reorder) <= MAX_HELD
+        out += reorder.flush()
+        assert [f.pts for f in out] == sorted(j.display_index for j in jobs)

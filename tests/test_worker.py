@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import encode_pictures, make_picture
 from coolchic_stream import framecodec, worker
-from coolchic_stream.decoder import Decoder, _resolve
+from coolchic_stream.decoder import DecodeErrors, Decoder, _resolve
 from coolchic_stream.entropy.nn_weights import coded_values
 from coolchic_stream.errors import BitstreamError
 from coolchic_stream.spec import NNMode
@@ -24,7 +24,7 @@ def stream():
 
 def decode_all(packets, pipeline: bool, damaged: dict[int, bytes] | None = None):
     """Decode with one prefetched group; -> per packet: its pictures or the error it raised."""
-    dec = Decoder(pipeline=pipeline)
+    dec = Decoder(pipeline=pipeline, errors=DecodeErrors.RAISE)
     datas = [(damaged or {}).get(i, p.data) for i, p in enumerate(packets)]
     dec.prefetch(datas)
     out = []
@@ -201,3 +201,36 @@ def test_without_child_processes_the_decoder_falls_back_to_a_thread(stream, monk
     pictures = [p for group in out for p in group]
     assert sorted(p.pts for p in pictures) == list(range(5))
     assert all(p.same_samples(enc.reconstructions[p.pts]) for p in pictures)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_the_helper_ends_when_the_decoding_process_dies_without_cleanup():
+    """A decoder killed (or ended by os._exit: no atexit) must not leave its helper running: the
+    helper holds no copy of the main process's end of the pipe, so it sees the pipe close."""
+    import os
+    import time
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            helper = worker.EntropyWorker()
+            os.write(write, str(helper._process.pid).encode())  # noqa: SLF001
+        finally:
+            os._exit(0)
+    os.close(write)
+    helper_pid = int(os.read(read, 32))
+    os.close(read)
+    os.waitpid(pid, 0)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(helper_pid, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{helper_pid}/stat") as f:  # an exited orphan may linger as a zombie of init
+            if f.read().split(") ")[1].startswith("Z"):
+                return
+        time.sleep(0.1)
+    os.kill(helper_pid, 9)
+    pytest.fail("the helper outlived the process that started it")

@@ -14,8 +14,10 @@ from ..types import SequenceInfo
 from .reader import ContainerReader, UnitInfo
 from .units import (
     file_header_bytes,
+    check_frame_format,
     packet_from_payload,
     parse_frame_payload,
+    read_frame_format,
     sequence_from_bytes,
     sequence_to_dict,
     trailer_bytes,
@@ -49,8 +51,10 @@ __all__ = [
     "UnitInfo",
     "file_header_bytes",
     "open",
+    "check_frame_format",
     "packet_from_payload",
     "parse_frame_payload",
+    "read_frame_format",
     "sequence_from_bytes",
     "sequence_to_dict",
     "trailer_bytes",

@@ -23,6 +23,7 @@ from typing import BinaryIO
 from construct import ConstructError
 
 from ..errors import (
+    reason,
     BitstreamError,
     CorruptDataError,
     MediaError,
@@ -72,7 +73,7 @@ class _Source:
             try:
                 chunk = self._f.read(min(n - len(out), READ_CHUNK))
             except OSError as exc:
-                raise MediaError(f"cannot read the stream: {exc}") from None
+                raise MediaError(f"cannot read the stream: {reason(exc)}") from None
             if not chunk:
                 break
             out += chunk
@@ -363,7 +364,7 @@ class ContainerReader:
             if unit.unit_type != UNIT_FRAME:
                 continue
             try:
-                packet = packet_from_payload(unit.payload)
+                packet = packet_from_payload(unit.payload, self.sequence)
             except CorruptDataError as exc:
                 self._report(
                     CorruptDataError(

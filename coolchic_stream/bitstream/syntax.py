@@ -191,12 +191,18 @@ FrameInfo = BitStruct(  # 2 bytes
 
 _REFERENCES = {"i": 0, "p": 1, "b": 2}
 
-FramePayload = Struct(
+_FRAME_FORMAT = (
     "display_index" / VarInt,  # pts
     "coding_index" / VarInt,  # dts
     "info" / FrameInfo,
     "width" / VarInt,
     "height" / VarInt,
+)
+# The leading fields alone: what a decoder checks before it allocates anything for a frame.
+FramePrefix = Struct(*_FRAME_FORMAT)
+
+FramePayload = Struct(
+    *_FRAME_FORMAT,
     "references" / Array(lambda this: _REFERENCES.get(str(this.info.frame_type), 0), Reference),
     # residue, then motion when predicted (warp_filter_size > 0). A P or B frame carrying its
     # residue alone (3 outputs, zero translations) is intra-coded: its references still place it
@@ -227,6 +233,7 @@ __all__ = [
     "FileHeader",
     "FrameInfo",
     "FramePayload",
+    "FramePrefix",
     "IndexEntry",
     "IndexPayload",
     "MAGIC",

@@ -27,6 +27,7 @@ from ..types import (
     Packet,
     SequenceInfo,
 )
+from ..spec import BIT_DEPTHS, MAX_FRAME_SAMPLES, MAX_FRAME_SIDE, MAX_GOP_SIZE, MIN_FRAME_SIDE
 from .syntax import (
     MAGIC,
     SYNC,
@@ -35,6 +36,7 @@ from .syntax import (
     VERSION_MINOR,
     FileHeader,
     FramePayload,
+    FramePrefix,
     SequenceHeader,
     Trailer,
 )
@@ -116,12 +118,22 @@ def sequence_from_bytes(payload: bytes) -> SequenceInfo:
     try:
         h = SequenceHeader.parse(payload)
     except (ConstructError, UnicodeDecodeError, ValueError) as exc:
-        raise CorruptDataError(f"sequence header does not parse: {exc}") from None
+        raise CorruptDataError(f"sequence header does not parse: {parse_failure(exc)}") from None
     if h.frame_rate_den == 0 or h.frame_rate_num == 0:
         raise CorruptDataError(
             f"sequence header frame rate {h.frame_rate_num}/{h.frame_rate_den} is invalid"
         )
     sar = Fraction(h.sar_num, h.sar_den) if h.sar_den else Fraction(0, 1)
+    structure = _member(GopStructure, h.gop_structure, "gop_structure")
+    # gop_size/intra_period are stream facts here, not options: a bad one is damage (exit 4).
+    if not 1 <= h.gop_size <= MAX_GOP_SIZE:
+        raise CorruptDataError(f"sequence header gop_size {h.gop_size} is out of range 1..{MAX_GOP_SIZE}")
+    if h.intra_period < 1:
+        raise CorruptDataError(f"sequence header intra_period {h.intra_period} is not positive")
+    if structure == GopStructure.INTRA and (h.gop_size, h.intra_period) != (1, 1):
+        raise CorruptDataError(
+            f"sequence header gop_size {h.gop_size} / intra_period {h.intra_period} contradict its all-intra structure"
+        )
     try:
         return SequenceInfo(
             width=h.width,
@@ -132,7 +144,7 @@ def sequence_from_bytes(payload: bytes) -> SequenceInfo:
             sample_aspect_ratio=sar,
             color_range=_member(ColorRange, h.color_range, "color_range"),
             chroma_siting=_member(ChromaSiting, h.chroma_siting, "chroma_siting"),
-            gop_structure=_member(GopStructure, h.gop_structure, "gop_structure"),
+            gop_structure=structure,
             gop_size=h.gop_size,
             intra_period=h.intra_period,
             frame_count=h.frame_count,
@@ -142,8 +154,76 @@ def sequence_from_bytes(payload: bytes) -> SequenceInfo:
         raise CorruptDataError(f"sequence header is invalid: {exc.message}") from None
 
 
-def packet_from_payload(payload: bytes) -> Packet:
-    """A Packet for a FRAME payload, with pts/dts/type read from its header."""
+# Frame types a GOP structure may contain (intra-coded P/B frames keep their type).
+_ALLOWED_TYPES = {
+    GopStructure.INTRA: {FrameType.I},
+    GopStructure.LOWDELAY: {FrameType.I, FrameType.P},
+    GopStructure.RANDOM_ACCESS: {FrameType.I, FrameType.P, FrameType.B},
+}
+
+
+def check_frame_format(
+    sequence: SequenceInfo | None,
+    frame_type: FrameType,
+    data_type: DataType,
+    bit_depth: int,
+    width: int,
+    height: int,
+) -> None:
+    """Check a FRAME header's format against the sequence header (None: the format's limits only).
+
+    Every frame of a stream has the sequence's size, sample format and bit depth (there is no
+    resolution change), so whatever a frame header says, the decoder allocates at most what one
+    sequence-sized frame needs; and a y4m written from the stream never contradicts its header.
+    """
+    if not (MIN_FRAME_SIDE <= width <= MAX_FRAME_SIDE and MIN_FRAME_SIDE <= height <= MAX_FRAME_SIDE) or (
+        width * height > MAX_FRAME_SAMPLES
+    ):
+        raise CorruptDataError(f"frame size {width}x{height} is beyond the format's limits")
+    if bit_depth not in BIT_DEPTHS:
+        raise CorruptDataError(f"frame bit depth {bit_depth} is out of range")
+    if sequence is None:
+        return
+    if (width, height) != (sequence.width, sequence.height):
+        raise CorruptDataError(
+            f"frame size {width}x{height} differs from the sequence header's {sequence.width}x{sequence.height}"
+        )
+    if data_type != sequence.data_type:
+        raise CorruptDataError(
+            f"frame data type {data_type.name} differs from the sequence header's {sequence.data_type.name}"
+        )
+    if bit_depth != sequence.bit_depth:
+        raise CorruptDataError(f"frame bit depth {bit_depth} differs from the sequence header's {sequence.bit_depth}")
+    if frame_type not in _ALLOWED_TYPES[sequence.gop_structure]:
+        raise CorruptDataError(
+            f"{frame_type.name} frame in a {sequence.gop_structure.name.lower()} stream"
+        )
+
+
+def read_frame_format(payload: bytes, sequence: SequenceInfo | None) -> FrameType:
+    """Parse and check a FRAME payload's leading fields only (a few bytes, no sections): what a
+    decoder checks before it allocates or entropy-decodes anything; returns the frame type."""
+    try:
+        head = FramePrefix.parse(payload)
+    except (ConstructError, ValueError, OverflowError) as exc:
+        raise CorruptDataError(f"frame header does not parse: {parse_failure(exc)}") from None
+    frame_type = _member(FrameType, head.info.frame_type, "frame_type")
+    data_type = _member(DataType, head.info.data_type, "data_type")
+    check_frame_format(sequence, frame_type, data_type, head.info.bit_depth, head.width, head.height)
+    return frame_type
+
+
+def parse_failure(exc: Exception) -> str:
+    """construct's message without its parsing path (``Error in path (parsing) -> a -> b``)."""
+    text = str(exc).strip().splitlines()
+    reason = text[-1] if text else type(exc).__name__
+    return reason.split(" -> ")[-1].strip() or "malformed bytes"
+
+
+def packet_from_payload(payload: bytes, sequence: SequenceInfo | None = None) -> Packet:
+    """A Packet for a FRAME payload, with pts/dts/type read from its header, checked against the
+    sequence header (``check_frame_format``)."""
+    read_frame_format(payload, sequence)
     header = parse_frame_payload(payload)
     return Packet(
         data=payload,
@@ -158,7 +238,7 @@ def parse_frame_payload(payload: bytes):
     try:
         return FramePayload.parse(payload)
     except (ConstructError, UnicodeDecodeError, ValueError, OverflowError) as exc:
-        raise CorruptDataError(f"frame payload does not parse: {exc}") from None
+        raise CorruptDataError(f"frame payload does not parse: {parse_failure(exc)}") from None
 
 
 # ------------------------------------------------------------------ writer

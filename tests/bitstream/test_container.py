@@ -469,7 +469,7 @@ def test_frame_payload_that_does_not_parse_is_reported() -> None:
     reports = []
     _, got = read_all(data, on_corrupt=reports.append)
     assert len(got) == 1 and len(reports) == 1
-    with pytest.raises(CorruptDataError, match="frame payload"):
+    with pytest.raises(CorruptDataError, match="frame header does not parse"):
         read_all(data)
 
 

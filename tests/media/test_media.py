@@ -99,7 +99,7 @@ def test_header_without_c_tag_and_frame_params() -> None:
 
 
 def test_header_limits_and_long_rates() -> None:
-    seq = SequenceInfo(16383, 16383, DataType.YUV420, 10, Fraction(30000, 1001), Fraction(4, 3), ColorRange.LIMITED)
+    seq = SequenceInfo(16383, 2048, DataType.YUV420, 10, Fraction(30000, 1001), Fraction(4, 3), ColorRange.LIMITED)
     assert len(header_bytes(seq)) <= 96
 
 
