@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import MediaError, UsageError
+from ..errors import MediaError, UsageError, reason
 from ..types import Picture, SequenceInfo
 from .sinks import FORMATS, Md5Sink, Sink, open_output, output_format, png_name, raw_bytes
 from .y4m import MAGIC as Y4M_MAGIC
@@ -104,12 +104,12 @@ def open_input(path: str, frames: int | None = None, start: int = 0) -> VideoSou
     try:
         f = open(p, "rb")  # noqa: SIM115 - closed by the source
     except OSError as exc:
-        raise MediaError(f"cannot open {path!r}: {exc.strerror}") from None
+        raise MediaError(f"cannot open {path!r}: {reason(exc)}", "check the path (- reads standard input)") from None
     try:
         head = f.read(len(Y4M_MAGIC))
     except OSError as exc:
         f.close()
-        raise MediaError(f"cannot read {path!r}: {exc.strerror}") from None
+        raise MediaError(f"cannot read {path!r}: {reason(exc)}") from None
     if not head:
         f.close()
         raise MediaError(f"{path} is empty", "give a y4m, mp4, mkv, png… input with at least one frame")

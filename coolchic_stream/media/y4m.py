@@ -57,13 +57,15 @@ def parse_colorspace(tag: str) -> tuple[DataType, int, ChromaSiting]:
     )
 
 
-def _fraction(token: str, what: str) -> Fraction:
+def _fraction(token: str, what: str, name: str) -> Fraction:
     try:
         num, den = (int(x) for x in token.split(":"))
     except ValueError:
-        raise MediaError(f"y4m {what} {token!r} is not of the form N:D") from None
+        raise MediaError(f"{name}: y4m {what} {token!r} is not of the form N:D", "e.g. F25:1 or F30000:1001") from None
     if num < 0 or den < 0:
-        raise MediaError(f"y4m {what} {token!r} is negative")
+        raise MediaError(f"{name}: y4m {what} {token!r} is negative", "e.g. F25:1 or F30000:1001")
+    if den == 0 and num != 0:
+        raise MediaError(f"{name}: y4m {what} {token!r} has a zero denominator", "0:0 means unknown; otherwise e.g. 25:1")
     return Fraction(num, den) if den else Fraction(0, 1)
 
 
@@ -91,11 +93,11 @@ def parse_header(line: bytes, name: str = "input") -> SequenceInfo:
             elif key == "H":
                 height = int(val)
         except ValueError:
-            raise MediaError(f"{name}: y4m size token {tok!r} is not a number") from None
+            raise MediaError(f"{name}: y4m size token {tok!r} is not a number", "the header must hold W<width> H<height>") from None
         if key == "F":
-            rate = _fraction(val, "frame rate")
+            rate = _fraction(val, "frame rate", name)
         elif key == "A":
-            sar = _fraction(val, "pixel aspect")
+            sar = _fraction(val, "pixel aspect", name)
         elif key == "C":
             colorspace, siting_given = val, True
         elif key == "I" and val == "m":
@@ -216,7 +218,10 @@ class Y4mReader:
             if len(data) < self.frame_bytes:
                 raise MediaError(
                     f"{self.name}: y4m frame {self.frames_read} is truncated "
-                    f"({len(data)} of {self.frame_bytes} bytes)"
+                    f"({len(data)} of {self.frame_bytes} bytes)",
+                    f"the file was cut; --frames {self.frames_read} takes the complete frames only"
+                    if self.frames_read
+                    else "the size or colour space in the header may not match the data",
                 )
             yield Picture(planes_from_bytes(data, seq), seq.bit_depth, seq.data_type, self.frames_read)
             self.frames_read += 1

@@ -115,8 +115,22 @@ def test_header_limits_and_long_rates() -> None:
     ],
 )
 def test_bad_headers(header: bytes, error: type) -> None:
-    with pytest.raises(error):
+    with pytest.raises(error) as info:
         Y4mReader(io.BytesIO(header + b"FRAME\n"))
+    assert info.value.hint, "every header error says what a valid header holds"
+
+
+def test_a_rate_with_a_zero_denominator_is_refused_not_read_as_25() -> None:
+    with pytest.raises(MediaError, match="frame rate '25:0' has a zero denominator"):
+        Y4mReader(io.BytesIO(b"YUV4MPEG2 W4 H2 F25:0\nFRAME\n" + bytes(12)))
+    assert Y4mReader(io.BytesIO(b"YUV4MPEG2 W4 H2 F0:0\nFRAME\n" + bytes(12))).sequence.frame_rate == 25  # 0:0 = unknown
+
+
+def test_a_cut_file_hints_at_the_complete_frames() -> None:
+    reader = Y4mReader(io.BytesIO(b"YUV4MPEG2 W4 H2 C420jpeg\n" + (b"FRAME\n" + bytes(12)) * 2 + b"FRAME\n" + bytes(5)))
+    with pytest.raises(MediaError, match="frame 2 is truncated") as info:
+        list(reader)
+    assert "--frames 2" in info.value.hint
 
 
 def test_bad_frames() -> None:
