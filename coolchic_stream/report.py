@@ -6,7 +6,8 @@ import sys
 from typing import Any
 
 from .architecture import OUTPUTS, grid_sizes, preset_parameter
-from .bitstream.container import ContainerReader, UnitInfo, parse_frame_payload
+from .bitstream.container import ContainerReader, UnitInfo, parse_frame_payload, read_frame_format
+from .bitstream.units import UNIT_END, UNIT_FRAME, UNIT_INDEX, UNIT_SEQ
 from .bitstream.sections import nn_information_bits, section_param
 from .config import Complexity
 from .errors import CorruptDataError, TruncatedStreamError
@@ -166,8 +167,9 @@ def inspect_stream(source: Any) -> dict[str, Any]:
     try:
         try:
             for unit in reader.units():
-                if unit.unit_type == 2:
+                if unit.unit_type == UNIT_FRAME:
                     try:
+                        read_frame_format(unit.payload, reader.sequence)  # the decoder's check
                         frames.append(_frame_json(unit))
                     except CorruptDataError as exc:
                         errors.append(
@@ -175,7 +177,7 @@ def inspect_stream(source: Any) -> dict[str, Any]:
                         )
                 else:
                     other_bytes += unit.size
-                    if unit.unit_type not in (1, 3, 4):
+                    if unit.unit_type not in (UNIT_SEQ, UNIT_INDEX, UNIT_END):
                         skipped.append(
                             {
                                 "type": unit.unit_type,

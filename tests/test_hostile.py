@@ -228,3 +228,13 @@ def test_a_short_fuzz_campaign_finds_no_crash_hang_leak_or_contradiction() -> No
 def test_a_long_fuzz_campaign_finds_no_crash_hang_leak_or_contradiction() -> None:
     campaign = fuzz_decode.run_campaign(fuzz_decode.seed_streams(), mutants=2000, seed=2)
     assert not campaign.failures, [(kind, o.problem, o.message[:200]) for kind, o in campaign.failures[:5]]
+
+
+def test_inspect_reports_a_frame_that_contradicts_the_sequence(stream, tmp_path) -> None:
+    from coolchic_stream.report import inspect_stream
+
+    path = tmp_path / "bad.ccv"
+    path.write_bytes(with_frame(stream, 1, width=4000))
+    report = inspect_stream(str(path))
+    assert [f["display_index"] for f in report["frames"]] == [0, 1]
+    assert report["errors"] == ["FRAME unit at byte 465: frame size 4000x16 differs from the sequence header's 24x16"]
