@@ -203,6 +203,10 @@ def check_frame_format(
 def read_frame_format(payload: bytes, sequence: SequenceInfo | None) -> FrameType:
     """Parse and check a FRAME payload's leading fields only (a few bytes, no sections): what a
     decoder checks before it allocates or entropy-decodes anything; returns the frame type."""
+    return _read_prefix(payload, sequence)[1]
+
+
+def _read_prefix(payload: bytes, sequence: SequenceInfo | None):
     try:
         head = FramePrefix.parse(payload)
     except (ConstructError, ValueError, OverflowError) as exc:
@@ -210,7 +214,7 @@ def read_frame_format(payload: bytes, sequence: SequenceInfo | None) -> FrameTyp
     frame_type = _member(FrameType, head.info.frame_type, "frame_type")
     data_type = _member(DataType, head.info.data_type, "data_type")
     check_frame_format(sequence, frame_type, data_type, head.info.bit_depth, head.width, head.height)
-    return frame_type
+    return head, frame_type
 
 
 def parse_failure(exc: Exception) -> str:
@@ -223,14 +227,10 @@ def parse_failure(exc: Exception) -> str:
 def packet_from_payload(payload: bytes, sequence: SequenceInfo | None = None) -> Packet:
     """A Packet for a FRAME payload, with pts/dts/type read from its header, checked against the
     sequence header (``check_frame_format``)."""
-    read_frame_format(payload, sequence)
-    header = parse_frame_payload(payload)
-    return Packet(
-        data=payload,
-        pts=header.display_index,
-        dts=header.coding_index,
-        frame_type=_member(FrameType, header.info.frame_type, "frame_type"),
-    )
+    # The leading fields only: the sections are parsed (and every field in them checked) once,
+    # by the decoder or inspect, where they are used.
+    head, frame_type = _read_prefix(payload, sequence)
+    return Packet(data=payload, pts=head.display_index, dts=head.coding_index, frame_type=frame_type)
 
 
 def parse_frame_payload(payload: bytes):
