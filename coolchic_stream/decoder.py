@@ -53,7 +53,7 @@ from .gop import ReferenceTracker
 from .recon.frame import picture_to_fixed
 from .spec import NNMode
 from .types import FrameType, GopStructure, Packet, Picture, SequenceInfo
-from .worker import NetworkStore, decode_results, entropy_worker
+from .worker import Integers, NetworkStore, Undecoded, decode_results, entropy_worker
 
 
 DEFAULT_THREADS = 1  # decoding is many small ops: one intra-op thread is fastest, two oversubscribe busy cores
@@ -91,6 +91,16 @@ def prefetch_group(sequence: SequenceInfo | None) -> int:
     return max(1, min(max(sequence.gop_size, 8), frames))
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A packet that failed when it was decoded ahead of time: the error ``send`` reports."""
+
+    error: BitstreamError
+
+
+Ahead = ParseResult | Failed | Integers | Undecoded  # what a prefetch left for one packet
+
+
 class _Deferred:
     """Packets entropy-decoded together in the calling thread when the first of them is sent
     (their predicted modules resolved from the DPB as it then stands, or from earlier packets
@@ -99,31 +109,34 @@ class _Deferred:
     def __init__(self, datas: list[bytes], lookup: NetworkLookup) -> None:
         self._datas: list[bytes] | None = datas
         self._lookup = lookup
-        self._results: list[ParseResult | BitstreamError] = []
+        self._results: list[ParseResult | Failed] = []
 
-    def result(self) -> list[ParseResult | BitstreamError]:
+    def result(self) -> list[ParseResult | Failed]:
         if self._datas is not None:
-            self._results, self._datas = parse_payloads(self._datas, self._lookup), None
+            results = parse_payloads(self._datas, self._lookup)
+            self._results = [Failed(r) if isinstance(r, BitstreamError) else r for r in results]
+            self._datas = None
         return self._results
 
 
-Slot = ParseResult | BitstreamError | bytes | None  # what a prefetch left for one packet
-
-
-def _resolve(data: bytes, item: Slot, lookup: NetworkLookup) -> ParseResult | BitstreamError:
-    """A prefetched slot -> the packet's parse result: the helper's integers (bytes) are joined
-    with the packet's own headers and this decoder's references; a slot decoded nowhere (None)
-    is decoded here."""
-    if isinstance(item, bytes):
+def _resolve(data: bytes, item: Ahead, lookup: NetworkLookup) -> ParseResult | Failed:
+    """A prefetched slot -> the packet's parse result: the helper's integers are joined with the
+    packet's own headers and this decoder's references; a packet decoded nowhere, or that failed
+    for want of a reference (which may be held now), is decoded here."""
+    if isinstance(item, Integers):
         try:
-            return parse_with_integers(data, item, lookup)
+            return parse_with_integers(data, item.data, lookup)
         except BitstreamError as exc:
-            return exc
+            return Failed(exc)
         except ValueError:
             pass  # integers that do not fit, or decoded with another ARM: trust nothing, decode here
-    elif item is not None and not isinstance(item, DecodeOrderError):
-        return item  # (a reference missing then may be held now: decode again)
-    return parse_payloads([data], lookup)[0]
+    elif isinstance(item, Failed):
+        if not isinstance(item.error, DecodeOrderError):
+            return item
+    elif not isinstance(item, Undecoded):
+        return item
+    result = parse_payloads([data], lookup)[0]
+    return Failed(result) if isinstance(result, BitstreamError) else result
 
 
 def _stale(header: FrameHeader, coded: list[CodedCoolChic], held: NetworkLookup) -> str | None:
@@ -298,12 +311,12 @@ class Decoder:
                 if pending is data:
                     result = _resolve(data, future.result()[slot], self._networks)
                     break
-            if not isinstance(result, BitstreamError) and _stale(*result, self._networks_or_none) is not None:
-                result = parse_payloads([data], self._networks)[0]  # decoded ahead from other integers
+            if not isinstance(result, Failed) and _stale(*result, self._networks_or_none) is not None:
+                result = _resolve(data, Undecoded(), self._networks)  # decoded ahead from other integers
         else:
-            result = parse_payloads([data], self._networks)[0]
-        if isinstance(result, BitstreamError):
-            raise result
+            result = _resolve(data, Undecoded(), self._networks)
+        if isinstance(result, Failed):
+            raise result.error
         return result
 
     def _networks_or_none(self, display_index: int) -> FrameNetworks:

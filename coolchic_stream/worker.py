@@ -34,6 +34,7 @@ import sys
 import threading
 from collections import OrderedDict, deque
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,7 +44,23 @@ _COUNT = struct.Struct("<I")
 _ITEM = struct.Struct("<BI")  # status, byte length
 OK, FAILED = 0, 1
 
-Reply = list[bytes | None]  # per payload: its decoded integers, or None to decode it in the caller
+
+
+@dataclass(frozen=True)
+class Integers:
+    """A payload's NN and latent integers, decoded by the helper (``framecodec.integers_to_bytes``)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Undecoded:
+    """A payload decoded nowhere yet (it failed, or predicts from networks the helper does not
+    hold): the caller decodes it, and reports whatever fails."""
+
+
+HelperResult = Integers | Undecoded
+Reply = list[HelperResult]  # per payload of a request, in order
 
 
 def pack_payloads(payloads: list[bytes]) -> bytes:
@@ -65,9 +82,9 @@ def unpack_payloads(message: bytes) -> list[bytes]:
 
 def pack_reply(reply: Reply) -> bytes:
     parts = [_COUNT.pack(len(reply))]
-    for latents in reply:
-        parts.append(_ITEM.pack(FAILED, 0) if latents is None else _ITEM.pack(OK, len(latents)))
-        parts.append(latents or b"")
+    for item in reply:
+        data = item.data if isinstance(item, Integers) else b""
+        parts += [_ITEM.pack(OK if isinstance(item, Integers) else FAILED, len(data)), data]
     return b"".join(parts)
 
 
@@ -76,7 +93,7 @@ def unpack_reply(message: bytes) -> Reply:
     for _ in range(n):
         status, size = _ITEM.unpack_from(message, pos)
         pos += _ITEM.size
-        out.append(message[pos : pos + size] if status == OK else None)
+        out.append(Integers(message[pos : pos + size]) if status == OK else Undecoded())
         pos += size
     return out
 
@@ -118,17 +135,17 @@ class NetworkStore:
 _STORE = NetworkStore()  # the helper process's own (one helper serves one decoding process)
 
 
-def decode_results(payloads: list[bytes], store: NetworkStore) -> "list[ParseResult | None]":
+def decode_results(payloads: list[bytes], store: NetworkStore) -> "list[ParseResult | Undecoded]":
     """Parse and entropy-decode payloads (coding order) with predicted modules resolved through
-    ``store``, then keep their networks there; a slot the caller must decode itself is None."""
+    ``store``, then keep their networks there; what failed is left ``Undecoded`` for the caller."""
     from .framecodec import parse_payloads
 
     try:
         results = parse_payloads(payloads, store)
     except Exception:  # noqa: BLE001 - anything unexpected: the caller decodes and reports it
-        return [None] * len(payloads)
+        return [Undecoded()] * len(payloads)
     store.update(results)
-    return [None if isinstance(r, BaseException) else r for r in results]
+    return [Undecoded() if isinstance(r, BaseException) else r for r in results]
 
 
 def decode_group(payloads: list[bytes], store: NetworkStore | None = None) -> Reply:
@@ -136,7 +153,7 @@ def decode_group(payloads: list[bytes], store: NetworkStore | None = None) -> Re
     from .framecodec import integers_to_bytes
 
     results = decode_results(payloads, _STORE if store is None else store)
-    return [None if r is None else integers_to_bytes(r[1]) for r in results]
+    return [r if isinstance(r, Undecoded) else Integers(integers_to_bytes(r[1])) for r in results]
 
 
 def _serve(conn, parent_end=None) -> None:
@@ -180,7 +197,7 @@ class EntropyWorker:
         future: Future = Future()
         with self._lock:
             if not self.alive:
-                future.set_result([None] * len(payloads))
+                future.set_result([Undecoded()] * len(payloads))
                 return future
             self._pending.append((future, len(payloads)))
             self._outbox.put(pack_payloads(payloads))
@@ -213,7 +230,7 @@ class EntropyWorker:
         self._outbox.put(None)  # ends the sender thread
         for future, n in pending:
             if not future.done():
-                future.set_result([None] * n)
+                future.set_result([Undecoded()] * n)
 
 
 _WORKER: EntropyWorker | None = None
@@ -234,4 +251,7 @@ def entropy_worker() -> EntropyWorker | None:
         return _WORKER
 
 
-__all__ = ["EntropyWorker", "NetworkStore", "Reply", "decode_group", "decode_results", "entropy_worker"]
+__all__ = [
+    "EntropyWorker", "HelperResult", "Integers", "NetworkStore", "Reply", "Undecoded", "decode_group",
+    "decode_results", "entropy_worker",
+]

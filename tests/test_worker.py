@@ -65,7 +65,7 @@ def same(a, b) -> bool:
 def test_messages_round_trip():
     payloads = [b"", b"\x00\x01", bytes(range(256)) * 3]
     assert worker.unpack_payloads(worker.pack_payloads(payloads)) == payloads
-    reply = [b"\x7f\x80", None, b""]
+    reply = [worker.Integers(b"\x7f\x80"), worker.Undecoded(), worker.Integers(b"")]
     assert worker.unpack_reply(worker.pack_reply(reply)) == reply
 
 
@@ -86,7 +86,7 @@ def test_helper_integers_rebuild_the_parse_result(stream):
     reply = worker.decode_group(datas, worker.NetworkStore())
     for data, integers, lookup in zip(datas, reply, in_order_lookups(packets)):
         header, coded = framecodec.parse_payload(data, lookup)
-        header2, coded2 = framecodec.parse_with_integers(data, integers, lookup)
+        header2, coded2 = framecodec.parse_with_integers(data, integers.data, lookup)
         assert header2 == header
         pairs = [(a, b) for c, d in zip(coded, coded2) for a, b in zip(c.latents, d.latents)]
         assert pairs and all(np.array_equal(a, b) and b.dtype == np.int64 for a, b in pairs)
@@ -112,7 +112,7 @@ def test_helper_latents_decoded_with_another_arm_are_not_used(stream):
         arm.weights[0].reshape(-1)[0] += 1
     integers = worker.decode_group([packets[index].data], store)[0]
     with pytest.raises(ValueError, match="another ARM"):
-        framecodec.parse_with_integers(packets[index].data, integers, lookups[index])
+        framecodec.parse_with_integers(packets[index].data, integers.data, lookups[index])
     got = _resolve(packets[index].data, integers, lookups[index])[1]
     assert all(np.array_equal(a, b) for c, d in zip(coded, got) for a, b in zip(c.latents, d.latents))
 
@@ -122,7 +122,7 @@ def test_integers_that_do_not_fit_are_decoded_again_in_process(stream, cut):
     _, packets = stream
     data, lookup = packets[1].data, in_order_lookups(packets)[1]
     store = worker.NetworkStore()
-    integers = worker.decode_group([p.data for p in packets[:2]], store)[1]
+    integers = worker.decode_group([p.data for p in packets[:2]], store)[1].data
     (n_latents,) = struct.unpack_from("<I", integers)
     bad = {
         "latent": struct.pack("<I", n_latents - 1) + integers[4 : 4 + n_latents - 1] + integers[4 + n_latents :],
@@ -132,7 +132,7 @@ def test_integers_that_do_not_fit_are_decoded_again_in_process(stream, cut):
     with pytest.raises(ValueError, match="decoded"):
         framecodec.parse_with_integers(data, bad, lookup)
     expected = framecodec.parse_payload(data, lookup)[1]
-    got = _resolve(data, bad, lookup)[1]
+    got = _resolve(data, worker.Integers(bad), lookup)[1]
     assert all(np.array_equal(a, b) for c, d in zip(expected, got) for a, b in zip(c.latents, d.latents))
     assert all(same_networks(c, d) for c, d in zip(expected, got))
 

@@ -225,8 +225,11 @@ def decode_in_child(data: bytes, workdir: Path, memory_limit: int = MEMORY_LIMIT
             fd = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.dup2(fd, 2)
             sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - past any capture (pytest)
+            from coolchic_stream import worker
             from coolchic_stream.cli import main
 
+            # A helper the parent started (its I/O threads do not survive the fork): start afresh.
+            worker._WORKER = None  # noqa: SLF001
             status = main(["decode", str(src), "-o", str(out)])
         except BaseException:  # noqa: BLE001 - anything escaping main is a crash
             import traceback
@@ -342,7 +345,12 @@ def run_campaign(seeds: list[bytes], mutants: int, seed: int = 0, workdir: Path 
                 result.failures.append((kind, outcome))
                 if keep is not None:
                     keep.mkdir(parents=True, exist_ok=True)
-                    (keep / f"failure_{len(result.failures):04d}.ccv").write_bytes(data)
+                    stem = keep / f"failure_{len(result.failures):04d}"
+                    stem.with_suffix(".ccv").write_bytes(data)
+                    stem.with_suffix(".txt").write_text(
+                        f"{kind}\n{outcome.problem}\nexit {outcome.status}, {outcome.seconds:.2f} s, "
+                        f"{outcome.rss_bytes / 2**20:.0f} MiB\n{outcome.message}"
+                    )
             if progress and (n + 1) % 100 == 0:
                 print(f"  {n + 1} mutants, {len(result.failures)} failures, max RSS {result.max_rss / 2**20:.0f} MiB", file=sys.stderr)
     return result
