@@ -24,7 +24,7 @@ from coolchic_stream.entropy.stream import seal
 from coolchic_stream.media import open_input
 from coolchic_stream.media import raw_bytes
 from coolchic_stream.media.y4m import Y4mReader, Y4mWriter
-from coolchic_stream.types import ChromaSiting, ColorRange, DataType, FrameType, Packet, Picture, SequenceInfo
+from coolchic_stream.types import ChromaSiting, ColorRange, DataType, FrameType, GopStructure, Packet, Picture, SequenceInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
@@ -167,7 +167,8 @@ def test_missing_input_is_a_media_error(tmp_path: Path, capsys) -> None:
 
 
 def _synthetic_ccv(path: Path) -> None:
-    seq = SequenceInfo(24, 16, chroma_siting=ChromaSiting.CENTER, encoder="test")
+    seq = SequenceInfo(24, 16, chroma_siting=ChromaSiting.CENTER, encoder="test",
+                       gop_structure=GopStructure.RANDOM_ACCESS, gop_size=2, intra_period=8)  # it holds P and B frames
     section = {
         "architecture": "explicit", "explicit": {
             "n_output": 3, "latent_resolution_min": 0, "latent_resolution_max": 4,
