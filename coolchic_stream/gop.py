@@ -52,7 +52,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .errors import ConfigError, CorruptDataError
 from .types import FrameType, GopStructure
 
 __all__ = [
@@ -321,7 +321,13 @@ class ReferenceTracker:
         elif frame_type == FrameType.P:
             self._anchor = display_index
             if self.structure == GopStructure.RANDOM_ACCESS and refs:
-                # The group's layout follows from its two bounds; trust the stream's reference.
+                # The group's layout follows from its two bounds, which a damaged or hostile
+                # stream could set a world apart: a group is at most gop_size frames.
+                if not 0 < display_index - refs[0] <= self.gop_size:
+                    raise CorruptDataError(
+                        f"P frame {display_index} predicts from frame {refs[0]}, "
+                        f"not 1 to {self.gop_size} (the GOP size) frames before it"
+                    )
                 self._pending = [(d, r) for d, r, _ in _b_hierarchy(refs[0], display_index)]
             else:
                 self._pending = []

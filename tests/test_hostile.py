@@ -87,6 +87,16 @@ def test_frame_fields_that_contradict_the_sequence_are_corrupt_data(stream, work
     assert outcome.problem is None, outcome.problem
 
 
+@pytest.mark.parametrize("pts", [1 << 40, 1000, 3])
+def test_an_anchor_a_world_away_from_its_reference_is_corrupt_data(stream, workdir, pts) -> None:
+    """P2 claims display index 2^40: its group's B layout (found by the fuzzer) is not built."""
+    outcome = decode(with_frame(stream, 1, display_index=pts), workdir)
+    assert outcome.status == 4, outcome.message
+    assert outcome.problem is None, outcome.problem
+    assert f"P frame {pts} predicts from frame 0, not 1 to 2 (the GOP size) frames before it" in outcome.message
+    assert outcome.seconds < 10 and outcome.rss_bytes < 500 * MIB
+
+
 @pytest.mark.parametrize(
     "fields,words",
     [

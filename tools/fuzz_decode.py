@@ -1,6 +1,6 @@
 """Mutation fuzzer for the decoder: field edits and damage of real ``.ccv`` streams with every CRC
-recomputed (so mutations reach the parsers), each decoded by the CLI in a forked child under a
-memory limit and a time limit.
+recomputed (so mutations reach the parsers), each decoded by the CLI in a child under a memory limit
+and a time limit.
 
     seed streams ─► mutate (edit a SEQ/FRAME field │ flip payload bytes │ cut │ drop/repeat/swap units)
         ─► re-frame every unit with a fresh CRC ─► ``decode -o out.y4m`` in a child (RLIMIT_AS, timeout)
@@ -10,7 +10,7 @@ memory limit and a time limit.
 Failures: a crash (exit 1 "internal error", a signal), a hang (timeout), a memory blow-up (the
 limit), a multi-line or leaking message (errno numbers, exception class names, construct paths),
 or an exit-0 y4m that contradicts its header. ``python tools/fuzz_decode.py --mutants 10000``
-prints the campaign's figures; ``tests/tools/test_fuzz_decode.py`` runs a short campaign.
+prints the campaign's figures; ``tests/test_hostile.py`` runs a short campaign (a long one: ``-m slow``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import collections
 import io
+import multiprocessing
 import os
 import random
 import re
 import resource
-import signal
 import sys
 import tempfile
 import time
@@ -204,52 +204,70 @@ class _Raw(Stream):
 
 @dataclass
 class Outcome:
-    status: int  # exit status; -N: killed by signal N; None-like 124: timeout
+    status: int  # exit status; -N: killed by signal N; 124: timed out
     message: str  # stderr, as written
     rss_bytes: int  # peak resident set of the child
     seconds: float
     problem: str | None = None  # why this outcome is a failure (None: fine)
 
 
+# Each mutant is decoded in a child forked from a clean, single-threaded fork server that has the
+# decoder loaded: forking the caller itself (pytest, after other tests ran decoders with threads)
+# can copy a lock some thread holds and hang the child.
+_PRELOAD = ["coolchic_stream.cli", "coolchic_stream.decoder", "coolchic_stream.media"]
+
+
+def _context():
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
+def _decode_child(src: str, out: str, err: str, rss: str, memory_limit: int) -> None:
+    """The child: ``coolchic-stream decode src -o out`` under RLIMIT_AS, stderr to ``err``; writes
+    its peak RSS (KiB) to ``rss`` and exits with the command's status (99: something escaped it)."""
+    status = 99
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+        fd = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(fd, 2)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - the real fd 2
+        from coolchic_stream.cli import main
+
+        status = main(["decode", src, "-o", out])
+    except BaseException:  # noqa: BLE001 - anything escaping main is a crash
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            Path(rss).write_text(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+        except BaseException:  # noqa: BLE001 - out of memory even here: the RSS stays unknown
+            pass
+        sys.stderr.flush()
+        os._exit(status)
+
+
 def decode_in_child(data: bytes, workdir: Path, memory_limit: int = MEMORY_LIMIT, time_limit: float = TIME_LIMIT_S) -> Outcome:
-    """Run ``coolchic-stream decode`` on ``data`` in a forked child under RLIMIT_AS and a timeout."""
-    src, out, err = workdir / "in.ccv", workdir / "out.y4m", workdir / "stderr"
+    """Run ``coolchic-stream decode`` on ``data`` in a child under RLIMIT_AS and a timeout."""
+    src, out, err, rss = workdir / "in.ccv", workdir / "out.y4m", workdir / "stderr", workdir / "rss"
     src.write_bytes(data)
-    for f in (out, err):
+    for f in (out, err, rss):
         f.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        try:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-            fd = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            os.dup2(fd, 2)
-            sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - past any capture (pytest)
-            from coolchic_stream import worker
-            from coolchic_stream.cli import main
-
-            # A helper the parent started (its I/O threads do not survive the fork): start afresh.
-            worker._WORKER = None  # noqa: SLF001
-            status = main(["decode", str(src), "-o", str(out)])
-        except BaseException:  # noqa: BLE001 - anything escaping main is a crash
-            import traceback
-
-            traceback.print_exc()
-            status = 99
-        os._exit(status)
-    deadline = t0 + time_limit
-    while True:
-        done, status, usage = os.wait4(pid, os.WNOHANG)
-        if done:
-            break
-        if time.perf_counter() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            _, status, usage = os.wait4(pid, 0)
-            return Outcome(124, _read(err), int(usage.ru_maxrss) * 1024, time.perf_counter() - t0, "hang")
-        time.sleep(0.005)
+    child = _context().Process(target=_decode_child, args=(str(src), str(out), str(err), str(rss), memory_limit))
+    child.start()
+    child.join(time_limit)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        return Outcome(124, _read(err), 0, time.perf_counter() - t0, "hang")
     seconds = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    outcome = Outcome(code, _read(err), int(usage.ru_maxrss) * 1024, seconds)
+    try:
+        rss_bytes = int(rss.read_text()) * 1024
+    except (OSError, ValueError):
+        rss_bytes = memory_limit  # died before it could say: count it at the limit
+    outcome = Outcome(int(child.exitcode), _read(err), rss_bytes, seconds)
     outcome.problem = judge(outcome, out)
     return outcome
 
@@ -322,11 +340,6 @@ class Campaign:
 
 def run_campaign(seeds: list[bytes], mutants: int, seed: int = 0, workdir: Path | None = None,
                  keep: Path | None = None, progress: bool = False) -> Campaign:
-    # Import the decoder once here: every forked child starts with it loaded (~0.2 s a mutant, not 3 s).
-    import coolchic_stream.cli  # noqa: F401
-    import coolchic_stream.decoder  # noqa: F401
-    import coolchic_stream.media  # noqa: F401
-
     rng = random.Random(seed)
     streams = [Stream.parse(s) for s in seeds]
     result = Campaign()
