@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from .config import Complexity
-from .spec import MAX_ARM_CONTEXT, MOTION_LATENT_FINEST
+from .spec import MAX_ARM_CONTEXT, MAX_NN_PARAMETERS, MOTION_LATENT_FINEST
 from .spec import ALPHA_CHANNEL, BETA_CHANNEL, FLOW_CHANNELS, PICTURE_CHANNELS, predictable
 from .types import FrameType
 
@@ -114,6 +114,9 @@ class CoolChicEncoderParameter:
             raise ValueError(f"upsampling kernel {self.ups_kernel} must be even, 2..16")
         if self.ups_preconcat_kernel < 1 or self.ups_preconcat_kernel % 2 == 0 or self.ups_preconcat_kernel > 15:
             raise ValueError(f"pre-concat kernel {self.ups_preconcat_kernel} must be odd, 1..15")
+        count = sum(math.prod(shape) for weights, biases in parameter_shapes(self).values() for shape in (*weights, *biases))
+        if count > MAX_NN_PARAMETERS:
+            raise ValueError(f"{count} NN parameters, more than the format's {MAX_NN_PARAMETERS}")
 
     @property
     def grid_sizes(self) -> list[tuple[int, int]]:

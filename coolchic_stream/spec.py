@@ -28,6 +28,11 @@ MAX_GOP_SIZE = 64
 # bias tensor, in the order ``architecture.parameter_shapes`` lists them.
 MODULE_NAMES = ("arm", "upsampling", "synthesis")
 
+# Most NN parameters (weights and biases of ARM, upsampling and synthesis) one Cool-chic may have:
+# an explicit architecture in a stream cannot make a decoder allocate or decode more (the largest
+# preset has about 2 100).
+MAX_NN_PARAMETERS = 1 << 15
+
 # Largest magnitude of a decoded NN integer (fresh, or source + difference): bounds every product
 # of the exact decoder's integer arithmetic. Encoders quantize within it; decoders refuse beyond.
 NN_INT_MAX = 1 << 20

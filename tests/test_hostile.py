@@ -87,6 +87,31 @@ def test_frame_fields_that_contradict_the_sequence_are_corrupt_data(stream, work
     assert outcome.problem is None, outcome.problem
 
 
+def test_an_explicit_architecture_beyond_the_parameter_limit_is_refused_before_decoding(stream, workdir) -> None:
+    """200 synthesis layers of 255 channels and 15x15 kernels (2.6e9 parameters) in a 600-byte
+    frame: refused from the header, nothing allocated, no bins decoded."""
+    from construct import Container
+
+    from coolchic_stream.bitstream.syntax import FramePayload
+
+    units = list(stream.units)
+    i = stream.frames()[0]
+    frame = FramePayload.parse(units[i][1])
+    wide = {"out_channels": 255, "kernel_size": 15, "residual": False, "relu": True}
+    frame.coolchics[0].architecture = "explicit"
+    frame.coolchics[0].explicit = Container(
+        n_output=3, latent_resolution_min=0, latent_resolution_max=4, arm_context=8, arm_hidden_layers=2,
+        arm_stabiliser=True, ups_kernel=8, ups_preconcat_kernel=7, synthesis_stabiliser=False,
+        synthesis_layers=[Container(wide)] * 200 + [Container(out_channels=3, kernel_size=3, residual=False, relu=False)],
+    )
+    units[i] = (UNIT_FRAME, FramePayload.build(frame))
+    outcome = decode(fuzz_decode.Stream(units, stream.version).to_bytes(), workdir)
+    assert outcome.status == 4, outcome.message
+    assert outcome.problem is None, outcome.problem
+    assert "NN parameters, more than the format's 32768" in outcome.message
+    assert outcome.seconds < 10 and outcome.rss_bytes < 500 * MIB
+
+
 @pytest.mark.parametrize("pts", [1 << 40, 1000, 3])
 def test_an_anchor_a_world_away_from_its_reference_is_corrupt_data(stream, workdir, pts) -> None:
     """P2 claims display index 2^40: its group's B layout (found by the fuzzer) is not built."""
