@@ -169,7 +169,11 @@ def _serve(conn, parent_end=None) -> None:
             message = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        conn.send_bytes(pack_reply(decode_group(unpack_payloads(message))))
+        reply = pack_reply(decode_group(unpack_payloads(message)))
+        try:
+            conn.send_bytes(reply)
+        except OSError:  # the decoding process ended (or died) before this reply: so does the helper
+            return
 
 
 class EntropyWorker:

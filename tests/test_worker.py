@@ -234,3 +234,20 @@ def test_the_helper_ends_when_the_decoding_process_dies_without_cleanup():
         time.sleep(0.1)
     os.kill(helper_pid, 9)
     pytest.fail("the helper outlived the process that started it")
+
+
+def test_a_helper_whose_reply_has_no_reader_ends_quietly(stream):
+    """The decoding process ended while the helper was still decoding ahead (a short stream, an
+    error): the helper's reply meets a closed pipe and it ends with status 0, no traceback."""
+    import multiprocessing
+
+    _, packets = stream
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe()
+    helper = context.Process(target=worker._serve, args=(theirs, ours))
+    helper.start()
+    theirs.close()
+    ours.send_bytes(worker.pack_payloads([p.data for p in packets]))
+    ours.close()  # gone before the reply
+    helper.join(60)
+    assert helper.exitcode == 0
