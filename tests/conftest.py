@@ -44,10 +44,11 @@ def encode_pictures(pictures, **config):
 
 
 def decode_packets(packets, sequence=None):
-    """Decode packets in coding order; -> pictures in display order."""
-    from coolchic_stream.decoder import Decoder
+    """Decode packets in coding order; -> pictures in display order. Strict: the first frame that
+    fails raises (the default decoder would drop it and resume at the next I frame)."""
+    from coolchic_stream.decoder import DecodeErrors, Decoder
 
-    dec = Decoder(sequence)
+    dec = Decoder(sequence, errors=DecodeErrors.RAISE)
     out = []
     for p in packets:
         out += dec.send(p)
