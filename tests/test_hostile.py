@@ -273,3 +273,15 @@ def test_inspect_reports_a_frame_that_contradicts_the_sequence(stream, tmp_path)
     report = inspect_stream(str(path))
     assert [f["display_index"] for f in report["frames"]] == [0, 1]
     assert report["errors"] == ["FRAME unit at byte 465: frame size 4000x16 differs from the sequence header's 24x16"]
+
+
+def test_a_garbled_text_field_is_named_not_quoted(stream, workdir) -> None:
+    """The SEQ's encoder name with bytes that are not UTF-8 (and happen to spell '->'): the
+    message says what is wrong without construct's path or the raw bytes."""
+    units = list(stream.units)
+    seq = bytearray(units[0][1])
+    seq[-4:] = b"\xff->\xd8"
+    units[0] = (UNIT_SEQ, bytes(seq))
+    outcome = decode(fuzz_decode.Stream(units, stream.version).to_bytes(), workdir)
+    assert outcome.status == 4 and outcome.problem is None, (outcome.problem, outcome.message)
+    assert "sequence header does not parse: a text field is not valid UTF-8" in outcome.message

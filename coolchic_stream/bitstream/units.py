@@ -8,6 +8,7 @@ construct only parses payload bytes held in memory.
 
 from __future__ import annotations
 
+import re
 import zlib
 from fractions import Fraction
 
@@ -218,10 +219,18 @@ def _read_prefix(payload: bytes, sequence: SequenceInfo | None):
 
 
 def parse_failure(exc: Exception) -> str:
-    """construct's message without its parsing path (``Error in path (parsing) -> a -> b``)."""
+    """Why construct could not parse, in words: without its parsing path (``Error in path
+    (parsing) -> a -> b``) and without the raw bytes it quotes."""
     text = str(exc).strip().splitlines()
-    reason = text[-1] if text else type(exc).__name__
-    return reason.split(" -> ")[-1].strip() or "malformed bytes"
+    reason = (text[-1] if text else "").split(" -> ")[-1].strip()
+    if isinstance(exc, UnicodeDecodeError) or "encoding" in reason:
+        return "a text field is not valid UTF-8"
+    short = re.fullmatch(r"stream read less than specified amount, expected (\d+), found (\d+)", reason)
+    if short:
+        return f"the data ends early ({short[1]} bytes expected, {short[2]} present)"
+    if not reason or "b'" in reason or 'b"' in reason or len(reason) > 120:
+        return "malformed bytes"
+    return reason
 
 
 def packet_from_payload(payload: bytes, sequence: SequenceInfo | None = None) -> Packet:
