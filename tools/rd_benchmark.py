@@ -372,7 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"clip {args.clip}: {len(frames)} frames {w}x{h} @ {float(fps):g} fps", file=sys.stderr)
 
     if args.report:
-        rows = [r for r in json.loads(Path(args.report).read_text())["rows"] if not args.baseline or r["codec"] != "coolchic-baseline"]
+        earlier_run = json.loads(Path(args.report).read_text())
+        rows = [r for r in earlier_run["rows"] if not args.baseline or r["codec"] != "coolchic-baseline"]
+        for key in ("preset", "gop", "gop_size", "intra_period", "anchor_preset", "iterations"):
+            if key in earlier_run.get("args", {}):  # the settings the rows were measured with, for the record
+                setattr(args, key, earlier_run["args"][key])
         coolchic_status = "ok (from " + args.report + ")"
     else:
         rows = run_anchor_rows(frames, fps, args)
