@@ -17,11 +17,11 @@ import numpy as np
 from construct import ConstructError
 from torch import Tensor
 
-from .architecture import OUTPUTS, CoolChicEncoderParameter, module_predictable, parameter_shapes, preset_of
+from .architecture import OUTPUTS, CoolChicEncoderParameter, module_predictable, parameter_shapes, preset_of  # noqa: F401 - OUTPUTS re-exported
 from .bitstream.sections import bad as _bad
-from .bitstream.sections import explicit_architecture, section_param
-from .bitstream.syntax import FramePayload
-from .bitstream.units import check_frame_format, parse_failure
+from .bitstream.sections import explicit_architecture
+from .bitstream.frame import WARP_FILTER_SIZE, FrameHeader, parse_frame
+from .bitstream.syntax import FramePayload, FramePrefix
 from .entropy.arm_int import IntegerArm
 from .entropy.latents import LatentLayout, decode_latents_many, encode_latents
 from .entropy.nn_weights import (
@@ -40,9 +40,8 @@ from .errors import BitstreamError, DecodeOrderError
 from .recon.coolchic import decode_coolchic
 from .recon.frame import assemble, fixed_to_picture, picture_to_fixed
 from .spec import MODULE_NAMES, NNMode
-from .types import CoolChicRole, DataType, FrameType, Picture
+from .types import CoolChicRole, FrameType, Picture
 
-WARP_FILTER_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -93,40 +92,12 @@ def frame_networks(coded: list[CodedCoolChic]) -> FrameNetworks:
     return {c.role: c.networks() for c in coded}
 
 
-@dataclass(frozen=True)
-class FrameHeader:
-    display_index: int
-    coding_index: int
-    frame_type: FrameType
-    depth: int
-    data_type: DataType
-    bit_depth: int
-    width: int
-    height: int
-    references: tuple[int, ...]
-    translations: tuple[tuple[int, int], ...]
-    intra_coded: bool = False  # a P/B frame coded without prediction (keeps its GOP place and references)
-
-    @property
-    def coding_type(self) -> FrameType:
-        """How the picture is reconstructed: I for I frames and intra-coded P/B frames."""
-        return FrameType.I if self.intra_coded else self.frame_type
-
-
 def integer_arm(param: CoolChicEncoderParameter, modules: dict[str, QuantizedModule]) -> IntegerArm:
     """The fixed-point ARM both sides derive the entropy-coding parameters from."""
     m = modules["arm"]
     return IntegerArm.from_integers(
         list(m.weights), list(m.biases), m.weight_log2_step, m.bias_log2_step, param.arm.n_hidden_layers
     )
-
-
-def _enum_field(enum_type, value, what: str):
-    """Parsed construct Enum -> our IntEnum; unknown values are corruption."""
-    try:
-        return enum_type[str(value).upper()]
-    except KeyError:
-        raise _bad(f"unknown {what} {value}") from None
 
 
 def section_data(coded: CodedCoolChic) -> bytes:
@@ -253,33 +224,11 @@ def _parse_sections(
     ``nn_values``: the carried NN integers of every section, already decoded
     (``integers_to_bytes``); ValueError if they do not fit the architecture.
     """
-    try:
-        parsed = FramePayload.parse(data)
-    except (ConstructError, ValueError, OverflowError, UnicodeDecodeError) as exc:
-        raise _bad(f"frame payload does not parse: {parse_failure(exc)}") from None
-    info = parsed.info
-    frame_type = _enum_field(FrameType, info.frame_type, "frame type")
-    data_type = _enum_field(DataType, info.data_type, "data type")
-    check_frame_format(None, frame_type, data_type, info.bit_depth, parsed.width, parsed.height)
-    # A P/B frame whose only Cool-chic is its residue is coded without prediction (intra-coded).
-    intra_coded = frame_type != FrameType.I and info.warp_filter_size == 0
-    coding_type = FrameType.I if intra_coded else frame_type
-    if info.warp_filter_size != (0 if coding_type == FrameType.I else WARP_FILTER_SIZE):
-        raise _bad(f"warp filter size {info.warp_filter_size} is not valid here ({frame_type.name} frame)")
-    if intra_coded and any(r.translation_y or r.translation_x for r in parsed.references):
-        raise _bad(f"intra-coded {frame_type.name} frame carries a global translation")
-    header = FrameHeader(
-        parsed.display_index, parsed.coding_index, frame_type, info.depth, data_type, info.bit_depth,
-        parsed.width, parsed.height,
-        tuple(r.display_index for r in parsed.references),
-        tuple((r.translation_y, r.translation_x) for r in parsed.references),
-        intra_coded,
-    )  # fmt: skip
-    roles = [CoolChicRole.RESIDUE] + ([CoolChicRole.MOTION] if coding_type != FrameType.I else [])
+    frame = parse_frame(data)  # every field that does not need the decoder's state, checked
+    header = frame.header
     sections, cursor = [], 0
-    for role, section in zip(roles, parsed.coolchics):
-        n_output = OUTPUTS[coding_type][role == CoolChicRole.MOTION]
-        param = section_param(section, header.height, header.width, role, n_output)
+    for parsed in frame.sections:
+        role, param, section = parsed.role, parsed.param, parsed.fields
         headers = {name: section.networks[name] for name in MODULE_NAMES}
         predictions = _sources(section.networks, header, role, param, lookup)
         sources = {name: p.source for name, p in predictions.items()}
@@ -330,7 +279,7 @@ class _Batch:
     def fail(self, data: bytes) -> None:
         """A frame of the batch did not decode: later frames must not predict from it."""
         try:
-            self.known[FramePayload.parse(data).display_index] = None
+            self.known[FramePrefix.parse(data).display_index] = None
         except (ConstructError, ValueError, OverflowError, UnicodeDecodeError):
             pass  # no display index to block: nothing can name this frame
 

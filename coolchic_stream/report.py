@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .architecture import OUTPUTS, grid_sizes, preset_parameter
-from .bitstream.container import ContainerReader, UnitInfo, parse_frame_payload, read_frame_format
+from .architecture import CoolChicEncoderParameter
+from .bitstream.container import ContainerReader, UnitInfo
+from .bitstream.frame import parse_frame
+from .bitstream.sections import nn_information_bits
 from .bitstream.units import UNIT_END, UNIT_FRAME, UNIT_INDEX, UNIT_SEQ
-from .bitstream.sections import nn_information_bits, section_param
-from .config import Complexity
 from .errors import CorruptDataError, TruncatedStreamError
 from .spec import MODULE_NAMES
-from .types import CoolChicRole, FrameType, SequenceInfo
+from .types import SequenceInfo
 
 
 def synthesis_string(layers: list) -> str:
@@ -42,38 +42,16 @@ def _sequence_json(seq: SequenceInfo) -> dict[str, Any]:
     }
 
 
-def _n_output(h: Any, motion: bool) -> int:
-    """Outputs of a frame's residue or motion Cool-chic (KeyError for an unknown frame type)."""
-    # an intra-coded P/B frame (residue alone) has an I frame's outputs
-    intra = str(h.info.frame_type) == "i" or len(h.coolchics) == 1
-    return OUTPUTS[FrameType.I if intra else FrameType[str(h.info.frame_type).upper()]][motion]
-
-
-def _architecture_json(c: Any, h: Any, motion: bool) -> dict[str, Any]:
-    """What a Cool-chic section's architecture is, a named preset resolved for the frame."""
-    if str(c.architecture) == "explicit":
-        a = c.explicit
-        return {
-            "n_output": a.n_output,
-            "latent_resolutions": [a.latent_resolution_min, a.latent_resolution_max],
-            "arm_context": a.arm_context,
-            "arm_hidden_layers": a.arm_hidden_layers,
-            "upsampling_kernels": [a.ups_kernel, a.ups_preconcat_kernel],
-            "synthesis": synthesis_string(a.synthesis_layers),
-            "n_symbols": _symbols(grid_sizes(h.height, h.width, (a.latent_resolution_min, a.latent_resolution_max))),
-        }
-    try:
-        p = preset_parameter(motion, Complexity(str(c.architecture)), h.height, h.width, _n_output(h, motion))
-    except (KeyError, ValueError) as exc:
-        raise CorruptDataError(f"frame {h.coding_index}: architecture {c.architecture} does not apply ({exc})") from None
+def _architecture_json(param: CoolChicEncoderParameter) -> dict[str, Any]:
+    """What a Cool-chic's architecture is (a named preset resolved for the frame)."""
     return {
-        "n_output": p.n_output,
-        "latent_resolutions": list(p.latent_resolution),
-        "arm_context": p.arm.context_size,
-        "arm_hidden_layers": p.arm.n_hidden_layers,
-        "upsampling_kernels": [p.ups_kernel, p.ups_preconcat_kernel],
-        "synthesis": synthesis_string(p.layers_synthesis),
-        "n_symbols": _symbols(p.grid_sizes),
+        "n_output": param.n_output,
+        "latent_resolutions": list(param.latent_resolution),
+        "arm_context": param.arm.context_size,
+        "arm_hidden_layers": param.arm.n_hidden_layers,
+        "upsampling_kernels": [param.ups_kernel, param.ups_preconcat_kernel],
+        "synthesis": synthesis_string(param.layers_synthesis),
+        "n_symbols": _symbols(param.grid_sizes),
     }
 
 
@@ -81,13 +59,11 @@ def _symbols(grids: list[tuple[int, int]]) -> int:
     return sum(h * w for h, w in grids)
 
 
-def _module_bits(c: Any, h: Any, motion: bool) -> dict[str, float | None] | None:
+def _module_bits(c: Any, param: CoolChicEncoderParameter) -> dict[str, float | None] | None:
     """What the section's stream spends on each module's bins (None where that does not decode)."""
     try:
-        role = CoolChicRole.MOTION if motion else CoolChicRole.RESIDUE
-        param = section_param(c, h.height, h.width, role, _n_output(h, motion))
         return {name: None if bits is None else round(bits, 1) for name, bits in nn_information_bits(c, param).items()}
-    except (KeyError, CorruptDataError):
+    except CorruptDataError:
         return None
 
 
@@ -110,17 +86,18 @@ def _modules_json(c: Any, h: Any, bits: dict[str, float] | None) -> dict[str, An
     return out
 
 
-def _frame_json(unit: UnitInfo) -> dict[str, Any]:
-    h = parse_frame_payload(unit.payload)
+def _frame_json(unit: UnitInfo, sequence: SequenceInfo) -> dict[str, Any]:
+    frame = parse_frame(unit.payload, sequence)  # the decoder's own parse and checks
+    h = frame.fields
     coolchics = []
-    for i, c in enumerate(h.coolchics):
-        role = CoolChicRole.MOTION if i else CoolChicRole.RESIDUE  # the position is the role
-        arch = _architecture_json(c, h, role == CoolChicRole.MOTION)
+    for section in frame.sections:
+        c = section.fields
+        arch = _architecture_json(section.param)
         n_symbols = arch.pop("n_symbols")  # not in the stream: the architecture and frame size give it
-        bits = _module_bits(c, h, role == CoolChicRole.MOTION)
+        bits = _module_bits(c, section.param)
         coolchics.append(
             {
-                "role": role.name.lower(),
+                "role": section.role.name.lower(),
                 "architecture": str(c.architecture),
                 **arch,
                 "modules": _modules_json(c, h, bits),
@@ -169,8 +146,7 @@ def inspect_stream(source: Any) -> dict[str, Any]:
             for unit in reader.units():
                 if unit.unit_type == UNIT_FRAME:
                     try:
-                        read_frame_format(unit.payload, reader.sequence)  # the decoder's check
-                        frames.append(_frame_json(unit))
+                        frames.append(_frame_json(unit, reader.sequence))
                     except CorruptDataError as exc:
                         errors.append(
                             f"FRAME unit at byte {unit.offset}: {exc.message}"

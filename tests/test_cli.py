@@ -174,7 +174,7 @@ def _synthetic_ccv(path: Path) -> None:
             "n_output": 3, "latent_resolution_min": 0, "latent_resolution_max": 4,
             "arm_context": 8, "arm_hidden_layers": 2, "arm_stabiliser": True, "ups_kernel": 8, "ups_preconcat_kernel": 7,
             "synthesis_layers": [{"out_channels": 16, "kernel_size": 1, "residual": False, "relu": True},
-                                 {"out_channels": 3, "kernel_size": 3, "residual": True, "relu": False}],
+                                 {"out_channels": 3, "kernel_size": 3, "residual": False, "relu": False}],
             "synthesis_stabiliser": False},
         "networks": {
             "arm": {"mode": None, "reference": None, "weight_log2_step": -7, "bias_log2_step": -9, "weight_expgolomb_order": 1, "bias_expgolomb_order": 2},
@@ -187,7 +187,10 @@ def _synthetic_ccv(path: Path) -> None:
     def predicted(t: str) -> dict:  # a P/B frame's residue: arm copied from reference 0, upsampling delta-coded, synthesis fresh
         n = section["networks"]
         ref = 0 if t == "b" else None
-        return section | {"networks": {
+        outputs = {"p": 4, "b": 5}[t]  # + alpha (+ beta): a residue that predicts
+        explicit = section["explicit"] | {"n_output": outputs, "synthesis_layers": [
+            section["explicit"]["synthesis_layers"][0], section["explicit"]["synthesis_layers"][1] | {"out_channels": outputs}]}
+        return section | {"explicit": explicit, "networks": {
             "arm": none | {"mode": "copy", "reference": ref},
             "upsampling": n["upsampling"] | {"mode": "delta", "reference": ref, "weight_log2_step": None, "bias_log2_step": None},
             "synthesis": n["synthesis"] | {"mode": "fresh"}}}
@@ -217,7 +220,7 @@ def test_inspect_json_and_table(tmp_path: Path, capsys) -> None:
     assert [r["display_index"] for r in frames[2]["references"]] == [0, 2]
     assert frames[2]["depth"] == 1
     assert [c["role"] for c in frames[1]["coolchics"]] == ["residue", "motion"]
-    assert frames[0]["coolchics"][0]["synthesis"] == "16-1-linear-relu,3-3-residual-none"
+    assert frames[0]["coolchics"][0]["synthesis"] == "16-1-linear-relu,3-3-linear-none"
     motion = frames[1]["coolchics"][1]  # named by preset: resolved for a 24x16 P frame
     assert motion["architecture"] == "mop" and motion["n_output"] == 2 and motion["latent_resolutions"] == [2, 5]
     assert motion["synthesis"] == "16-1-linear-relu,2-1-linear-none" and motion["arm_context"] == 8
