@@ -30,30 +30,32 @@ from enum import Enum
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import torch
+from typing import TYPE_CHECKING
 
-from .dpb import DecodedPictureBuffer, ReorderBuffer
 from .architecture import parameter_shapes
+from .bitstream.frame import FrameHeader
 from .bitstream.syntax import FramePrefix
 from .bitstream.units import read_frame_format
+from .dpb import DecodedPictureBuffer, ReorderBuffer
 from .entropy.nn_weights import predict_module
-from .errors import BitstreamError, CorruptDataError, DecodeOrderError
-from .framecodec import (
-    FrameHeader,
-    CodedCoolChic,
-    FrameNetworks,
-    NetworkLookup,
-    ParseResult,
-    frame_networks,
-    parse_payloads,
-    parse_with_integers,
-    reconstruct,
-)
+from .errors import BitstreamError, CorruptDataError, DecodeOrderError, Failed
 from .gop import ReferenceTracker
-from .recon.frame import picture_to_fixed
 from .spec import NNMode
 from .types import FrameType, GopStructure, Packet, Picture, SequenceInfo
 from .worker import Integers, NetworkStore, Undecoded, decode_results, entropy_worker
+
+if TYPE_CHECKING:
+    import torch
+
+    from .framecodec import CodedCoolChic, FrameNetworks, NetworkLookup, ParseResult
+
+
+def _codec():
+    """The reconstruction side (``framecodec``, ``recon``: torch), imported when a frame is first
+    decoded: a stream refused from its headers never loads torch (a fast, small exit 4)."""
+    from . import framecodec
+
+    return framecodec
 
 
 DEFAULT_THREADS = 1  # decoding is many small ops: one intra-op thread is fastest, two oversubscribe busy cores
@@ -72,6 +74,8 @@ def _entropy_thread() -> ThreadPoolExecutor:
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run a block with ``n`` torch intra-op threads (0: leave as is); results never depend on it."""
+    import torch
+
     old = torch.get_num_threads()
     if n <= 0 or n == old:
         yield
@@ -91,14 +95,7 @@ def prefetch_group(sequence: SequenceInfo | None) -> int:
     return max(1, min(max(sequence.gop_size, 8), frames))
 
 
-@dataclass(frozen=True)
-class Failed:
-    """A packet that failed when it was decoded ahead of time: the error ``send`` reports."""
-
-    error: BitstreamError
-
-
-Ahead = ParseResult | Failed | Integers | Undecoded  # what a prefetch left for one packet
+Ahead = "ParseResult | Failed | Integers | Undecoded"  # what a prefetch left for one packet
 
 
 class _Deferred:
@@ -113,9 +110,7 @@ class _Deferred:
 
     def result(self) -> list[ParseResult | Failed]:
         if self._datas is not None:
-            results = parse_payloads(self._datas, self._lookup)
-            self._results = [Failed(r) if isinstance(r, BitstreamError) else r for r in results]
-            self._datas = None
+            self._results, self._datas = _codec().parse_payloads(self._datas, self._lookup), None
         return self._results
 
 
@@ -125,7 +120,7 @@ def _resolve(data: bytes, item: Ahead, lookup: NetworkLookup) -> ParseResult | F
     for want of a reference (which may be held now), is decoded here."""
     if isinstance(item, Integers):
         try:
-            return parse_with_integers(data, item.data, lookup)
+            return _codec().parse_with_integers(data, item.data, lookup)
         except BitstreamError as exc:
             return Failed(exc)
         except ValueError:
@@ -135,8 +130,7 @@ def _resolve(data: bytes, item: Ahead, lookup: NetworkLookup) -> ParseResult | F
             return item
     elif not isinstance(item, Undecoded):
         return item
-    result = parse_payloads([data], lookup)[0]
-    return Failed(result) if isinstance(result, BitstreamError) else result
+    return _codec().parse_payloads([data], lookup)[0]
 
 
 def _stale(header: FrameHeader, coded: list[CodedCoolChic], held: NetworkLookup) -> str | None:
@@ -246,6 +240,8 @@ class Decoder:
             self._drop(packet, DropCause.AFTER_LOSS, "follows a lost frame")
             return []
         try:
+            # before anything is allocated, decoded or even imported for it
+            read_frame_format(packet.data if isinstance(packet, Packet) else packet, self._format)
             with torch_threads(self.threads):
                 return self._send(packet)
         except BitstreamError as exc:
@@ -327,7 +323,7 @@ class Decoder:
 
     def _send(self, packet: Packet | bytes) -> list[Picture]:
         data = packet.data if isinstance(packet, Packet) else packet
-        read_frame_format(data, self._format)  # before anything is allocated or decoded for it
+        codec = _codec()
         header, coded = self._parsed(data)
         out: list[Picture] = []
         if header.frame_type == FrameType.I:
@@ -344,15 +340,15 @@ class Decoder:
         if header.coding_type != FrameType.I:
             for r, ref in zip(header.references, refs):
                 if r not in self._fixed:
-                    self._fixed[r] = picture_to_fixed(ref)
+                    self._fixed[r] = codec.picture_to_fixed(ref)
             fixed = [self._fixed[r] for r in header.references]
-        picture = reconstruct(header, coded, refs, fixed)
+        picture = codec.reconstruct(header, coded, refs, fixed)
         if self._format is None:
             self._format = SequenceInfo(
                 header.width, header.height, header.data_type, header.bit_depth, gop_structure=GopStructure.RANDOM_ACCESS
             )
         self._fixed.pop(header.display_index, None)  # a replaced picture's Q16 form is stale
-        self.dpb.insert(header.display_index, picture, frame_networks(coded))
+        self.dpb.insert(header.display_index, picture, codec.frame_networks(coded))
         self.dpb.release(self._tracker.decoded(header.display_index, header.frame_type, header.references))
         held = self.dpb.held()
         self._fixed = {r: t for r, t in self._fixed.items() if r in held}

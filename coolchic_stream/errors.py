@@ -11,6 +11,7 @@ import contextlib
 import errno
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 
 class CoolChicStreamError(Exception):
@@ -82,3 +83,11 @@ def writing(name: str) -> Iterator[None]:
     except OSError as exc:
         hint = "free some space on that disk" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the output and its permissions"
         raise MediaError(f"cannot write {name}: {reason(exc)}", hint) from None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A result slot for work that failed (a frame that did not parse or decode): the error, as a
+    value among the results of the work that did not."""
+
+    error: BitstreamError

@@ -36,7 +36,7 @@ from .entropy.nn_weights import (
     predict_module,
 )
 from .entropy.stream import open_decoder, seal
-from .errors import BitstreamError, DecodeOrderError
+from .errors import BitstreamError, DecodeOrderError, Failed
 from .recon.coolchic import decode_coolchic
 from .recon.frame import assemble, fixed_to_picture, picture_to_fixed
 from .spec import MODULE_NAMES, NNMode
@@ -284,23 +284,23 @@ class _Batch:
             pass  # no display index to block: nothing can name this frame
 
 
-def parse_payloads(payloads: list[bytes], lookup: NetworkLookup = no_references) -> list[ParseResult | BitstreamError]:
+def parse_payloads(payloads: list[bytes], lookup: NetworkLookup = no_references) -> list[ParseResult | Failed]:
     """Parse, validate and entropy-decode several FRAME payloads (in coding order) at once.
 
     Latent streams do not depend on any decoded picture, so the Cool-chics of all the frames
     decode in one merged wavefront loop (one ARM call per step for every Cool-chic sharing a
     grid layout and ARM shape); a frame's networks may be predicted from an earlier frame of the
-    batch or from ``lookup``. A damaged payload gives its own BitstreamError in its slot; the
+    batch or from ``lookup``. A damaged payload gives its own ``Failed`` (its error) in its slot; the
     other frames still decode to the same integers as one by one.
     """
-    results: list[ParseResult | BitstreamError | None] = [None] * len(payloads)
+    results: list[ParseResult | Failed | None] = [None] * len(payloads)
     batch = _Batch(lookup)
     parsed: list[tuple[int, FrameHeader, list[_Section]]] = []
     for i, data in enumerate(payloads):
         try:
             header, sections = batch.parse(data)
         except BitstreamError as exc:
-            results[i] = exc
+            results[i] = Failed(exc)
             continue
         parsed.append((i, header, sections))
 
@@ -327,7 +327,7 @@ def parse_payloads(payloads: list[bytes], lookup: NetworkLookup = no_references)
             finish(i, header, sections, decode_latents_many([(s.layout, s.decoder, s.arm) for s in sections]))
         except BitstreamError as exc:
             batch.fail(data)
-            results[i] = exc
+            results[i] = Failed(exc)
     return results  # type: ignore[return-value]
 
 
@@ -392,8 +392,8 @@ def parse_with_integers(data: bytes, integers: bytes, lookup: NetworkLookup = no
 def parse_payload(data: bytes, lookup: NetworkLookup = no_references) -> ParseResult:
     """Parse, validate and entropy-decode a FRAME payload."""
     result = parse_payloads([data], lookup)[0]
-    if isinstance(result, BitstreamError):
-        raise result
+    if isinstance(result, Failed):
+        raise result.error
     return result
 
 

@@ -35,6 +35,8 @@ import threading
 from collections import OrderedDict, deque
 from concurrent.futures import Future
 from dataclasses import dataclass
+
+from .errors import Failed
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -115,13 +117,13 @@ class NetworkStore:
             return self._held[display_index]
         return no_references(display_index)
 
-    def update(self, results: "list[ParseResult | BaseException]") -> None:
+    def update(self, results: "list[ParseResult | Failed]") -> None:
         """Keep the networks of the frames just decoded (coding order)."""
         from .framecodec import frame_networks
         from .types import FrameType
 
         for result in results:
-            if isinstance(result, BaseException):
+            if isinstance(result, Failed):
                 continue
             header, coded = result
             if header.frame_type == FrameType.I:
@@ -145,7 +147,7 @@ def decode_results(payloads: list[bytes], store: NetworkStore) -> "list[ParseRes
     except Exception:  # noqa: BLE001 - anything unexpected: the caller decodes and reports it
         return [Undecoded()] * len(payloads)
     store.update(results)
-    return [Undecoded() if isinstance(r, BaseException) else r for r in results]
+    return [Undecoded() if isinstance(r, Failed) else r for r in results]
 
 
 def decode_group(payloads: list[bytes], store: NetworkStore | None = None) -> Reply:

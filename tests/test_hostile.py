@@ -285,3 +285,24 @@ def test_a_garbled_text_field_is_named_not_quoted(stream, workdir) -> None:
     outcome = decode(fuzz_decode.Stream(units, stream.version).to_bytes(), workdir)
     assert outcome.status == 4 and outcome.problem is None, (outcome.problem, outcome.message)
     assert "sequence header does not parse: a text field is not valid UTF-8" in outcome.message
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_a_stream_refused_from_its_headers_never_loads_torch(stream, tmp_path) -> None:
+    """The 16383x16383 frame as a user meets it: the whole command is a small, quick exit 4 (the
+    reconstruction and torch are imported only when a frame is really decoded)."""
+    path = tmp_path / "hostile.ccv"
+    path.write_bytes(with_frame(stream, 0, width=16383, height=16383))
+    # peak RSS from /proc (VmHWM): getrusage's maxrss would include the forked pytest before exec
+    script = (
+        "import re, sys; from coolchic_stream.cli import main; "
+        f"rc = main(['decode', {str(path)!r}, '-o', {str(tmp_path / 'out.y4m')!r}]); "
+        "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]; "
+        "print('torch' in sys.modules, hwm); sys.exit(rc)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, env=ENV, cwd=ROOT, timeout=120)
+    assert result.returncode == 4, result.stderr
+    torch_loaded, rss_kib = result.stdout.decode().split()
+    assert torch_loaded == "False"
+    assert int(rss_kib) * 1024 < 200 * MIB, result.stderr.decode()
+    assert "frame size 16383x16383 is beyond the format's limits" in result.stderr.decode()

@@ -153,7 +153,7 @@ def test_a_damaged_packet_in_a_prefetched_group_fails_alone(stage, damaged, monk
     import coolchic_stream.framecodec as framecodec
     from coolchic_stream.errors import CorruptDataError
 
-    from coolchic_stream.errors import DecodeOrderError
+    from coolchic_stream.errors import DecodeOrderError, Failed
 
     _, packets = encode(moving_clip(5), gop="ra", gop_size=4, intra_period=8)
     expected = framecodec.parse_payloads([p.data for p in packets])
@@ -186,10 +186,10 @@ def test_a_damaged_packet_in_a_prefetched_group_fails_alone(stage, damaged, monk
 
         monkeypatch.setattr(framecodec, "decode_latents_many", failing)
     results = framecodec.parse_payloads(payloads)
-    assert isinstance(results[damaged], CorruptDataError)
+    assert isinstance(results[damaged], Failed) and isinstance(results[damaged].error, CorruptDataError)
     for i in sorted(set(range(5)) - {damaged}):
         if packets[i].pts in lost:
-            assert isinstance(results[i], DecodeOrderError)  # never from stale or damaged networks
+            assert isinstance(results[i].error, DecodeOrderError)  # never from stale or damaged networks
             continue
         assert results[i][0] == expected[i][0]
         pairs = [(a, b) for c, d in zip(results[i][1], expected[i][1]) for a, b in zip(c.latents, d.latents)]
