@@ -214,7 +214,7 @@ class Outcome:
 # Each mutant is decoded in a child forked from a clean, single-threaded fork server that has the
 # decoder loaded: forking the caller itself (pytest, after other tests ran decoders with threads)
 # can copy a lock some thread holds and hang the child.
-_PRELOAD = ["coolchic_stream.cli", "coolchic_stream.decoder", "coolchic_stream.media"]
+_PRELOAD = ["coolchic_stream.cli", "coolchic_stream.decoder", "coolchic_stream.framecodec", "coolchic_stream.media"]
 
 
 def _context():
