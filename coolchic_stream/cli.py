@@ -23,7 +23,7 @@ from .allocator import tune_allocator
 from .bitstream.container import ContainerReader, ContainerWriter
 from .errors import BitstreamError, CoolChicStreamError, CorruptDataError, MediaError, TruncatedStreamError, UsageError
 from .report import inspect_stream, print_report
-from .types import FrameStats, FrameType, GopStructure, Packet
+from .types import FrameStats, GopStructure, Packet
 
 PROG = "coolchic-stream"
 

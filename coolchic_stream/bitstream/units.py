@@ -36,7 +36,6 @@ from .syntax import (
     VERSION_MAJOR,
     VERSION_MINOR,
     FileHeader,
-    FramePayload,
     FramePrefix,
     SequenceHeader,
     Trailer,
@@ -240,14 +239,6 @@ def packet_from_payload(payload: bytes, sequence: SequenceInfo | None = None) ->
     # by the decoder or inspect, where they are used.
     head, frame_type = _read_prefix(payload, sequence)
     return Packet(data=payload, pts=head.display_index, dts=head.coding_index, frame_type=frame_type)
-
-
-def parse_frame_payload(payload: bytes):
-    """Parse a FRAME payload with the normative struct; any failure is CorruptDataError."""
-    try:
-        return FramePayload.parse(payload)
-    except (ConstructError, UnicodeDecodeError, ValueError, OverflowError) as exc:
-        raise CorruptDataError(f"frame payload does not parse: {parse_failure(exc)}") from None
 
 
 # ------------------------------------------------------------------ writer

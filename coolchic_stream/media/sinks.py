@@ -59,6 +59,16 @@ def _open_bytes(target: str) -> tuple[BinaryIO, bool]:
         raise MediaError(f"cannot write {target!r}: {reason(exc)}", "check that the folder exists and is writable") from None
 
 
+def _finish(f: BinaryIO, owns: bool, name: str) -> None:
+    """Flush an output (a full disk shows here too) and close it if the sink opened it."""
+    with writing(name):
+        try:
+            f.flush()
+        finally:
+            if owns:
+                f.close()
+
+
 def raw_bytes(picture: Picture) -> bytes:
     """What the yuv sink writes (and the md5 sink hashes) for one picture.
 
@@ -86,12 +96,7 @@ class Y4mSink:
             self._writer.write(picture)
 
     def close(self) -> None:
-        with writing(self._name):
-            try:
-                self._f.flush()
-            finally:
-                if self._owns:
-                    self._f.close()
+        _finish(self._f, self._owns, self._name)
 
 
 class RawSink:
@@ -107,12 +112,7 @@ class RawSink:
             self._f.flush()
 
     def close(self) -> None:
-        with writing(self._name):
-            try:
-                self._f.flush()
-            finally:
-                if self._owns:
-                    self._f.close()
+        _finish(self._f, self._owns, self._name)
 
 
 class Md5Sink:
@@ -136,13 +136,11 @@ class Md5Sink:
 
     def close(self) -> None:
         f, owns = _open_bytes(self._target)
-        with writing(_label(self._target)):
-            try:
+        try:
+            with writing(_label(self._target)):
                 f.write(f"{self.hexdigest}\n".encode())
-                f.flush()
-            finally:
-                if owns:
-                    f.close()
+        finally:
+            _finish(f, owns, _label(self._target))
 
 
 def png_name(target: str, pts: int) -> str:
