@@ -19,6 +19,17 @@ MAX_FRAME_SIDE = 16383
 MAX_FRAME_SAMPLES = 8192 * 4352
 MIN_FRAME_SIDE = 2
 BIT_DEPTHS = range(8, 17)
+
+
+def frame_size_allowed(width: int, height: int) -> bool:
+    """Whether the format allows a frame of this size (``MIN/MAX_FRAME_SIDE``, ``MAX_FRAME_SAMPLES``)."""
+    return (
+        MIN_FRAME_SIDE <= width <= MAX_FRAME_SIDE
+        and MIN_FRAME_SIDE <= height <= MAX_FRAME_SIDE
+        and width * height <= MAX_FRAME_SAMPLES
+    )
+
+
 # Longest random-access group / low-delay GOP: bounds the frames a decoder holds in flight.
 MAX_GOP_SIZE = 64
 

@@ -15,7 +15,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import UnsupportedFormatError
-from .spec import BIT_DEPTHS, MAX_FRAME_SAMPLES, MAX_FRAME_SIDE, MIN_FRAME_SIDE
+from .spec import BIT_DEPTHS, MAX_FRAME_SAMPLES, MAX_FRAME_SIDE, MIN_FRAME_SIDE, frame_size_allowed
 
 
 class FrameType(IntEnum):
@@ -200,7 +200,7 @@ class SequenceInfo:
             raise UnsupportedFormatError(
                 f"frame size {self.width}x{self.height} is too small", f"frames must be at least {MIN_FRAME_SIDE}x{MIN_FRAME_SIDE}"
             )
-        if self.width > MAX_FRAME_SIDE or self.height > MAX_FRAME_SIDE or self.width * self.height > MAX_FRAME_SAMPLES:
+        if not frame_size_allowed(self.width, self.height):
             raise UnsupportedFormatError(
                 f"frame size {self.width}x{self.height} is too large",
                 f"at most {MAX_FRAME_SIDE} per side and {MAX_FRAME_SAMPLES} samples (8K UHD fits)",

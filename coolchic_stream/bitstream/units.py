@@ -28,7 +28,7 @@ from ..types import (
     Packet,
     SequenceInfo,
 )
-from ..spec import BIT_DEPTHS, MAX_FRAME_SAMPLES, MAX_FRAME_SIDE, MAX_GOP_SIZE, MIN_FRAME_SIDE
+from ..spec import BIT_DEPTHS, MAX_GOP_SIZE, frame_size_allowed
 from .syntax import (
     MAGIC,
     SYNC,
@@ -176,9 +176,7 @@ def check_frame_format(
     resolution change), so whatever a frame header says, the decoder allocates at most what one
     sequence-sized frame needs; and a y4m written from the stream never contradicts its header.
     """
-    if not (MIN_FRAME_SIDE <= width <= MAX_FRAME_SIDE and MIN_FRAME_SIDE <= height <= MAX_FRAME_SIDE) or (
-        width * height > MAX_FRAME_SAMPLES
-    ):
+    if not frame_size_allowed(width, height):
         raise CorruptDataError(f"frame size {width}x{height} is beyond the format's limits")
     if bit_depth not in BIT_DEPTHS:
         raise CorruptDataError(f"frame bit depth {bit_depth} is out of range")
