@@ -72,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     enc.add_argument("--gop", choices=["intra", "lowdelay", "ra"], default="ra",
                      help="intra only, low-delay P, or random-access hierarchical B (default)")
-    enc.add_argument("--gop-size", type=_positive_int, help="frames per hierarchical-B group (default 8)")
+    enc.add_argument("--gop-size", type=_positive_int,
+                     help="longest distance between anchor frames, i.e. frames per hierarchical-B group (default 8)")
+    enc.add_argument("--fixed-gop", action="store_true",
+                     help="keep every group at --gop-size and add no I frame at scene cuts (default: "
+                     "shorter groups where motion is fast, I frames at cuts, from a lookahead on the input)")
     enc.add_argument("--intra-period", type=_positive_int, help="frames between I frames (default 32)")
     enc.add_argument("--intra-check", choices=["off", "auto", "always"], default="auto",
                      help="also code P/B frames without prediction: when they cost (D+λR) over half an I frame "
@@ -115,7 +119,14 @@ def _stats_writer(path: str | None) -> str | None:
     return ext
 
 
-_STATS_FIELDS = ("coding_index", "display_index", "type", "intra_coded", "depth", "bits", "unit_bytes", "psnr_y", "psnr_yuv", "seconds")
+_STATS_FIELDS = (
+    "coding_index", "display_index", "type", "intra_coded", "intra_check", "depth", "bits", "unit_bytes", "psnr_y",
+    "psnr_yuv", "flow_psnr", "motion_psnr", "motion_candidate", "seconds",
+)  # fmt: skip
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 3) if value is not None and math.isfinite(value) else None
 
 
 def _stats_row(stats: FrameStats, unit_bytes: int) -> dict[str, Any]:
@@ -124,11 +135,15 @@ def _stats_row(stats: FrameStats, unit_bytes: int) -> dict[str, Any]:
         "display_index": stats.pts,
         "type": stats.frame_type.name,
         "intra_coded": stats.intra_coded,
+        "intra_check": stats.intra_check,
         "depth": stats.depth,
         "bits": stats.bits,
         "unit_bytes": unit_bytes,
         "psnr_y": stats.psnr_y if math.isfinite(stats.psnr_y) else None,
         "psnr_yuv": stats.psnr_yuv if math.isfinite(stats.psnr_yuv) else None,
+        "flow_psnr": _rounded(stats.flow_psnr),
+        "motion_psnr": _rounded(stats.motion_psnr),
+        "motion_candidate": stats.motion_candidate,
         "seconds": round(stats.encode_seconds, 4),
     }
 
@@ -165,6 +180,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         "gop": args.gop,
         "intra_check": args.intra_check,
         "nn_prediction": args.nn_prediction,
+        "adaptive_gop": not args.fixed_gop,
     }
     if args.gop_size is not None:
         options["gop_size"] = args.gop_size

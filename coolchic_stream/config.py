@@ -103,6 +103,9 @@ class EncoderConfig:
     intra_period: frames between two I frames (a multiple of gop_size for random access).
     intra_check: when a P/B frame is also tried without prediction (:class:`IntraCheck`).
     nn_prediction: how P/B frames may send their networks (:class:`NNPrediction`).
+    adaptive_gop: split groups into shorter mini-GOPs where motion is fast and put I frames at
+        scene cuts, from a lookahead on the source (``gop_size`` is then the longest anchor
+        distance); False keeps the fixed structure.
     """
 
     preset: Preset = Preset.MEDIUM
@@ -116,6 +119,7 @@ class EncoderConfig:
     seed: int = 0
     intra_check: IntraCheck = IntraCheck.AUTO
     nn_prediction: NNPrediction = NNPrediction.ALL
+    adaptive_gop: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nn_prediction", _parse_enum(NNPrediction, self.nn_prediction, "--nn-prediction"))

@@ -17,6 +17,7 @@ At most one GOP of pictures is buffered; every returned packet can be written at
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from collections.abc import Iterator
@@ -30,8 +31,9 @@ from .dpb import DecodedPictureBuffer
 from .errors import ConfigError, UnsupportedFormatError
 from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_networks, reconstruct
 from .gop import FrameJob, GopScheduler, lambda_scale
+from .lookahead import Lookahead
 from .train.coding import FrameCodingResult, code_intra
-from .types import FrameStats, FrameType, Packet, Picture, TrainingProgress
+from .types import FrameStats, FrameType, GopStructure, Packet, Picture, TrainingProgress
 
 ProgressCallback = Callable[[TrainingProgress], None]
 
@@ -47,6 +49,11 @@ def _psnr(planes_a, planes_b, bit_depth: int) -> float:
     """PSNR of the MSE over every sample of the given planes (100 dB when identical)."""
     mse = _mse(planes_a, planes_b, bit_depth)
     return 100.0 if mse == 0 else float(-10.0 * np.log10(mse))
+
+
+def _mean_psnr(values: tuple[float, ...]) -> float:
+    """PSNR of the mean MSE of several PSNRs (one per reference)."""
+    return float(-10.0 * np.log10(np.mean([10.0 ** (-v / 10.0) for v in values])))
 
 
 def picture_psnr(decoded: Picture, source: Picture) -> tuple[float, float]:
@@ -79,7 +86,11 @@ class Encoder:
         self.config = config or EncoderConfig()
         check_device(self.config.device)
         self.progress = progress
-        self.scheduler = GopScheduler(self.config.gop, self.config.gop_size, self.config.intra_period)
+        self.lookahead: Lookahead | None = None
+        if self.config.adaptive_gop and self.config.gop != GopStructure.INTRA:
+            self.lookahead = Lookahead(self.config.lmbda)
+        planner = self.lookahead.plan if self.lookahead is not None else None
+        self.scheduler = GopScheduler(self.config.gop, self.config.gop_size, self.config.intra_period, planner)
         self.dpb = DecodedPictureBuffer()
         self._pending: dict[int, Picture] = {}
         self._next_display = 0
@@ -119,6 +130,8 @@ class Encoder:
         index = self._next_display
         self._next_display += 1
         self._pending[index] = Picture(picture.planes, picture.bit_depth, picture.data_type, index)
+        if self.lookahead is not None:
+            self.lookahead.add(self._pending[index])
         return self.scheduler.push(index)
 
     # ------------------------------------------------------------------ one frame
@@ -134,17 +147,22 @@ class Encoder:
             if self.progress is not None:
                 self.progress(TrainingProgress(job.display_index, job.frame_type, phase, iteration, total, loss, psnr_db))
 
+        intra_check, motion = "", None
         if job.frame_type == FrameType.I:
             coded = self._code(job, source, refs, code_intra(source, self.config, lmbda, self.config.intra_iterations, report))
             self._last_intra_cost = coded.cost(self.config.lmbda)
+            if self.lookahead is not None:
+                self.lookahead.coded_quality(coded.mse)
         else:
             from .train.inter import WarmStart, code_inter  # motion code only when a stream has inter frames
 
             if self._warm_start is None and self._use_warm_start:
                 self._warm_start = WarmStart()
             result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start, ref_networks)
+            motion = result.motion
             coded = self._code(job, source, refs, result, result.translations)
-            if self._try_intra(coded.cost(self.config.lmbda)):
+            intra_check = self._intra_check_reason(coded.cost(self.config.lmbda))
+            if intra_check:
                 # Coded like an I frame, at the stream's λ: the depth scaling of λ models how cheaply an
                 # inter frame inherits its references' quality, which a frame without prediction does not.
                 # Judged at that λ too, the slope every I frame of the stream is coded at. Its residue
@@ -168,18 +186,23 @@ class Encoder:
         psnr_y, psnr_yuv = picture_psnr(coded.decoded, source)
         stats = FrameStats(
             job.frame_type, job.display_index, job.coding_index, 8 * len(coded.payload), psnr_y, psnr_yuv,
-            time.perf_counter() - start, job.depth, coded.header.intra_coded,
+            time.perf_counter() - start, job.depth, coded.header.intra_coded, intra_check,
+            _mean_psnr(motion.flow_psnr) if motion else None, _mean_psnr(motion.pretrained_psnr) if motion else None,
+            motion.candidate if motion else "",
         )  # fmt: skip
         return Packet(coded.payload, job.display_index, job.coding_index, job.frame_type, stats)
 
-    def _try_intra(self, inter_cost: float) -> bool:
-        """Whether an inter frame of D + λ·bpp ``inter_cost`` (at the stream's λ) is also tried
-        without prediction. The cost, not the bits: an inter frame whose prediction failed may come
-        out cheap and blurred (its networks copied, few latents), not only expensive."""
+    def _intra_check_reason(self, inter_cost: float) -> str:
+        """Why an inter frame of D + λ·bpp ``inter_cost`` (at the stream's λ) is also tried without
+        prediction, "" when it is not. The cost, not the bits: an inter frame whose prediction failed
+        may come out cheap and blurred (its networks copied, few latents), not only expensive."""
         check = self.config.intra_check
         if check == IntraCheck.ALWAYS:
-            return True
-        return check == IntraCheck.AUTO and inter_cost > INTRA_CHECK_SHARE * self._last_intra_cost
+            return "always"
+        share = inter_cost / self._last_intra_cost if self._last_intra_cost > 0 else math.inf
+        if check == IntraCheck.AUTO and share > INTRA_CHECK_SHARE:
+            return f"cost {share:.3f} of the I frame > {INTRA_CHECK_SHARE}"
+        return ""
 
     @staticmethod
     def _code(

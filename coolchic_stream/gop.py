@@ -49,7 +49,7 @@ The encoder buffers at most one group: a group's jobs are released when its last
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .errors import ConfigError, CorruptDataError
@@ -58,6 +58,8 @@ from .types import FrameType, GopStructure
 __all__ = [
     "FrameJob",
     "GopScheduler",
+    "GroupPlan",
+    "Planner",
     "ReferenceTracker",
     "lambda_scale",
     "references_needed_after",
@@ -80,6 +82,39 @@ class FrameJob:
     frame_type: FrameType
     references: tuple[int, ...]
     depth: int
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """How a planner splits the pictures after an anchor: the frames that end a mini-GOP.
+
+    anchors: increasing display indices, the last one the last pending picture; each is a P
+    anchor predicted from the one before it (the first from the current anchor), with the B
+    hierarchy in between, or an I frame when it is in ``cuts`` (then the frame before it is the
+    current anchor or an anchor too, so no B frame straddles the cut).
+    """
+
+    anchors: tuple[int, ...]
+    cuts: tuple[int, ...] = ()
+
+    def check(self, anchor: int, pending: list[int], gop_size: int) -> None:
+        """Raise ValueError unless the plan covers exactly ``pending`` after ``anchor`` within ``gop_size``."""
+        if not self.anchors or self.anchors[-1] != pending[-1]:
+            raise ValueError(f"plan {self} does not end at the last pending picture {pending[-1]}")
+        previous = anchor
+        for a in self.anchors:
+            if a in self.cuts:
+                if a - 1 != previous:
+                    raise ValueError(f"plan {self}: cut {a} does not follow an anchor")
+            elif not 0 < a - previous <= gop_size:
+                raise ValueError(f"plan {self}: anchor {a} is not 1..{gop_size} frames after {previous}")
+            previous = a
+        if not set(self.cuts) <= set(self.anchors):
+            raise ValueError(f"plan {self}: every cut must be an anchor")
+
+
+Planner = Callable[[int, list[int]], GroupPlan]
+"""(current anchor, pending display indices) -> GroupPlan; see :mod:`coolchic_stream.lookahead`."""
 
 
 def lambda_scale(depth: int) -> float:
@@ -142,12 +177,19 @@ class GopScheduler:
              └ anchor P = last frame of the group, references the previous anchor (or the I)
                B frames in between, hierarchical (see module docstring)
 
+    With a ``planner`` (the encoder's :class:`coolchic_stream.lookahead.Lookahead`), the pictures
+    of a group are split into shorter mini-GOPs where motion is fast, and a scene cut becomes an
+    I frame (random access and low delay alike); ``gop_size`` is then the longest anchor distance.
+
     The encoder keeps references with :meth:`still_referenced` after coding each job, then
     ``dpb.release(scheduler.still_referenced(job.coding_index))``.
     """
 
-    def __init__(self, structure: GopStructure, gop_size: int, intra_period: int) -> None:
+    def __init__(
+        self, structure: GopStructure, gop_size: int, intra_period: int, planner: Planner | None = None
+    ) -> None:
         self.structure = _validate(structure, gop_size, intra_period)
+        self.planner = planner  # None: fixed groups of gop_size, no cut detection
         self.gop_size = gop_size
         self.intra_period = intra_period
         self._next_display = 0
@@ -182,8 +224,9 @@ class GopScheduler:
             self._anchor = d
             return self._release([(d, FrameType.I, (), 0)])
         if self.structure == GopStructure.LOWDELAY:
+            cut = self.planner is not None and d in self.planner(d - 1, [d]).cuts
             self._anchor = d
-            return self._release([(d, FrameType.P, (d - 1,), 1)])
+            return self._release([(d, FrameType.I, (), 0)] if cut else [(d, FrameType.P, (d - 1,), 1)])
         self._pending.append(d)
         segment_last = self._segment_start + self.intra_period - 1
         if len(self._pending) == self.gop_size or d == segment_last:
@@ -233,13 +276,24 @@ class GopScheduler:
     # --------------------------------------------------------------- internal
 
     def _release_group(self) -> list[FrameJob]:
-        """Jobs of the pending random-access group: anchor P first, then its B hierarchy."""
+        """Jobs of the pending pictures: per mini-GOP (one, or the planner's), the anchor P (or
+        a cut's I) first, then its B hierarchy."""
         assert self._anchor is not None
-        past, anchor = self._anchor, self._pending[-1]
-        specs: list[tuple[int, FrameType, tuple[int, ...], int]] = [(anchor, FrameType.P, (past,), 0)]
-        specs += [(d, FrameType.B, refs, depth) for d, refs, depth in _b_hierarchy(past, anchor)]
+        if self.planner is None:
+            plan = GroupPlan((self._pending[-1],))
+        else:
+            plan = self.planner(self._anchor, list(self._pending))
+            plan.check(self._anchor, self._pending, self.gop_size)
+        specs: list[tuple[int, FrameType, tuple[int, ...], int]] = []
+        for anchor in plan.anchors:
+            past = self._anchor
+            if anchor in plan.cuts:
+                specs.append((anchor, FrameType.I, (), 0))
+            else:
+                specs.append((anchor, FrameType.P, (past,), 0))
+                specs += [(d, FrameType.B, refs, depth) for d, refs, depth in _b_hierarchy(past, anchor)]
+            self._anchor = anchor
         self._pending = []
-        self._anchor = anchor
         return self._release(specs)
 
     def _release(self, specs: list[tuple[int, FrameType, tuple[int, ...], int]]) -> list[FrameJob]:

@@ -152,6 +152,10 @@ class FrameStats:
     encode_seconds: float
     depth: int = 0
     intra_coded: bool = False  # a P/B frame the encoder coded without prediction
+    intra_check: str = ""  # why a P/B frame was also coded without prediction ("" when it was not)
+    flow_psnr: float | None = None  # P/B: block-flow prediction PSNR, mean over references (dB)
+    motion_psnr: float | None = None  # P/B: the pre-trained motion Cool-chic's prediction PSNR (dB)
+    motion_candidate: str = ""  # P/B: the pre-training candidate kept (flow | plain)
 
     @property
     def type_label(self) -> str:

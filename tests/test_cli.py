@@ -355,7 +355,7 @@ def test_decode_drops_frames_predicted_from_a_corrupted_one(tmp_path: Path) -> N
     the next segment decodes as it would undamaged."""
     clip, ccv = tmp_path / "in.y4m", tmp_path / "s.ccv"
     tiny_clip(clip, frames=4)
-    proc = run_cli("encode", str(clip), str(ccv), *FAST, "--gop", "ra", "--gop-size", "2", "--intra-period", "2", "--lambda", "3e-3")
+    proc = run_cli("encode", str(clip), str(ccv), *FAST, "--gop", "ra", "--gop-size", "2", "--intra-period", "2", "--lambda", "3e-3", "--fixed-gop")
     assert proc.returncode == 0, proc.stderr
     frames = json.loads(run_cli("inspect", str(ccv), "--json").stdout)["frames"]
     assert [(f["display_index"], f["type"]) for f in frames] == [(0, "I"), (1, "P"), (2, "I"), (3, "P")]
@@ -423,7 +423,7 @@ def test_an_interrupted_encode_keeps_every_finished_frame(tmp_path: Path) -> Non
     out = tmp_path / "o.ccv"
     proc = subprocess.run(
         [sys.executable, "-c", INTERRUPT_SCRIPT, "encode", str(tmp_path / "in.y4m"), str(out), *FAST,
-         "--gop", "ra", "--gop-size", "4", "--intra-period", "8"],
+         "--gop", "ra", "--gop-size", "4", "--intra-period", "8", "--fixed-gop"],
         capture_output=True, cwd=ROOT, timeout=240, env=ENV,
     )
     assert proc.returncode == 130
@@ -444,7 +444,8 @@ def test_conformance_vector() -> None:
         tiny_clip(clip, frames=3)
         # I0, P2, B1: every frame type, both Cool-chics, both references, NN modules fresh, copied and delta-coded
         proc = run_cli("encode", str(clip), str(ccv), "--preset", "test", "--iterations", "40", "--quiet",
-                       "--gop", "ra", "--gop-size", "2", "--intra-period", "8", "--intra-check", "off", "--lambda", "3e-3")
+                       "--gop", "ra", "--gop-size", "2", "--intra-period", "8", "--intra-check", "off", "--lambda", "3e-3",
+                       "--fixed-gop")
         clip.unlink()
         assert proc.returncode == 0, proc.stderr
         md5 = run_cli("decode", str(ccv), "-o", str(md5_file))

@@ -14,6 +14,7 @@ from coolchic_stream.errors import ConfigError
 from coolchic_stream.gop import (
     FrameJob,
     GopScheduler,
+    GroupPlan,
     ReferenceTracker,
     lambda_scale,
     references_needed_after,
@@ -300,3 +301,70 @@ def test_random_structures(structure, gop, period, n):
 def test_no_torch_import():
     code = "import coolchic_stream.gop, coolchic_stream.dpb, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def random_planner(draw_distance, cut_every: int):
+    """A planner that splits pending pictures at drawn distances and cuts every ``cut_every``-th."""
+
+    def plan(anchor: int, pending: list[int]) -> GroupPlan:
+        cuts = [d for d in pending if cut_every and d % cut_every == 0]
+        anchors, current = [], anchor
+        for end in [c - 1 for c in cuts] + [pending[-1]]:
+            while current < end:
+                current = min(current + draw_distance(), end)
+                anchors.append(current)
+            if end != pending[-1]:
+                current = end + 1
+                anchors.append(current)
+        return GroupPlan(tuple(anchors), tuple(cuts))
+
+    return plan
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    structure=st.sampled_from([GopStructure.RANDOM_ACCESS, GopStructure.LOWDELAY]),
+    gop=st.integers(1, 16),
+    period=st.integers(1, 40),
+    n=st.integers(1, 80),
+    cut_every=st.sampled_from([0, 3, 7, 11]),
+    distances=st.lists(st.integers(1, 16), min_size=1, max_size=30),
+)
+def test_planned_groups_and_cuts(structure, gop, period, n, cut_every, distances):
+    """With a planner: shorter mini-GOPs and I frames at cuts give a stream whose every reference is
+    coded first, never crosses an I frame, and that the decoder's tracker keeps without knowing the plan."""
+    draws = iter(distances * 200)
+    scheduler = GopScheduler(structure, gop, period, random_planner(lambda: min(next(draws), gop), cut_every))
+    tracker = ReferenceTracker(structure, gop, period)
+    jobs: list[FrameJob] = []
+    for d in range(n + 1):
+        jobs += scheduler.push(d) if d < n else scheduler.flush()
+    assert sorted(j.display_index for j in jobs) == list(range(n))
+    assert [j.coding_index for j in jobs] == list(range(n))
+    by_display = {j.display_index: j for j in jobs}
+    for job in jobs:
+        d = job.display_index
+        cut = bool(cut_every) and d % cut_every == 0
+        assert (job.frame_type == FrameType.I) == (d % period == 0 or cut)
+        if job.frame_type == FrameType.P:
+            assert 0 < d - job.references[0] <= gop
+        if job.frame_type == FrameType.B:
+            past, future = job.references
+            assert past < d < future and future - past <= gop
+        for ref in job.references:
+            assert by_display[ref].coding_index < job.coding_index
+            assert not any(by_display[x].frame_type == FrameType.I for x in range(min(ref, d) + 1, max(ref, d) + 1))
+    for job in jobs:
+        needed = references_needed_after(jobs, job.coding_index)
+        coded = {j.display_index for j in jobs[: job.coding_index + 1]}
+        kept = tracker.decoded(job.display_index, job.frame_type, job.references)
+        assert needed & coded <= kept
+
+
+def test_planner_plans_are_checked():
+    with pytest.raises(ValueError, match="not 1..4 frames"):
+        GroupPlan((9,)).check(0, [1, 2, 3, 9], 4)
+    with pytest.raises(ValueError, match="does not follow an anchor"):
+        GroupPlan((2, 4), (4,)).check(0, [1, 2, 3, 4], 4)
+    with pytest.raises(ValueError, match="does not end"):
+        GroupPlan((2,)).check(0, [1, 2, 3], 4)

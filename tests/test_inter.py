@@ -248,8 +248,10 @@ def test_intra_check_option_decides_when_intra_is_tried(check):
     enc = Encoder(EncoderConfig(preset="test", intra_check=check))
     enc._last_intra_cost = 1e-2
     cheap, costly = INTRA_CHECK_SHARE * 1e-2, INTRA_CHECK_SHARE * 1e-2 * 1.001
-    assert enc._try_intra(cheap) == (check == "always")
-    assert enc._try_intra(costly) == (check != "off")
+    assert bool(enc._intra_check_reason(cheap)) == (check == "always")
+    assert bool(enc._intra_check_reason(costly)) == (check != "off")
+    if check == "auto":  # --stats says why it fired
+        assert enc._intra_check_reason(0.6e-2) == f"cost 0.600 of the I frame > {INTRA_CHECK_SHARE}"
 
 
 def test_intra_check_value_is_validated():

@@ -2,7 +2,7 @@
 
     refs ─► global translation per ref ─► block-matching flow (our own estimator, no downloads)
         ─► modules started from the references' networks (nn_prediction)
-        ─► pre-train motion Cool-chic to regress that flow
+        ─► pre-train the motion Cool-chic to predict (train/motion.py: flow and plain candidates)
         ─► main phase: motion + residue Cool-chics trained jointly on D + λ·R through the warp
            (R: latent bits + the estimated bits of the started modules' changes)
         ─► final hard-round phase ─► per module: fresh | copy | delta by real cost ─► integers
@@ -22,7 +22,7 @@ from ..architecture import motion_parameter, residue_parameter
 from ..config import Complexity, EncoderConfig, NNPrediction
 from ..framecodec import OUTPUTS, FrameNetworks
 from ..gop import FrameJob
-from ..nn.coolchic import CoolChicEncoder, QuantizerSettings
+from ..nn.coolchic import CoolChicEncoder
 from ..nn.frame import FrameEncoder
 from ..nn.intercoding import InterCodingModule
 from ..nn.quantizer import NoiseType, QuantizerMode
@@ -30,6 +30,7 @@ from ..spec import ALPHA_CHANNEL, GATE_OFFSET
 from ..types import CoolChicRole, FrameType, Picture
 from .coding import FrameCodingResult, finish, picture_target, picture_to_dense
 from .loop import Phase, ProgressFn, train_phase
+from .motion import MotionReport, estimate_motion, pretrain_iterations, pretrain_motion
 from .nn_prediction import ChangeRate, start_from_references
 
 _DOWN = {Complexity.HOP: Complexity.MOP, Complexity.MOP: Complexity.LOP, Complexity.LOP: Complexity.LOP}
@@ -38,6 +39,7 @@ _DOWN = {Complexity.HOP: Complexity.MOP, Complexity.MOP: Complexity.LOP, Complex
 @dataclass(frozen=True)
 class InterCodingResult(FrameCodingResult):
     translations: tuple[tuple[int, int], ...] = ()
+    motion: MotionReport | None = None
 
 
 def inter_iterations(intra_iterations: int, frame_type: FrameType, depth: int) -> int:
@@ -90,27 +92,6 @@ def trust_prediction(fe: FrameEncoder) -> None:
             last.bias[ALPHA_CHANNEL] += 1.0 - GATE_OFFSET
 
 
-def _pretrain_motion(
-    motion: CoolChicEncoder, flow_target: Tensor, lmbda: float, iterations: int, change_rate: ChangeRate | None = None
-) -> None:
-    """Regress the estimated block flow with the motion Cool-chic (rate-aware, λ×20 like Cool-chic;
-    the changes of modules started from a reference count at the same weight)."""
-    optimizer = torch.optim.Adam(motion.parameters(), lr=1e-2)
-    norm = float(flow_target.abs().max().clamp(min=1.0)) ** 2
-    n_px = flow_target.shape[-1] * flow_target.shape[-2] * 16
-    motion.train()
-    for it in range(iterations):
-        t = it / max(iterations - 1, 1)
-        out = motion(QuantizerSettings(QuantizerMode.SOFTROUND, NoiseType.KUMARASWAMY, 2.0, 0.3 - 0.2 * t))
-        raw = out.raw[..., : flow_target.shape[-2], : flow_target.shape[-1]]
-        bits = out.rate.sum() + (change_rate() if change_rate else 0.0)
-        loss = ((raw - flow_target) ** 2).mean() / norm + 20 * lmbda * bits / n_px
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    motion.eval()
-
-
 def code_inter(
     picture: Picture,
     references: list[Picture],
@@ -124,19 +105,12 @@ def code_inter(
     """Overfit and quantize a P or B frame; its modules start from, and may be copied or
     delta-coded from, the same modules of its references' networks (``reference_networks``,
     in the order of ``job.references``)."""
-    from ..nn.motion import estimate_flow, global_translation, shift_clamped
-
     device = config.device
     target = picture_target(picture, device)
     refs = [picture_to_dense(r, device) for r in references]
     h, w = picture.height, picture.width
-    translations = []
-    flows = []
-    for ref in refs:
-        ty, tx = global_translation(target.dense, ref)
-        translations.append((int(ty), int(tx)))
-        flows.append(estimate_flow(target.dense, shift_clamped(ref, int(ty), int(tx))))
-    flow_target = torch.cat(flows, dim=1)
+    estimate = estimate_motion(target, refs)
+    translations = list(estimate.translations)
 
     complexity = inter_complexity(config.intra_complexity, job.frame_type, job.depth)
     n_res, n_mot = OUTPUTS[job.frame_type]
@@ -159,12 +133,13 @@ def code_inter(
     motion_rate = ChangeRate.of(change_rate, fe.motion)
 
     total = inter_iterations(config.intra_iterations, job.frame_type, job.depth)
-    pretrain = max(total // (6 if warm else 3), 5)
-    _pretrain_motion(fe.motion, flow_target.to(device), lmbda, pretrain, motion_rate)
+    pretrain = pretrain_iterations(config.intra_iterations)
+    motion_report = pretrain_motion(fe, refs, target, estimate, lmbda, pretrain, motion_rate)
     if progress is not None:
         progress("motion", pretrain, pretrain, 0.0, 0.0)
     final = max(min(config.settings.final_iterations, total // 10), 1)
-    main = max(total - pretrain - final, 1)
+    # The main phase keeps the length it had when pre-training was a sixth of the frame's budget.
+    main = max(total - total // 6 - final, 1)
     validation = min(config.settings.validation_interval, main)
     main_phase = Phase("main", main, 1e-2 if not warm else 5e-3, 1e-5, noise_start=0.25, noise_end=0.1,
                        temperature_start=0.3, temperature_end=0.1, validation_interval=validation)  # fmt: skip
@@ -177,7 +152,7 @@ def code_inter(
                    sources, True, job.frame_type == FrameType.B, config.nn_prediction == NNPrediction.ALL)  # fmt: skip
     if warm_start is not None:
         warm_start.store(fe)
-    return InterCodingResult(coded.coded, coded.macs_per_pixel, coded.train_psnr, tuple(translations))
+    return InterCodingResult(coded.coded, coded.macs_per_pixel, coded.train_psnr, tuple(translations), motion_report)
 
 
 __all__ = ["InterCodingResult", "WarmStart", "code_inter", "inter_complexity", "inter_iterations"]
