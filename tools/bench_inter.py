@@ -64,7 +64,9 @@ def run(pictures: list[Picture], config: EncoderConfig, warm_start: bool = True)
         q = frame_psnr(pictures[d.pts].planes, d.planes)
         pk = by_pts[d.pts]
         frames.append({"pts": d.pts, "type": pk.frame_type.name, "depth": pk.stats.depth, "bits": 8 * len(pk.data),
-                       "intra_coded": pk.stats.intra_coded, "psnr_y": q.y, "psnr_yuv": (6 * q.y + q.u + q.v) / 8})  # fmt: skip
+                       "intra_coded": pk.stats.intra_coded, "intra_check": pk.stats.intra_check, "psnr_y": q.y,
+                       "psnr_yuv": (6 * q.y + q.u + q.v) / 8, "flow_psnr": pk.stats.flow_psnr,
+                       "motion_psnr": pk.stats.motion_psnr})  # fmt: skip
     h, w = pictures[0].height, pictures[0].width
     total_bits = sum(f["bits"] for f in frames)
     return {
@@ -92,6 +94,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--intra-check", choices=["off", "auto", "always"], default="auto",
                     help="when P/B frames are also tried without prediction")
+    ap.add_argument("--fixed-gop", action="store_true", help="no adaptive mini-GOPs or cut I frames")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench_inter")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -103,11 +106,12 @@ def main() -> None:
     results: dict[str, list[dict]] = {s: [] for s in structures}
     where = f" from frame {args.start}" if args.clip == "bbb" else ""
     print(f"{args.clip} {args.size}x{args.size}{where}, {args.frames} frames, preset {args.preset}, "
-          f"iterations {args.iterations}, intra check {args.intra_check}")
+          f"iterations {args.iterations}, intra check {args.intra_check}, {'fixed' if args.fixed_gop else 'adaptive'} GOP")
     for lmbda in lambdas:
         for s in structures:
             config = EncoderConfig(preset=args.preset, lmbda=lmbda, iterations=args.iterations, gop=s,
-                                   gop_size=args.gop_size, intra_period=64, intra_check=args.intra_check)  # fmt: skip
+                                   gop_size=args.gop_size, intra_period=64, intra_check=args.intra_check,
+                                   adaptive_gop=not args.fixed_gop)  # fmt: skip
             r = run(pictures, config)
             r["lambda"] = lmbda
             results[s].append(r)
@@ -140,7 +144,7 @@ def main() -> None:
 def warm_compare(pictures: list[Picture], args: argparse.Namespace, lambdas: list[float], results: dict) -> dict:
     mid = lambdas[len(lambdas) // 2]
     config = EncoderConfig(preset=args.preset, lmbda=mid, iterations=args.iterations, gop="ra", gop_size=args.gop_size, intra_period=64,
-                           intra_check=args.intra_check)
+                           intra_check=args.intra_check, adaptive_gop=not args.fixed_gop)
     cold = run(pictures, config, warm_start=False)
     warm = next(r for r in results["ra"] if r["lambda"] == mid)
     print(f"\nwarm start (ra, λ={mid:.1e}): encode {cold['encode_s']:.1f}s -> {warm['encode_s']:.1f}s, "
