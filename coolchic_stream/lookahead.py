@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -80,29 +79,18 @@ class Lookahead:
         if mse > 0:
             self._quality_mse = mse
 
-    def _mse(self, a: Tensor, b: Tensor) -> float:
-        """Sample-weighted MSE of two dense pictures: (4Y+U+V)/6 for 4:2:0, as the encoder measures."""
-        per_channel = (a - b).square().mean(dim=(0, 2, 3))
-        if self._data_type == DataType.YUV420 and per_channel.numel() == 3:
-            return float((4 * per_channel[0] + per_channel[1] + per_channel[2]) / 6)
-        return float(per_channel.mean())
-
     def prediction_mse(self, target: int, reference: int) -> float:
-        """MSE of ``target`` predicted from ``reference`` by global translation + block flow."""
+        """MSE of ``target`` predicted from ``reference`` by global translation + block flow,
+        measured like the training distortion ((4Y+U+V)/6 for 4:2:0)."""
         key = (target, reference)
         if key not in self._pred:
-            from .nn.motion import estimate_flow, global_translation, shift_clamped
-            from .nn.warp import upsample_motion, warp
-            from .train.motion import matching_channels
+            from .train.loss import Target, distortion
+            from .train.motion import flow_prediction
 
-            tgt, ref = self._pictures[target], self._pictures[reference]
-            match = matching_channels(tgt, self._data_type)
-            with torch.no_grad():
-                ty, tx = global_translation(match, matching_channels(ref, self._data_type))
-                shifted = shift_clamped(ref, ty, tx)
-                flow = estimate_flow(match, matching_channels(shifted, self._data_type))
-                pred = warp(shifted, upsample_motion(flow, *tgt.shape[-2:]))
-            self._pred[key] = (self._mse(pred, tgt), float((pred[:, :1] - tgt[:, :1]).square().mean()))
+            tgt = self._pictures[target]
+            _, _, pred = flow_prediction(tgt, self._pictures[reference], self._data_type)
+            mse = float(distortion(pred, Target.from_dense(tgt, self._data_type)))
+            self._pred[key] = (mse, float((pred[:, :1] - tgt[:, :1]).square().mean()))
         return self._pred[key][0]
 
     def gap_db(self, target: int, reference: int) -> float:
@@ -133,7 +121,7 @@ class Lookahead:
         self.decisions.append(f"{anchor}->{pending[-1]}: distances {distances}" + (f", cuts {cuts}" if cuts else ""))
         for d in [d for d in self._pictures if d < pending[-1]]:
             del self._pictures[d], self._variance[d]
-        self._pred = {k: v for k, v in self._pred.items() if k[0] >= pending[-1] and k[1] >= pending[-1]}
+        self._pred.clear()
         return GroupPlan(tuple(anchors), tuple(cuts))
 
     def _next_anchor(self, current: int, end: int) -> int:

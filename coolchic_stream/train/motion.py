@@ -6,12 +6,12 @@
         ─► keep the cheaper in D_pred + λ·R_motion ─► MotionReport (figures for --stats / benchmarks)
 
 Why photometric: the block flow is noisy where blocks are flat or occluded, and a motion Cool-chic
-that regresses it spends its bits reproducing that noise and predicts 2-3 dB below the flow itself
-(measured on the shipped sample: 7<-0 flow 27.1 dB, regressed 25.3 dB after 600 iterations).
-Trained on the warped prediction's error, it keeps the vectors that predict and smooths the rest,
-reaching the flow's own prediction PSNR, or beyond, at fewer bits. The short regression first puts
-it in the flow's basin for large motions that the warp's local gradient cannot find alone; the
-plain candidate wins where the block flow misleads.
+that regresses it spends its bits reproducing that noise (on the shipped sample, 7<-0 regressed for
+600 iterations predicted 25.3 dB against the flow's 27.1). Trained on the warped prediction's error
+it keeps the vectors that predict and smooths the rest; it still lands below the flow's own
+prediction (tools/bench_motion.py prints by how much). The short regression first puts it in the
+flow's basin for large motions that the warp's local gradient cannot find alone; the plain
+candidate wins where the block flow misleads.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ from ..types import DataType
 from .loss import Target, distortion
 from .nn_prediction import ChangeRate
 
-__all__ = ["FlowEstimate", "MotionReport", "estimate_motion", "matching_channels", "pretrain_iterations", "pretrain_motion"]
+__all__ = [
+    "FlowEstimate", "MotionReport", "estimate_motion", "flow_prediction", "matching_channels", "pretrain_iterations",
+    "pretrain_motion",
+]  # fmt: skip
 
 FLOW_REGRESSION_SHARE = 4  # the flow candidate regresses the block flow for 1/4 of its iterations
 PRETRAIN_SHARE = 0.3  # iterations per candidate, as a share of an I frame's
@@ -92,22 +95,30 @@ def matching_channels(dense: Tensor, data_type: DataType) -> Tensor:
 
 
 @torch.no_grad()
-def estimate_motion(target: Target, refs: list[Tensor]) -> FlowEstimate:
-    """Global translation then block flow of the frame against each (decoded) reference."""
+def flow_prediction(target: Tensor, reference: Tensor, data_type: DataType) -> tuple[tuple[int, int], Tensor, Tensor]:
+    """Global translation, then block flow on the matching channels; both pictures [1, 3, H, W].
+
+    Returns ((ty, tx), flow [1, 2, ceil(H/4), ceil(W/4)] relative to the translation, the
+    reference warped by both [1, 3, H, W]). The encoder's motion start and the lookahead share it.
+    """
     from ..nn.motion import estimate_flow, global_translation, shift_clamped
     from ..nn.warp import upsample_motion, warp
 
-    h, w = target.dense.shape[-2:]
-    match = matching_channels(target.dense, target.data_type)
-    translations, flows, psnrs = [], [], []
-    for ref in refs:
-        ty, tx = global_translation(match, matching_channels(ref, target.data_type))
-        shifted = shift_clamped(ref, int(ty), int(tx))
-        flow = estimate_flow(match, matching_channels(shifted, target.data_type))
-        translations.append((int(ty), int(tx)))
-        flows.append(flow)
-        psnrs.append(_psnr(float(distortion(warp(shifted, upsample_motion(flow, h, w)), target))))
-    return FlowEstimate(tuple(translations), torch.cat(flows, dim=1), tuple(psnrs))
+    match = matching_channels(target, data_type)
+    ty, tx = global_translation(match, matching_channels(reference, data_type))
+    shifted = shift_clamped(reference, int(ty), int(tx))
+    flow = estimate_flow(match, matching_channels(shifted, data_type))
+    return (int(ty), int(tx)), flow, warp(shifted, upsample_motion(flow, *target.shape[-2:]))
+
+
+def estimate_motion(target: Target, refs: list[Tensor]) -> FlowEstimate:
+    """Global translation then block flow of the frame against each (decoded) reference."""
+    predictions = [flow_prediction(target.dense, ref, target.data_type) for ref in refs]
+    return FlowEstimate(
+        tuple(t for t, _, _ in predictions),
+        torch.cat([f for _, f, _ in predictions], dim=1),
+        tuple(_psnr(float(distortion(p, target))) for _, _, p in predictions),
+    )
 
 
 def _prediction_errors(fe: FrameEncoder, raw: Tensor, refs: list[Tensor], target: Target) -> list[Tensor]:
