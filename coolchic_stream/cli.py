@@ -121,7 +121,7 @@ def _stats_writer(path: str | None) -> str | None:
 
 _STATS_FIELDS = (
     "coding_index", "display_index", "type", "intra_coded", "intra_check", "depth", "bits", "unit_bytes", "psnr_y",
-    "psnr_yuv", "flow_psnr", "motion_psnr", "motion_candidate", "seconds",
+    "psnr_yuv", "train_psnr_yuv", "flow_psnr", "motion_psnr", "motion_candidate", "seconds",
 )  # fmt: skip
 
 
@@ -141,6 +141,7 @@ def _stats_row(stats: FrameStats, unit_bytes: int) -> dict[str, Any]:
         "unit_bytes": unit_bytes,
         "psnr_y": stats.psnr_y if math.isfinite(stats.psnr_y) else None,
         "psnr_yuv": stats.psnr_yuv if math.isfinite(stats.psnr_yuv) else None,
+        "train_psnr_yuv": _rounded(stats.train_psnr_yuv),
         "flow_psnr": _rounded(stats.flow_psnr),
         "motion_psnr": _rounded(stats.motion_psnr),
         "motion_candidate": stats.motion_candidate,

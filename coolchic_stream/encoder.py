@@ -188,7 +188,7 @@ class Encoder:
             job.frame_type, job.display_index, job.coding_index, 8 * len(coded.payload), psnr_y, psnr_yuv,
             time.perf_counter() - start, job.depth, coded.header.intra_coded, intra_check,
             _mean_psnr(motion.flow_psnr) if motion else None, _mean_psnr(motion.pretrained_psnr) if motion else None,
-            motion.candidate if motion else "",
+            motion.candidate if motion else "", coded.train_psnr,
         )  # fmt: skip
         return Packet(coded.payload, job.display_index, job.coding_index, job.frame_type, stats)
 
@@ -221,7 +221,8 @@ class Encoder:
         payload = build_payload(header, result.coded)
         decoded = reconstruct(header, result.coded, refs)
         return _CodedFrame(
-            header, payload, decoded, _mse(decoded.planes, source.planes, source.bit_depth), frame_networks(result.coded)
+            header, payload, decoded, _mse(decoded.planes, source.planes, source.bit_depth), frame_networks(result.coded),
+            result.train_psnr,
         )
 
 
@@ -234,6 +235,7 @@ class _CodedFrame:
     decoded: Picture
     mse: float  # sample-weighted over all planes, on a [0, 1] scale: the training distortion
     networks: FrameNetworks  # what later frames may copy or delta-code their modules from
+    train_psnr: float  # PSNR-YUV of the trained frame before NN quantization (dB)
 
     def cost(self, lmbda: float) -> float:
         """D + λ·bpp with the real bytes."""

@@ -156,6 +156,9 @@ class FrameStats:
     flow_psnr: float | None = None  # P/B: block-flow prediction PSNR, mean over references (dB)
     motion_psnr: float | None = None  # P/B: the pre-trained motion Cool-chic's prediction PSNR (dB)
     motion_candidate: str = ""  # P/B: the pre-training candidate kept (flow | plain)
+    # The trained frame's PSNR-YUV before its networks were quantized (latents rounded as coded):
+    # psnr_yuv below it is what quantizing the networks cost.
+    train_psnr_yuv: float | None = None
 
     @property
     def type_label(self) -> str:

@@ -288,6 +288,8 @@ def test_encode_writes_stats_and_a_valid_stream(encoded: dict) -> None:
     stats = json.loads((encoded["dir"] / "s.json").read_text())
     assert [f["display_index"] for f in stats["frames"]] == [0, 1]
     assert all(f["bits"] > 0 and f["psnr_y"] > 0 and f["type"] == "I" for f in stats["frames"])
+    # the trained model's PSNR-YUV before NN quantization, near the coded frame's
+    assert all(abs(f["train_psnr_yuv"] - f["psnr_yuv"]) < 3 for f in stats["frames"]), stats["frames"]
     with ContainerReader(encoded["ccv"]) as r:
         assert r.sequence.frame_rate == Fraction(30000, 1001) and r.sequence.chroma_siting == ChromaSiting.LEFT
         pkts = list(r)
