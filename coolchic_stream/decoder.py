@@ -140,7 +140,7 @@ def _stale(header: FrameHeader, coded: list[CodedCoolChic], held: NetworkLookup)
         for name, p in c.predictions.items():
             if p.mode == NNMode.FRESH:
                 continue
-            networks = held(header.references[p.reference]).get(c.role)
+            networks = _codec().prediction_source(held(header.references[p.reference]), c.role, c.param)
             shapes = parameter_shapes(c.param)[name]
             if networks is None or not predict_module(networks.modules[name], shapes).same_integers(p.source):
                 return f"{c.role.name.lower()} {name}"
@@ -348,7 +348,8 @@ class Decoder:
                 header.width, header.height, header.data_type, header.bit_depth, gop_structure=GopStructure.RANDOM_ACCESS
             )
         self._fixed.pop(header.display_index, None)  # a replaced picture's Q16 form is stale
-        self.dpb.insert(header.display_index, picture, codec.frame_networks(coded))
+        inherited = [self.dpb.networks(r) for r in header.references]
+        self.dpb.insert(header.display_index, picture, codec.frame_networks(coded, inherited))
         self.dpb.release(self._tracker.decoded(header.display_index, header.frame_type, header.references))
         held = self.dpb.held()
         self._fixed = {r: t for r, t in self._fixed.items() if r in held}

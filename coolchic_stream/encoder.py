@@ -204,8 +204,8 @@ class Encoder:
             return f"cost {share:.3f} of the I frame > {INTRA_CHECK_SHARE}"
         return ""
 
-    @staticmethod
     def _code(
+        self,
         job: FrameJob,
         source: Picture,
         refs: list[Picture],
@@ -214,6 +214,7 @@ class Encoder:
         intra_coded: bool = False,
     ) -> "_CodedFrame":
         """Entropy-code a trained frame and run the decoder's reconstruction on it."""
+        inherited = [self.dpb.networks(r) for r in job.references]
         header = FrameHeader(
             job.display_index, job.coding_index, job.frame_type, job.depth, source.data_type, source.bit_depth,
             source.width, source.height, tuple(job.references), tuple(translations), intra_coded,
@@ -221,8 +222,8 @@ class Encoder:
         payload = build_payload(header, result.coded)
         decoded = reconstruct(header, result.coded, refs)
         return _CodedFrame(
-            header, payload, decoded, _mse(decoded.planes, source.planes, source.bit_depth), frame_networks(result.coded),
-            result.train_psnr,
+            header, payload, decoded, _mse(decoded.planes, source.planes, source.bit_depth),
+            frame_networks(result.coded, inherited), result.train_psnr,
         )
 
 

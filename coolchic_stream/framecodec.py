@@ -10,8 +10,9 @@ and then runs exactly this reconstruction to get its reference pictures.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 from construct import ConstructError
@@ -39,7 +40,7 @@ from .entropy.stream import open_decoder, seal
 from .errors import BitstreamError, DecodeOrderError, Failed
 from .recon.coolchic import decode_coolchic
 from .recon.frame import assemble, fixed_to_picture, picture_to_fixed
-from .spec import MODULE_NAMES, NNMode
+from .spec import ALPHA_CHANNEL, MODULE_NAMES, NNMode
 from .types import CoolChicRole, FrameType, Picture
 
 
@@ -52,7 +53,26 @@ class Networks:
     modules: dict[str, QuantizedModule]
 
 
-FrameNetworks = dict[CoolChicRole, Networks]
+class NetworkSlot(Enum):
+    """Where a decoded picture keeps a Cool-chic's networks for the frames that predict from it."""
+
+    MOTION = "motion"
+    PICTURE = "picture residue"  # ends in the picture: an I frame's or an intra-coded frame's residue
+    GATED = "gated residue"  # ends in the picture's correction and α (β): an inter-coded frame's residue
+
+
+def slot_of(role: CoolChicRole, param: CoolChicEncoderParameter) -> NetworkSlot:
+    if role == CoolChicRole.MOTION:
+        return NetworkSlot.MOTION
+    return NetworkSlot.GATED if param.n_output > ALPHA_CHANNEL else NetworkSlot.PICTURE
+
+
+# What a decoded picture holds for later frames, per slot (normative, format 5.0): the networks of
+# its own Cool-chics and, in each slot they do not fill, those of the first of its references (in
+# header order) that holds that slot (inherited; an I frame has no reference and inherits nothing).
+# So a frame coded without prediction passes its references' motion and gated residue on, and the
+# next inter frame can still copy or delta-code them.
+FrameNetworks = dict[NetworkSlot, Networks]
 NetworkLookup = Callable[[int], FrameNetworks]  # display index -> that decoded picture's networks
 
 
@@ -87,9 +107,26 @@ class CodedCoolChic:
         return Networks(self.param, self.modules)
 
 
-def frame_networks(coded: list[CodedCoolChic]) -> FrameNetworks:
-    """What a decoded frame leaves in the DPB for the frames that predict their networks from it."""
-    return {c.role: c.networks() for c in coded}
+def frame_networks(coded: list[CodedCoolChic], references: Sequence[FrameNetworks] = ()) -> FrameNetworks:
+    """What a decoded frame leaves in the DPB for the frames that predict their networks from it,
+    given what its references (header order) hold: see ``FrameNetworks``."""
+    held = {slot_of(c.role, c.param): c.networks() for c in coded}
+    for networks in references:
+        for slot, inherited in networks.items():
+            held.setdefault(slot, inherited)
+    return held
+
+
+def prediction_source(held: FrameNetworks, role: CoolChicRole, param: CoolChicEncoderParameter) -> Networks | None:
+    """The networks a module of a Cool-chic (``role``, ``param``) predicted from a picture that
+    holds ``held`` takes its integers from (normative): that picture's slot of the same kind,
+    else, for a residue, its other residue slot; None if it has neither."""
+    slot = slot_of(role, param)
+    if slot in held:
+        return held[slot]
+    if slot == NetworkSlot.MOTION:
+        return None
+    return held.get(NetworkSlot.PICTURE if slot == NetworkSlot.GATED else NetworkSlot.GATED)
 
 
 def integer_arm(param: CoolChicEncoderParameter, modules: dict[str, QuantizedModule]) -> IntegerArm:
@@ -196,7 +233,7 @@ def _sources(
                 f"{what} is predicted from display index {display}, which the decoder does not hold",
                 "the stream may start after a random-access point or be corrupted",
             ) from None
-        source = held.get(role)
+        source = prediction_source(held, role, param)
         if source is None:
             raise _bad(f"{what} is predicted from display index {display}, which has no {role.name.lower()} Cool-chic")
         if not module_predictable(source.param, param, name):
@@ -273,7 +310,11 @@ class _Batch:
         except BitstreamError:
             self.fail(data)
             raise
-        self.known[header.display_index] = {s.role: Networks(s.param, s.modules) for s in sections}
+        own = [CodedCoolChic(s.role, s.param, s.modules, []) for s in sections]
+        try:
+            self.known[header.display_index] = frame_networks(own, [self(r) for r in header.references])
+        except DecodeOrderError:
+            self.known[header.display_index] = None  # what it inherits is unknown here: later frames are decoded elsewhere
         return header, sections
 
     def fail(self, data: bytes) -> None:

@@ -129,7 +129,9 @@ class NetworkStore:
             if header.frame_type == FrameType.I:
                 self._held.clear()
             self._held.pop(header.display_index, None)
-            self._held[header.display_index] = frame_networks(coded)
+            if any(r not in self._held for r in header.references):
+                continue  # what it inherits is not held here: frames predicting from it are decoded by the caller
+            self._held[header.display_index] = frame_networks(coded, [self._held[r] for r in header.references])
             while len(self._held) > self.limit:
                 self._held.popitem(last=False)
 

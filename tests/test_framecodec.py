@@ -27,7 +27,9 @@ from coolchic_stream.decoder import Decoder, DropCause
 from coolchic_stream.dpb import DecodedPictureBuffer
 from coolchic_stream.entropy.nn_weights import ModulePrediction, QuantizedModule, predict_module
 from coolchic_stream.errors import BitstreamError, CorruptDataError, DecodeOrderError
-from coolchic_stream.framecodec import CodedCoolChic, FrameHeader, build_payload, frame_networks, reconstruct
+from coolchic_stream.framecodec import (
+    CodedCoolChic, FrameHeader, build_payload, frame_networks, prediction_source, reconstruct,
+)  # fmt: skip
 from coolchic_stream.gop import schedule
 from coolchic_stream.spec import MODULE_NAMES, NNMode
 from coolchic_stream.types import CoolChicRole, DataType, FrameType, GopStructure, Packet, Picture
@@ -90,15 +92,15 @@ def build_stream(
             shapes = parameter_shapes(param)
             modules, predictions = {}, {}
             for name in MODULE_NAMES:
+                sources = [prediction_source(nets, role, param) for nets in ref_networks]
                 candidates = [
-                    i for i, nets in enumerate(ref_networks)
-                    if role in nets and module_predictable(nets[role].param, param, name)
+                    i for i, src in enumerate(sources) if src is not None and module_predictable(src.param, param, name)
                 ]  # fmt: skip
                 mode, index = choose(job.display_index, role, name, candidates, rng) if candidates else (NNMode.FRESH, 0)
                 if mode == NNMode.FRESH:
                     modules[name] = _random_module(rng, shapes[name], role, name)
                     continue
-                source = predict_module(ref_networks[index][role].modules[name], shapes[name])
+                source = predict_module(sources[index].modules[name], shapes[name])
                 modules[name] = source if mode == NNMode.COPY else _delta(rng, source)
                 predictions[name] = ModulePrediction(mode, index, source)
                 used[(job.display_index, role, name)] = (mode, index)
@@ -110,7 +112,7 @@ def build_stream(
         )  # fmt: skip
         refs = [dpb.get(r) for r in job.references]
         picture = reconstruct(header, coded, refs)
-        dpb.insert(job.display_index, picture, frame_networks(coded))
+        dpb.insert(job.display_index, picture, frame_networks(coded, ref_networks))
         pictures[job.display_index] = picture
         packets.append(Packet(build_payload(header, coded), job.display_index, job.coding_index, job.frame_type))
     return packets, pictures, used
@@ -182,6 +184,32 @@ def test_intra_coded_b_frame_copies_its_reference_residue() -> None:
     _check(decode_all(packets), expected)
 
 
+def test_an_intra_coded_frame_passes_its_references_networks_on() -> None:
+    def copy_all(pts, role, name, candidates, rng):
+        return NNMode.COPY, candidates[-1]
+
+    # coding order 0 4 2 1 3; frame 2 (B, refs 0 and 4) is coded without prediction: its own residue
+    # fills the picture slot, its motion and gated residue are frame 4's (its first reference that
+    # has them: the I frame has neither)
+    packets, expected, used = build_stream(copy_all, intra_coded=frozenset({2}))
+    assert _references(packets, 1) == (0, 2)
+    for name in MODULE_NAMES:
+        assert used[(1, CoolChicRole.MOTION, name)] == (NNMode.COPY, 1)  # from frame 2: inherited
+    dpb_like = _lookup_after(packets, 1)
+    p4, b2 = dpb_like(4), dpb_like(2)
+    assert b2[framecodec.NetworkSlot.MOTION] is p4[framecodec.NetworkSlot.MOTION]
+    assert b2[framecodec.NetworkSlot.GATED] is p4[framecodec.NetworkSlot.GATED]
+    assert b2[framecodec.NetworkSlot.PICTURE] is not dpb_like(0)[framecodec.NetworkSlot.PICTURE]  # its own
+    # frame 1's motion integers, as decoded, are frame 4's (P: one flow, widened to the B frame's two)
+    _, coded1 = framecodec.parse_payload(next(p.data for p in packets if p.pts == 1), dpb_like)
+    motion1 = next(c for c in coded1 if c.role == CoolChicRole.MOTION)
+    for name in MODULE_NAMES:
+        source = predict_module(p4[framecodec.NetworkSlot.MOTION].modules[name], parameter_shapes(motion1.param)[name])
+        assert motion1.modules[name].same_integers(source)
+    for pipeline in (False, True):
+        _check(decode_all(packets, pipeline), expected)
+
+
 def test_copy_sends_no_bins_and_no_steps() -> None:
     def copy_all(pts, role, name, candidates, rng):
         return NNMode.COPY, candidates[0]
@@ -241,7 +269,7 @@ def test_a_module_whose_architecture_differs_from_its_source_is_refused() -> Non
     b2 = _rewrite(next(p.data for p in packets if p.pts == 2), 0, "synthesis", mode="copy", reference=0)  # from the I frame
     header, coded = framecodec.parse_payload(b2, lookup)
     # a B frame's residue synthesis (5 outputs) from an I frame's (3): the overlap, zero beyond
-    i_synthesis = lookup(0)[CoolChicRole.RESIDUE].modules["synthesis"]
+    i_synthesis = lookup(0)[framecodec.NetworkSlot.PICTURE].modules["synthesis"]
     last = coded[0].modules["synthesis"].biases[-1]
     assert last.shape == (5,) and np.array_equal(last[:3], i_synthesis.biases[-1]) and not last[3:].any()
     b2 = _rewrite(next(p.data for p in packets if p.pts == 2), 1, "arm", mode="copy", reference=0)  # motion from an I frame
@@ -268,7 +296,7 @@ def _lookup_after(packets: list[Packet], pts: int):
     held = {}
     for p in packets:
         header, coded = framecodec.parse_payload(p.data, lambda d: held[d] if d in held else framecodec.no_references(d))
-        held[header.display_index] = frame_networks(coded)
+        held[header.display_index] = frame_networks(coded, [held[r] for r in header.references])
         if p.pts == pts:
             break
     return lambda d: held[d] if d in held else framecodec.no_references(d)

@@ -42,7 +42,7 @@ def in_order_lookups(packets):
     for p in packets:
         lookups.append(dict(held).__getitem__)
         header, coded = framecodec.parse_payload(p.data, lookups[-1])
-        held[header.display_index] = framecodec.frame_networks(coded)
+        held[header.display_index] = framecodec.frame_networks(coded, [held[r] for r in header.references])
     return lookups
 
 

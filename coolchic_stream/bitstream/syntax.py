@@ -49,7 +49,7 @@ from ..types import ChromaSiting, ColorRange, DataType, FrameType, GopStructure
 MAGIC = b"CCVS"
 TRAILER_MAGIC = b"CCVX"
 SYNC = b"\xcc\x5a"
-VERSION_MAJOR = 4  # 4.0: NN modules copied or delta-coded from references (3.0: one range-coder stream per Cool-chic)
+VERSION_MAJOR = 5  # 5.0: a picture passes on the networks it does not fill from its references (4.0: NN modules copied or delta-coded from references)
 VERSION_MINOR = 0
 
 

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..architecture import module_predictable, parameter_shapes
 from ..entropy.nn_weights import QuantizedModule, predict_module
-from ..framecodec import FrameNetworks
+from ..framecodec import FrameNetworks, prediction_source
 from ..nn.coolchic import CoolChicEncoder
 from ..spec import ALPHA_CHANNEL, MODULE_NAMES
 from ..types import CoolChicRole
@@ -50,7 +50,7 @@ def module_sources(
     shapes = parameter_shapes(coolchic.param)
     for name in MODULE_NAMES:
         for index, (networks, distance) in enumerate(zip(references, distances)):
-            held = networks.get(role)
+            held = prediction_source(networks, role, coolchic.param)
             if held is not None and module_predictable(held.param, coolchic.param, name):
                 prediction = predict_module(held.modules[name], shapes[name])
                 out.setdefault(name, []).append(Source(index, distance, prediction, held.param.n_output))

@@ -10,7 +10,7 @@ import torch
 from coolchic_stream.architecture import motion_parameter, parameter_shapes, residue_parameter
 from coolchic_stream.config import Complexity
 from coolchic_stream.entropy.nn_weights import QuantizedModule, carried, module_bits
-from coolchic_stream.framecodec import Networks
+from coolchic_stream.framecodec import Networks, NetworkSlot
 from coolchic_stream.nn.coolchic import CoolChicEncoder
 from coolchic_stream.nn.frame import FrameEncoder
 from coolchic_stream.spec import MODULE_NAMES, NNMode
@@ -35,14 +35,14 @@ def test_sources_follow_role_and_structure() -> None:
     fe, target = trained()
     i_net = Networks(fe.residue.param, _quantized_copy_of(fe, target))
     p_residue = CoolChicEncoder(residue_parameter(14, 20, 4, Complexity.LOP))
-    sources = module_sources(p_residue, CoolChicRole.RESIDUE, [{CoolChicRole.RESIDUE: i_net}], [4])
+    sources = module_sources(p_residue, CoolChicRole.RESIDUE, [{NetworkSlot.PICTURE: i_net}], [4])
     assert sorted(sources) == sorted(MODULE_NAMES)
     synthesis = sources["synthesis"][0].module
     assert [w.shape for w in synthesis.weights] == list(parameter_shapes(p_residue.param)["synthesis"][0])
     motion = CoolChicEncoder(motion_parameter(14, 20, 2, Complexity.LOP))
-    assert module_sources(motion, CoolChicRole.MOTION, [{CoolChicRole.RESIDUE: i_net}], [4]) == {}
+    assert module_sources(motion, CoolChicRole.MOTION, [{NetworkSlot.PICTURE: i_net}], [4]) == {}
     mop = CoolChicEncoder(residue_parameter(14, 20, 4, Complexity.MOP))
-    assert "synthesis" not in module_sources(mop, CoolChicRole.RESIDUE, [{CoolChicRole.RESIDUE: i_net}], [4])
+    assert "synthesis" not in module_sources(mop, CoolChicRole.RESIDUE, [{NetworkSlot.PICTURE: i_net}], [4])
 
 
 def test_change_rate_is_zero_at_the_start_and_grows_with_the_change() -> None:
@@ -81,7 +81,7 @@ def test_a_module_equal_to_its_source_is_copied_and_a_far_one_sent_fresh() -> No
         name: QuantizedModule(tuple(w * 0 + 7 for w in m.weights), tuple(b * 0 + 7 for b in m.biases), m.weight_log2_step, m.bias_log2_step)
         for name, m in held.items()
     }
-    networks = [{CoolChicRole.RESIDUE: Networks(fe.residue.param, far)}, {CoolChicRole.RESIDUE: Networks(fe.residue.param, held)}]
+    networks = [{NetworkSlot.PICTURE: Networks(fe.residue.param, far)}, {NetworkSlot.PICTURE: Networks(fe.residue.param, held)}]
     sources = module_sources(fe.residue, CoolChicRole.RESIDUE, networks, [1, 2])
     result = quantize_coolchics([fe.residue], FrameEvaluator(fe, target, []), LMBDA, target.n_pixels, [sources], True, True)[0]
     # the trained module sits on held's integers: copying it costs nothing and changes nothing
@@ -100,7 +100,7 @@ def test_a_nearby_source_gives_a_delta_cheaper_than_fresh() -> None:
     """Trained further from a reference's networks, the modules are best sent as differences."""
     fe, target = trained(iterations=40)
     held = _quantized_copy_of(fe, target)
-    networks = [{CoolChicRole.RESIDUE: Networks(fe.residue.param, held)}]
+    networks = [{NetworkSlot.PICTURE: Networks(fe.residue.param, held)}]
     sources, change_rate = start_from_references({CoolChicRole.RESIDUE: fe.residue}, networks, [1])
     from coolchic_stream.train.loop import Phase, train_phase
 
@@ -119,7 +119,7 @@ def test_a_nearby_source_gives_a_delta_cheaper_than_fresh() -> None:
 def test_delta_rdoq_lowers_the_cost_and_counts_differences() -> None:
     fe, target = trained(iterations=40)
     held = _quantized_copy_of(fe, target)
-    networks = [{CoolChicRole.RESIDUE: Networks(fe.residue.param, held)}]
+    networks = [{NetworkSlot.PICTURE: Networks(fe.residue.param, held)}]
     sources, change_rate = start_from_references({CoolChicRole.RESIDUE: fe.residue}, networks, [1])
     from coolchic_stream.train.loop import Phase, train_phase
 
