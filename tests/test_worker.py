@@ -251,3 +251,20 @@ def test_a_helper_whose_reply_has_no_reader_ends_quietly(stream):
     ours.close()  # gone before the reply
     helper.join(60)
     assert helper.exitcode == 0
+
+
+def test_the_store_inherits_like_the_dpb_and_leaves_out_what_it_cannot(stream):
+    """A P frame holds its I frame's picture residue (inherited); a frame whose reference the
+    store never saw is left out rather than held with guessed networks."""
+    from coolchic_stream.errors import DecodeOrderError
+
+    _, packets = stream
+    results = [framecodec.parse_payload(p.data, lookup) for p, lookup in zip(packets, in_order_lookups(packets))]
+    assert [h.display_index for h, _ in results[:2]] == [0, 4]
+    store = worker.NetworkStore()
+    store.update(results[1:2])  # the P frame without its reference
+    with pytest.raises(DecodeOrderError):
+        store(4)
+    store.update(results[:2])
+    assert store(4)[framecodec.NetworkSlot.PICTURE] is store(0)[framecodec.NetworkSlot.PICTURE]
+    assert framecodec.NetworkSlot.GATED in store(4) and framecodec.NetworkSlot.GATED not in store(0)
