@@ -238,6 +238,10 @@ def test_a_frame_after_a_scene_cut_is_intra_coded_in_place(tmp_path):
     assert [f["intra_coded"] for f in frames] == [False, False, True, False]
     assert [c["role"] for c in frames[2]["coolchics"]] == ["residue"] and frames[2]["warp_filter_size"] == 0
     assert [r["display_index"] for r in frames[2]["references"]] == [1]
+    # format 5.0: the intra-coded frame passed frame 1's motion networks on, so frame 3 (its
+    # reference is frame 2 alone) still predicts its motion modules instead of sending them fresh
+    motion3 = next(c for c in frames[3]["coolchics"] if c["role"] == "motion")
+    assert {m["mode"] for m in motion3["modules"].values()} != {"fresh"}, motion3
 
 
 @pytest.mark.parametrize("check", ["off", "auto", "always"])
