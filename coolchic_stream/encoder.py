@@ -149,7 +149,7 @@ class Encoder:
 
         intra_check, motion = "", None
         if job.frame_type == FrameType.I:
-            coded = self._code(job, source, refs, code_intra(source, self.config, lmbda, self.config.intra_iterations, report))
+            coded = self._code(job, source, refs, ref_networks, code_intra(source, self.config, lmbda, self.config.intra_iterations, report))
             self._last_intra_cost = coded.cost(self.config.lmbda)
             if self.lookahead is not None:
                 self.lookahead.coded_quality(coded.mse)
@@ -160,7 +160,7 @@ class Encoder:
                 self._warm_start = WarmStart()
             result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start, ref_networks)
             motion = result.motion
-            coded = self._code(job, source, refs, result, result.translations)
+            coded = self._code(job, source, refs, ref_networks, result, result.translations)
             intra_check = self._intra_check_reason(coded.cost(self.config.lmbda))
             if intra_check:
                 # Coded like an I frame, at the stream's λ: the depth scaling of λ models how cheaply an
@@ -176,7 +176,7 @@ class Encoder:
                         source, self.config, base, self.config.intra_iterations, report, ref_networks, distances,
                         job.frame_type, from_references,
                     )  # fmt: skip
-                    intra = self._code(job, source, refs, intra_result, ((0, 0),) * len(refs), intra_coded=True)
+                    intra = self._code(job, source, refs, ref_networks, intra_result, ((0, 0),) * len(refs), intra_coded=True)
                     if intra.cost(base) < coded.cost(base):
                         coded = intra
         self.dpb.insert(job.display_index, coded.decoded, coded.networks)
@@ -204,17 +204,18 @@ class Encoder:
             return f"cost {share:.3f} of the I frame > {INTRA_CHECK_SHARE}"
         return ""
 
+    @staticmethod
     def _code(
-        self,
         job: FrameJob,
         source: Picture,
         refs: list[Picture],
+        ref_networks: list[FrameNetworks],
         result: FrameCodingResult,
         translations: tuple[tuple[int, int], ...] = (),
         intra_coded: bool = False,
     ) -> "_CodedFrame":
-        """Entropy-code a trained frame and run the decoder's reconstruction on it."""
-        inherited = [self.dpb.networks(r) for r in job.references]
+        """Entropy-code a trained frame and run the decoder's reconstruction on it (``ref_networks``:
+        what its references hold, for what it passes on)."""
         header = FrameHeader(
             job.display_index, job.coding_index, job.frame_type, job.depth, source.data_type, source.bit_depth,
             source.width, source.height, tuple(job.references), tuple(translations), intra_coded,
@@ -223,7 +224,7 @@ class Encoder:
         decoded = reconstruct(header, result.coded, refs)
         return _CodedFrame(
             header, payload, decoded, _mse(decoded.planes, source.planes, source.bit_depth),
-            frame_networks(result.coded, inherited), result.train_psnr,
+            frame_networks(result.coded, ref_networks), result.train_psnr,
         )
 
 

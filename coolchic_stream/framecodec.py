@@ -107,7 +107,7 @@ class CodedCoolChic:
         return Networks(self.param, self.modules)
 
 
-def frame_networks(coded: list[CodedCoolChic], references: Sequence[FrameNetworks] = ()) -> FrameNetworks:
+def frame_networks(coded: "Sequence[CodedCoolChic | _Section]", references: Sequence[FrameNetworks] = ()) -> FrameNetworks:
     """What a decoded frame leaves in the DPB for the frames that predict their networks from it,
     given what its references (header order) hold: see ``FrameNetworks``."""
     held = {slot_of(c.role, c.param): c.networks() for c in coded}
@@ -206,6 +206,9 @@ class _Section:
     layout: LatentLayout
     decoder: object  # the stream's range decoder past the NN bins (None if decoded elsewhere)
     arm: IntegerArm
+
+    def networks(self) -> Networks:
+        return Networks(self.param, self.modules)
 
     def coded(self, latents: list[np.ndarray]) -> CodedCoolChic:
         return CodedCoolChic(self.role, self.param, self.modules, latents, self.predictions)
@@ -310,9 +313,8 @@ class _Batch:
         except BitstreamError:
             self.fail(data)
             raise
-        own = [CodedCoolChic(s.role, s.param, s.modules, []) for s in sections]
         try:
-            self.known[header.display_index] = frame_networks(own, [self(r) for r in header.references])
+            self.known[header.display_index] = frame_networks(sections, [self(r) for r in header.references])
         except DecodeOrderError:
             self.known[header.display_index] = None  # what it inherits is unknown here: later frames are decoded elsewhere
         return header, sections
