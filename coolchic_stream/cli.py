@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import time
 from dataclasses import replace
 from collections.abc import Iterator
 from typing import Any, NoReturn
@@ -84,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--nn-prediction", choices=["off", "copy", "all"], default="all",
                      help="P/B frames may copy their networks' modules from a reference, or also send "
                      "differences to them (all, default), or always send them whole (off)")
+    enc.add_argument("--jobs", "-j", type=_positive_int,
+                     help="intra periods coded side by side: local worker processes (default 1: this one), "
+                     "or with --ray the most Ray tasks out at once (default: the cluster's CPUs)")
+    enc.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                     help="code intra periods as Ray tasks: on a local instance (no ADDRESS), auto, or ray://HOST:PORT "
+                     '(needs pip install "coolchic-stream[ray]")')
+    enc.add_argument("--threads", type=_positive_int, default=1,
+                     help="torch threads per encoding process (default 1; the output depends on it, not on --jobs)")
     enc.add_argument("--stats", metavar="FILE", help="per-frame statistics as .csv or .json")
     enc.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
 
@@ -121,7 +130,7 @@ def _stats_writer(path: str | None) -> str | None:
 
 _STATS_FIELDS = (
     "coding_index", "display_index", "type", "intra_coded", "intra_check", "depth", "bits", "unit_bytes", "psnr_y",
-    "psnr_yuv", "train_psnr_yuv", "flow_psnr", "motion_psnr", "motion_candidate", "seconds",
+    "psnr_yuv", "train_psnr_yuv", "flow_psnr", "motion_psnr", "motion_candidate", "seconds", "worker", "wall_seconds",
 )  # fmt: skip
 
 
@@ -129,7 +138,8 @@ def _rounded(value: float | None) -> float | None:
     return round(value, 3) if value is not None and math.isfinite(value) else None
 
 
-def _stats_row(stats: FrameStats, unit_bytes: int) -> dict[str, Any]:
+def _stats_row(stats: FrameStats, unit_bytes: int, started: float) -> dict[str, Any]:
+    """One --stats row; ``started``: time.time() when the encode began (wall_seconds counts from it)."""
     return {
         "coding_index": stats.dts,
         "display_index": stats.pts,
@@ -146,6 +156,8 @@ def _stats_row(stats: FrameStats, unit_bytes: int) -> dict[str, Any]:
         "motion_psnr": _rounded(stats.motion_psnr),
         "motion_candidate": stats.motion_candidate,
         "seconds": round(stats.encode_seconds, 4),
+        "worker": stats.worker,
+        "wall_seconds": round(stats.finished - started, 3),
     }
 
 
@@ -182,6 +194,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         "intra_check": args.intra_check,
         "nn_prediction": args.nn_prediction,
         "adaptive_gop": not args.fixed_gop,
+        "threads": args.threads,
     }
     if args.gop_size is not None:
         options["gop_size"] = args.gop_size
@@ -209,30 +222,31 @@ def cmd_encode(args: argparse.Namespace) -> int:
             encoder=f"{PROG} {__version__}",
         )
         try:
-            from .encoder import Encoder
+            from . import parallel
         except ImportError as exc:
             raise CoolChicStreamError(f"the codec cannot be loaded: {exc}", "check the installation") from None
+        parallel.preflight(config, args.jobs, args.ray)  # before anything is written
 
         ui = EncodeUI(total_frames=source.frame_count, quiet=args.quiet)
-        encoder = Encoder(config, progress=ui.training)
         rows: list[dict[str, Any]] = []
         writer = ContainerWriter(args.output, sequence)
         interrupted = False
+        started = time.time()
 
-        def emit(packets: Iterator[Packet]) -> None:
-            for packet in packets:  # each written (and logged) as soon as its frame is coded
-                size = writer.write(packet)
-                ui.frame_done(packet.stats, size, packet.pts)
-                if packet.stats is not None:
-                    rows.append(_stats_row(packet.stats, size))
+        def sink(packet: Packet) -> None:  # each written (and logged) as soon as its turn comes
+            size = writer.write(packet)
+            ui.frame_done(packet.stats, size, packet.pts)
+            if packet.stats is not None:
+                rows.append(_stats_row(packet.stats, size, started))
+
+        def rest() -> Iterator[Any]:
+            yield first
+            yield from pictures
 
         try:
             with ui:
                 try:
-                    emit(encoder.encode(first))
-                    for picture in pictures:
-                        emit(encoder.encode(picture))
-                    emit(encoder.encode(None))
+                    parallel.encode(rest(), sink, config, jobs=args.jobs, ray_address=args.ray, progress=ui.training)
                 except KeyboardInterrupt:
                     # Every unit already written is complete; END makes the file a valid stream.
                     interrupted = True

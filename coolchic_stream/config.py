@@ -106,6 +106,9 @@ class EncoderConfig:
     adaptive_gop: split groups into shorter mini-GOPs where motion is fast and put I frames at
         scene cuts, from a lookahead on the source (``gop_size`` is then the longest anchor
         distance); False keeps the fixed structure.
+    threads: torch intra-op threads of each encoding process. Float training adds in another
+        order on another thread count, so the bytes depend on it (and not on how many processes
+        or machines share the work).
     """
 
     preset: Preset = Preset.MEDIUM
@@ -120,6 +123,7 @@ class EncoderConfig:
     intra_check: IntraCheck = IntraCheck.AUTO
     nn_prediction: NNPrediction = NNPrediction.ALL
     adaptive_gop: bool = True
+    threads: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nn_prediction", _parse_enum(NNPrediction, self.nn_prediction, "--nn-prediction"))
@@ -141,6 +145,8 @@ class EncoderConfig:
             raise ConfigError(f"--gop-size {self.gop_size} is out of range", f"use 1 to {MAX_GOP_SIZE}")
         if self.intra_period < 1:
             raise ConfigError(f"--intra-period {self.intra_period} must be positive", "e.g. 32")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigError(f"--threads {self.threads!r} must be a positive integer", "e.g. 1")
 
     @property
     def settings(self) -> PresetSettings:

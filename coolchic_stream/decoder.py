@@ -23,11 +23,10 @@ holds for those references; otherwise the frame is decoded again here.
 
 from __future__ import annotations
 
-import contextlib
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from typing import TYPE_CHECKING
@@ -43,6 +42,7 @@ from .gop import ReferenceTracker
 from .spec import NNMode
 from .types import FrameType, GopStructure, Packet, Picture, SequenceInfo
 from .worker import Integers, NetworkStore, Undecoded, decode_results, entropy_worker
+from .threads import torch_threads
 
 if TYPE_CHECKING:
     import torch
@@ -69,22 +69,6 @@ def _entropy_thread() -> ThreadPoolExecutor:
     if _ENTROPY_THREAD is None:
         _ENTROPY_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ccv-entropy")
     return _ENTROPY_THREAD
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run a block with ``n`` torch intra-op threads (0: leave as is); results never depend on it."""
-    import torch
-
-    old = torch.get_num_threads()
-    if n <= 0 or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def prefetch_group(sequence: SequenceInfo | None) -> int:

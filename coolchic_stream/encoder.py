@@ -13,6 +13,11 @@ D + λ·R at that λ goes into the stream. It keeps its place and references in 
 is not a random-access point.
 
 At most one GOP of pictures is buffered; every returned packet can be written at once.
+
+Nothing crosses an intra period: at each segment start (an I frame at a multiple of the intra
+period) the warm start and the lookahead begin afresh, so an ``Encoder(start=S)`` fed one
+segment gives the same packets as one fed the whole stream (:mod:`coolchic_stream.parallel`
+encodes segments side by side on that promise).
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ import torch
 
 from .config import INTRA_CHECK_SHARE, EncoderConfig, IntraCheck, NNPrediction
 from .dpb import DecodedPictureBuffer
-from .errors import ConfigError, UnsupportedFormatError
+from .errors import ConfigError
 from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_networks, reconstruct
-from .gop import FrameJob, GopScheduler, lambda_scale
+from .gop import FrameJob, GopScheduler, GroupPlan, lambda_scale
 from .lookahead import Lookahead
+from .threads import torch_threads
 from .train.coding import FrameCodingResult, code_intra
 from .types import FrameStats, FrameType, GopStructure, Packet, Picture, TrainingProgress
 
@@ -80,21 +86,30 @@ def check_device(device: str) -> None:
 
 
 class Encoder:
+    """Pictures in display order in, packets in coding order out.
+
+    ``start``: display index of the first picture sent, the first frame of a segment (a multiple
+    of the intra period); the packets are those a stream starting at 0 gives from there on.
+    """
+
     def __init__(
-        self, config: EncoderConfig | None = None, progress: ProgressCallback | None = None, warm_start: bool = True
+        self,
+        config: EncoderConfig | None = None,
+        progress: ProgressCallback | None = None,
+        warm_start: bool = True,
+        start: int = 0,
     ) -> None:
         self.config = config or EncoderConfig()
         check_device(self.config.device)
         self.progress = progress
         self.lookahead: Lookahead | None = None
-        if self.config.adaptive_gop and self.config.gop != GopStructure.INTRA:
-            self.lookahead = Lookahead(self.config.lmbda)
-        planner = self.lookahead.plan if self.lookahead is not None else None
-        self.scheduler = GopScheduler(self.config.gop, self.config.gop_size, self.config.intra_period, planner)
+        adaptive = self.config.adaptive_gop and self.config.gop != GopStructure.INTRA
+        planner = self._plan if adaptive else None
+        self.scheduler = GopScheduler(self.config.gop, self.config.gop_size, self.config.intra_period, planner, start)
         self.dpb = DecodedPictureBuffer()
         self._pending: dict[int, Picture] = {}
-        self._next_display = 0
-        self._format: tuple[int, int, int, object] | None = None
+        self._next_display = start
+        self._format: Picture | None = None  # the first picture: every other has its format
         self.reconstructions: dict[int, Picture] = {}  # filled only when keep_reconstructions is set
         self.keep_reconstructions = False
         self._warm_start = None
@@ -118,25 +133,36 @@ class Encoder:
         return (self._encode(job) for job in jobs)
 
     def _queue(self, picture: Picture) -> list[FrameJob]:
-        fmt = (picture.width, picture.height, picture.bit_depth, picture.data_type)
         if self._format is None:
-            self._format = fmt
-        elif fmt != self._format:
-            raise UnsupportedFormatError(
-                f"picture {self._next_display} is {picture.width}x{picture.height} {picture.data_type.name.lower()} "
-                f"{picture.bit_depth}-bit, the stream is {self._format[0]}x{self._format[1]}",
-                "all frames of a stream share one format",
-            )
+            self._format = picture
+        picture.check_format_of(self._format, self._next_display)
         index = self._next_display
         self._next_display += 1
         self._pending[index] = Picture(picture.planes, picture.bit_depth, picture.data_type, index)
-        if self.lookahead is not None:
+        if self.scheduler.planner is not None:
+            if self._segment_start(index):
+                self.lookahead = Lookahead(self.config.lmbda)
+            assert self.lookahead is not None
             self.lookahead.add(self._pending[index])
         return self.scheduler.push(index)
 
+    def _segment_start(self, display_index: int) -> bool:
+        return display_index % self.config.intra_period == 0
+
+    def _plan(self, anchor: int, pending: list[int]) -> GroupPlan:
+        """The scheduler's planner: this segment's lookahead."""
+        assert self.lookahead is not None
+        return self.lookahead.plan(anchor, pending)
+
     # ------------------------------------------------------------------ one frame
     def _encode(self, job: FrameJob) -> Packet:
+        with torch_threads(self.config.threads):
+            return self._encode_job(job)
+
+    def _encode_job(self, job: FrameJob) -> Packet:
         start = time.perf_counter()
+        if job.frame_type == FrameType.I and self._segment_start(job.display_index):
+            self._warm_start = None  # nothing learnt before a segment carries into it
         source = self._pending.pop(job.display_index)
         refs = [self.dpb.get(r, referenced_by=job.display_index) for r in job.references]
         ref_networks = [self.dpb.networks(r, referenced_by=job.display_index) for r in job.references]
@@ -188,7 +214,7 @@ class Encoder:
             job.frame_type, job.display_index, job.coding_index, 8 * len(coded.payload), psnr_y, psnr_yuv,
             time.perf_counter() - start, job.depth, coded.header.intra_coded, intra_check,
             _mean_psnr(motion.flow_psnr) if motion else None, _mean_psnr(motion.pretrained_psnr) if motion else None,
-            motion.candidate if motion else "", coded.train_psnr,
+            motion.candidate if motion else "", coded.train_psnr, time.time(),
         )  # fmt: skip
         return Packet(coded.payload, job.display_index, job.coding_index, job.frame_type, stats)
 

@@ -24,6 +24,10 @@ class CoolChicStreamError(Exception):
         self.hint = hint
         super().__init__(f"{message} (hint: {hint})" if hint else message)
 
+    def __reduce__(self) -> tuple:
+        # Raised in a worker process or a Ray task, it reaches the caller with message and hint apart.
+        return type(self), (self.message, self.hint)
+
 
 class UsageError(CoolChicStreamError, ValueError):
     """A wrong option or argument given by the user."""

@@ -168,6 +168,9 @@ class GopScheduler:
 
     Call :meth:`push` once per picture with display indices 0, 1, 2, … and :meth:`flush` at the
     end of input. Jobs come out in coding order with a global, gap-free ``coding_index``.
+    ``start`` (a segment's first display index) schedules one segment of a longer stream on its
+    own: every segment before it holds exactly ``intra_period`` frames, so its coding indices also
+    start at ``start`` — the jobs equal those the whole stream's scheduler gives that segment.
     See the module docstring for diagrams of each structure.
 
     Random access::
@@ -186,15 +189,17 @@ class GopScheduler:
     """
 
     def __init__(
-        self, structure: GopStructure, gop_size: int, intra_period: int, planner: Planner | None = None
+        self, structure: GopStructure, gop_size: int, intra_period: int, planner: Planner | None = None, start: int = 0
     ) -> None:
         self.structure = _validate(structure, gop_size, intra_period)
+        if not isinstance(start, int) or start < 0 or (self.structure != GopStructure.INTRA and start % intra_period):
+            raise ValueError(f"a segment cannot start at picture {start!r}: not a multiple of the intra period {intra_period}")
         self.planner = planner  # None: fixed groups of gop_size, no cut detection
         self.gop_size = gop_size
         self.intra_period = intra_period
-        self._next_display = 0
-        self._next_coding = 0
-        self._segment_start = 0
+        self._next_display = start
+        self._next_coding = start
+        self._segment_start = start
         self._anchor: int | None = None  # last I/P coded in the open segment (next P refers to it)
         self._pending: list[int] = []  # RA: pictures of the group being collected
         self._flushed = False

@@ -130,6 +130,17 @@ class Picture:
     def width(self) -> int:
         return int(self.planes[0].shape[1])
 
+    def check_format_of(self, stream: "Picture", display: int) -> None:
+        """Raise UnsupportedFormatError unless this picture (number ``display``) has the format of
+        ``stream`` (the stream's first picture): size, bit depth and data type."""
+        def name(p: Picture) -> str:
+            return f"{p.width}x{p.height} {p.data_type.name.lower()} {p.bit_depth}-bit"
+
+        if name(self) != name(stream):
+            raise UnsupportedFormatError(
+                f"picture {display} is {name(self)}, the stream is {name(stream)}", "all frames of a stream share one format"
+            )
+
     def same_samples(self, other: "Picture") -> bool:
         """True when both pictures hold exactly the same samples and format."""
         return (
@@ -159,6 +170,8 @@ class FrameStats:
     # The trained frame's PSNR-YUV before its networks were quantized (latents rounded as coded):
     # psnr_yuv below it is what quantizing the networks cost.
     train_psnr_yuv: float | None = None
+    finished: float = 0.0  # time.time() when the frame was coded
+    worker: int = 0  # the worker that coded it (0.., in order of appearance; 0 when coded in-process)
 
     @property
     def type_label(self) -> str:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -25,7 +26,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .types import FrameStats, TrainingProgress
+from .types import FrameStats
+
+if TYPE_CHECKING:
+    from .parallel import WorkerProgress
 
 
 def stderr_console(quiet: bool = False) -> Console:
@@ -64,7 +68,8 @@ def totals(stats: Sequence[FrameStats], width: int, height: int, frame_rate: Fra
 
 
 class EncodeUI:
-    """Progress of an encode: a frame bar, a bar per training phase, a line per frame, a summary."""
+    """Progress of an encode: a frame bar, a line per active worker (its frame's training phase), a
+    line per finished frame, a summary."""
 
     def __init__(self, total_frames: int | None = None, quiet: bool = False, console: Console | None = None) -> None:
         self.console = console or stderr_console(quiet)
@@ -85,8 +90,7 @@ class EncodeUI:
         )
         self._frames_task: TaskID | None = None
         self._total = total_frames
-        self._phase_task: TaskID | None = None
-        self._phase_key: tuple[int, str] | None = None
+        self._phases: dict[int, tuple[TaskID, tuple[int, str]]] = {}  # worker -> (its bar, (pts, phase))
         self.stats: list[FrameStats] = []
 
     def __enter__(self) -> "EncodeUI":
@@ -95,7 +99,8 @@ class EncodeUI:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._end_phase()
+        for worker in list(self._phases):
+            self._end_phase(worker)
         self._progress.__exit__(None, None, None)
 
     def log(self, message: str) -> None:
@@ -103,30 +108,30 @@ class EncodeUI:
         if not self.quiet:
             self.console.print(message, markup=False, highlight=False, soft_wrap=True)
 
-    def _end_phase(self) -> None:
-        if self._phase_task is not None:
-            self._progress.remove_task(self._phase_task)
-            self._phase_task = None
-            self._phase_key = None
+    def _end_phase(self, worker: int) -> None:
+        if worker in self._phases:
+            self._progress.remove_task(self._phases.pop(worker)[0])
 
-    def training(self, event: TrainingProgress) -> None:
-        """Feed a TrainingProgress event (the encoder's progress callback)."""
+    def training(self, progress: WorkerProgress) -> None:
+        """Feed a training progress event (the encode's progress callback): one bar per worker."""
         if not self.live:
             return
+        event, worker = progress.event, progress.worker
         key = (event.pts, event.phase)
-        if key != self._phase_key:
-            self._end_phase()
-            self._phase_task = self._progress.add_task(
-                f"  {event.frame_type.name} pts {event.pts} {event.phase}", total=max(event.total, 1), info=""
+        if worker not in self._phases or self._phases[worker][1] != key:
+            self._end_phase(worker)
+            who = f"w{worker} " if worker or len(self._phases) else ""
+            task = self._progress.add_task(
+                f"  {who}{event.frame_type.name} pts {event.pts} {event.phase}", total=max(event.total, 1), info=""
             )
-            self._phase_key = key
+            self._phases[worker] = (task, key)
         self._progress.update(
-            self._phase_task,
+            self._phases[worker][0],
             completed=event.iteration,
             info=f"loss {event.loss:.4g} psnr {event.psnr:.2f} dB",
         )
         if event.iteration >= event.total:
-            self._end_phase()
+            self._end_phase(worker)
 
     def frame_done(self, stats: FrameStats | None, nbytes: int, pts: int) -> None:
         """One coded frame went to the container."""
