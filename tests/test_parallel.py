@@ -225,3 +225,27 @@ def test_ctrl_c_keeps_every_segment_finished_in_order(tmp_path: Path) -> None:
     assert f"interrupted: {len(kept)} finished frame(s) kept".encode() in rest
     decoded = cli("decode", str(out), "-o", str(tmp_path / "o.y4m"))
     assert decoded.returncode == 0, decoded.stderr
+
+
+def test_the_progress_shows_a_line_per_active_worker() -> None:
+    from rich.console import Console
+
+    from coolchic_stream.types import FrameType, TrainingProgress
+    from coolchic_stream.ui import EncodeUI
+
+    ui = EncodeUI(total_frames=4, console=Console(file=io.StringIO(), force_terminal=True, width=120))
+
+    def event(worker: int, pts: int, phase: str, iteration: int) -> parallel.WorkerProgress:
+        return parallel.WorkerProgress(worker, 100 + worker, worker, TrainingProgress(pts, FrameType.P, phase, iteration, 10, 0.1, 30.0))
+
+    def lines() -> list[str]:
+        return sorted(t.description.strip() for t in ui._progress.tasks if t.description != "frames")
+
+    with ui:
+        ui.training(event(0, 1, "main", 3))
+        ui.training(event(1, 3, "motion", 2))
+        assert lines() == ["P pts 1 main", "w1 P pts 3 motion"]
+        ui.training(event(1, 3, "main", 1))  # the worker's next phase replaces its line
+        assert lines() == ["P pts 1 main", "w1 P pts 3 main"]
+        ui.training(event(0, 1, "main", 10))  # a phase's last iteration ends its line
+        assert lines() == ["w1 P pts 3 main"]

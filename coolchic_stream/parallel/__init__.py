@@ -13,8 +13,8 @@ process trains on ``config.threads`` torch threads. So a segment coded again aft
 gives the same packets, and ``--jobs 1``, ``--jobs N`` and ``--ray`` write the same file (on one
 machine: float training may add differently on another CPU or GPU model).
 
-Memory stays bounded on endless input: at most ``jobs`` segments are out (coding, or coded and
-waiting for an earlier one) while the next one is read.
+Memory stays bounded on endless input: at most ``jobs`` + 1 segments are out (coding, waiting for
+a worker, or coded and waiting for an earlier one to be written).
 """
 
 from __future__ import annotations

@@ -136,6 +136,9 @@ class Ordered:
             self.next += 1
 
     def full(self) -> bool:
-        return len(self.out) >= self.jobs
+        """Whether no segment may be read now: ``jobs`` + 1 are out. The one beyond the workers' count
+        waits, read, for the first worker to come free: a worker that finishes before an earlier
+        segment does is not left idle until that one is written."""
+        return len(self.out) > self.jobs
 
 
