@@ -176,15 +176,21 @@ def cli(*args: str, stdin: bytes | None = None, env: dict | None = None) -> subp
                           cwd=ROOT, timeout=600, env=env or ENV)  # fmt: skip
 
 
-def test_jobs_through_stdin_and_stdout_with_stats(reference: list[bytes], tmp_path: Path) -> None:
+@pytest.mark.parametrize("spread", [["--jobs", "2"], ["--ray"]], ids=["jobs2", "ray"])
+def test_stdin_to_stdout_gives_the_stream_s_bytes_with_stats(spread: list[str], reference: list[bytes], tmp_path: Path) -> None:
+    if spread == ["--ray"]:
+        pytest.importorskip("ray")
     y4m = write_y4m(tmp_path / "in.y4m", clip())
     stats = tmp_path / "s.csv"
-    proc = cli("encode", "-", "-", *CLI_CFG, "--jobs", "2", "--quiet", "--stats", str(stats), stdin=y4m)
+    proc = cli("encode", "-", "-", *CLI_CFG, *spread, "--quiet", "--stats", str(stats), stdin=y4m)
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == b""  # --quiet: nothing from Ray either
     with ContainerReader(io.BytesIO(proc.stdout)) as reader:
         assert [p.data for p in reader] == reference
     rows = list(csv.DictReader(stats.open()))
-    assert {r["worker"] for r in rows} == {"0", "1"}
+    assert [int(r["coding_index"]) for r in rows] == list(range(FRAMES))
+    workers = {r["worker"] for r in rows}
+    assert len(workers) == 2 if spread[0] == "--jobs" else workers  # Ray: as many as the CPUs
     assert all(float(r["wall_seconds"]) > 0 for r in rows)
 
 

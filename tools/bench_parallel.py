@@ -60,18 +60,18 @@ def main() -> int:
 
     runs: list[tuple[str, dict]] = [(f"jobs {j}", {"jobs": j}) for j in args.jobs]
     if args.ray:
-        import ray
-
-        start = time.perf_counter()
-        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
-        print(f"Ray: local instance with {args.ray_cpus} CPUs started in {time.perf_counter() - start:.1f} s "
-              "(not counted below)", flush=True)
         runs.append((f"ray ({args.ray_cpus} CPUs)", {"ray_address": parallel.LOCAL_RAY}))
 
     first: list[bytes] | None = None
     base: float | None = None
     print(f"{'run':<16} {'wall s':>8} {'speed-up':>9} {'bytes':>8}  identical  md5", flush=True)
     for name, options in runs:
+        if "ray_address" in options:  # started only now: its own processes would load the local runs
+            import ray
+
+            start = time.perf_counter()
+            ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            print(f"  (Ray: local instance started in {time.perf_counter() - start:.1f} s, not counted)", flush=True)
         packets: list = []
         start = time.perf_counter()
         parallel.encode(iter(pictures), packets.append, config, **options)
