@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
@@ -75,8 +76,10 @@ class RayRunner:
         if ray.is_initialized():
             return False
         try:
-            ray.init(address=None if self.address == LOCAL_RAY else self.address, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
+            with warnings.catch_warnings():  # the error below says it in one line
+                warnings.simplefilter("ignore")
+                ray.init(address=None if self.address == LOCAL_RAY else self.address, include_dashboard=False,
+                         log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ConfigError(f"--ray {self.address!r}: cannot join the cluster: {str(exc).splitlines()[0]}",
                               "give auto, ray://HOST:PORT, or no address for a local instance") from None  # fmt: skip
