@@ -83,7 +83,7 @@ class LocalRunner:
             if torch.cuda.device_count() > 1:
                 config = replace(config, device=f"cuda:{slot % torch.cuda.device_count()}")
         ours, theirs = self.ctx.Pipe()
-        process = self.ctx.Process(target=_serve, args=(theirs, config), daemon=True)
+        process = self.ctx.Process(target=_serve, args=(theirs, config), name=f"ccv-encode-{slot}", daemon=True)
         with _sigint_ignored():  # inherited through exec: a Ctrl-C during its start-up cannot hit it
             process.start()
         theirs.close()
