@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from ..config import EncoderConfig
 from ..errors import ConfigError
 from ..types import Packet, Picture, TrainingProgress
-from .ray_tasks import LOCAL_RAY, check_ray
+from .ray_tasks import LOCAL_RAY, check_ray, connect
 from .segments import ProgressFn, Segment, WorkerProgress, encode_segment, same_format, segment_length, segments
 
 __all__ = [
@@ -66,11 +66,12 @@ def _reporter(progress: ProgressFn, worker: int, pid: int, segment: int) -> Call
 
 def preflight(config: EncoderConfig, jobs: int | None = None, ray_address: str | None = None) -> None:
     """Refuse what cannot run, before anything is read or written: a bad job count, a device this
-    machine lacks (checked by the cluster's tasks with Ray), Ray not installed."""
+    machine lacks (checked by the cluster's tasks with Ray), Ray not installed or a cluster that
+    cannot be joined (joined here; the encode leaves it)."""
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"--jobs {jobs!r} must be a positive integer", "e.g. --jobs 2")
     if ray_address is not None:
-        check_ray()
+        connect(ray_address)
     else:
         from ..encoder import check_device
 

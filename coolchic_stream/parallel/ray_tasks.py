@@ -60,6 +60,37 @@ def check_ray():
     return ray
 
 
+_started_here = False  # whether connect() started or joined the cluster this process is attached to
+
+
+def connect(address: str) -> bool:
+    """Join the cluster at ``address`` (:data:`LOCAL_RAY`: start one here) unless this process is
+    already attached; True when this call attached it. A cluster that cannot be joined is a usage
+    error, so :func:`coolchic_stream.parallel.preflight` calls this before anything is written."""
+    global _started_here
+    ray = check_ray()
+    if ray.is_initialized():
+        return False
+    try:
+        with warnings.catch_warnings():  # the error below says it in one line
+            warnings.simplefilter("ignore")
+            ray.init(address=None if address == LOCAL_RAY else address, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR)  # fmt: skip
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"--ray {address!r}: cannot join the cluster: {str(exc).splitlines()[0]}",
+                          "give auto, ray://HOST:PORT, or no address for a local instance") from None  # fmt: skip
+    _started_here = True
+    return True
+
+
+def disconnect() -> None:
+    """Leave (or, for a local instance, stop) the cluster that :func:`connect` attached."""
+    global _started_here
+    if _started_here:
+        check_ray().shutdown()
+        _started_here = False
+
+
 class RayRunner:
     """--ray: a Ray task per segment (1 CPU, or 1 GPU with --device cuda), Ray's retries on worker death."""
 
@@ -70,29 +101,12 @@ class RayRunner:
         self.jobs = jobs
         self.progress = progress
 
-    def _connect(self) -> bool:
-        """Join (or start) the cluster; True when this call started it (and so shuts it down)."""
-        ray = self.ray
-        if ray.is_initialized():
-            return False
-        try:
-            with warnings.catch_warnings():  # the error below says it in one line
-                warnings.simplefilter("ignore")
-                ray.init(address=None if self.address == LOCAL_RAY else self.address, include_dashboard=False,
-                         log_to_driver=False, logging_level=logging.ERROR)  # fmt: skip
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"--ray {self.address!r}: cannot join the cluster: {str(exc).splitlines()[0]}",
-                              "give auto, ray://HOST:PORT, or no address for a local instance") from None  # fmt: skip
-        return True
-
     def run(self, pictures: Iterable[Picture], sink: Callable[[Packet], None]) -> None:
-        ray = self.ray
-        started = self._connect()
+        connect(self.address)
         try:
             self._run(segments(pictures, segment_length(self.config)), sink)
         finally:
-            if started:
-                ray.shutdown()
+            disconnect()  # only what connect() attached: a caller's own ray.init() stays
 
     def _run(self, work: Iterator[Segment], sink: Callable[[Packet], None]) -> None:
         ray = self.ray
