@@ -98,18 +98,11 @@ class LocalRunner:
         order = Ordered(sink, self.jobs)
         attempts: dict[int, int] = {}
         waiting: list[Segment] = []  # to send when a worker is free
-        exhausted = False
         try:
             for slot in range(self.jobs):
                 self._start(slot)
-            while not exhausted or order.out:
-                while not exhausted and not order.full():
-                    segment = next(work, None)
-                    if segment is None:
-                        exhausted = True
-                        break
-                    order.out[segment.index] = segment
-                    waiting.append(segment)
+            while order.busy:
+                waiting += order.refill(work)
                 self._dispatch(waiting, attempts)
                 lost = self._receive(order)
                 self._replace(lost, order, waiting, attempts)

@@ -121,15 +121,9 @@ class RayRunner:
         box = ray.remote(_ProgressBox).options(num_cpus=0).remote() if self.progress is not None else None
         order = Ordered(sink, jobs)
         refs: dict = {}  # ObjectRef -> segment index
-        exhausted = False
         try:
-            while not exhausted or order.out:
-                while not exhausted and not order.full():
-                    segment = next(work, None)
-                    if segment is None:
-                        exhausted = True
-                        break
-                    order.out[segment.index] = segment
+            while order.busy:
+                for segment in order.refill(work):
                     refs[task.remote(segment, self.config, box)] = segment.index
                 ready, _ = ray.wait(list(refs), num_returns=1, timeout=POLL) if refs else ([], [])
                 self._drain(box, order)

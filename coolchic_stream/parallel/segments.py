@@ -120,6 +120,7 @@ class Ordered:
         self.done: dict[int, tuple[int, list[Packet]]] = {}  # segment -> (worker, packets)
         self.out: dict[int, Segment] = {}  # sent and not written yet
         self.workers: dict[int, int] = {}  # pid -> worker number, in order of appearance
+        self.exhausted = False  # the input has no segment left
 
     def worker(self, pid: int) -> int:
         return self.workers.setdefault(pid, len(self.workers))
@@ -135,10 +136,23 @@ class Ordered:
             del self.out[self.next]
             self.next += 1
 
-    def full(self) -> bool:
-        """Whether no segment may be read now: ``jobs`` + 1 are out. The one beyond the workers' count
-        waits, read, for the first worker to come free: a worker that finishes before an earlier
-        segment does is not left idle until that one is written."""
-        return len(self.out) > self.jobs
+    def refill(self, work: Iterator[Segment]) -> list[Segment]:
+        """Read segments from ``work`` while fewer than ``jobs`` + 1 are out; returns those read.
 
+        The one beyond the workers' count waits, read, for the first worker to come free: a worker
+        that finishes before an earlier segment does is not left idle until that one is written.
+        """
+        read: list[Segment] = []
+        while not self.exhausted and len(self.out) <= self.jobs:
+            segment = next(work, None)
+            if segment is None:
+                self.exhausted = True
+            else:
+                self.out[segment.index] = segment
+                read.append(segment)
+        return read
 
+    @property
+    def busy(self) -> bool:
+        """Whether anything is still to read, code or write."""
+        return not self.exhausted or bool(self.out)
