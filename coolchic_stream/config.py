@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from fractions import Fraction
 
 from .errors import ConfigError
 from .spec import MAX_GOP_SIZE
@@ -88,6 +89,7 @@ class NNPrediction(str, Enum):
     ALL = "all"
 
 
+DEFAULT_LAMBDA = 1e-3
 INTRA_CHECK_SHARE = 0.5  # of the last I frame's D + λ·R: an inter frame that predicts costs far less
 
 GOP_NAMES = {"intra": GopStructure.INTRA, "lowdelay": GopStructure.LOWDELAY, "ra": GopStructure.RANDOM_ACCESS}
@@ -97,7 +99,12 @@ GOP_NAMES = {"intra": GopStructure.INTRA, "lowdelay": GopStructure.LOWDELAY, "ra
 class EncoderConfig:
     """All knobs of an encode.
 
-    lmbda: rate weight of the loss D + lmbda * bpp (Cool-chic's lambda).
+    lmbda: rate weight of the loss D + lmbda * bpp (Cool-chic's lambda); ``DEFAULT_LAMBDA`` when
+        neither it nor ``bitrate`` is given.
+    bitrate: target bits per second instead of a λ (``300k``, ``1.2M`` or a number): every frame's
+        λ then comes from :mod:`coolchic_stream.ratecontrol`. Needs ``frame_rate``, the input's;
+        ``stream_frames``, the input's length where it is known, lets the last intra period plan
+        for the frames it really has.
     iterations / complexity: override the preset's budget and architecture.
     gop_size: distance between anchor frames (random access) or GOP length (low delay).
     intra_period: frames between two I frames (a multiple of gop_size for random access).
@@ -112,7 +119,7 @@ class EncoderConfig:
     """
 
     preset: Preset = Preset.MEDIUM
-    lmbda: float = 1e-3
+    lmbda: float | None = None
     iterations: int | None = None
     complexity: Complexity | None = None
     device: str = "cpu"
@@ -124,6 +131,9 @@ class EncoderConfig:
     nn_prediction: NNPrediction = NNPrediction.ALL
     adaptive_gop: bool = True
     threads: int = 1
+    bitrate: float | str | None = None
+    frame_rate: Fraction | None = None
+    stream_frames: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nn_prediction", _parse_enum(NNPrediction, self.nn_prediction, "--nn-prediction"))
@@ -135,8 +145,29 @@ class EncoderConfig:
             if self.gop not in GOP_NAMES:
                 raise ConfigError(f"--gop {self.gop!r} is not valid", "choose one of intra, lowdelay, ra")
             object.__setattr__(self, "gop", GOP_NAMES[self.gop])
-        if not (self.lmbda > 0 and self.lmbda < 1):
-            raise ConfigError(f"--lambda {self.lmbda} is out of range", "use a value in (0, 1), e.g. 1e-3")
+        if self.bitrate is not None:
+            from .ratecontrol import parse_bitrate
+
+            if self.lmbda is not None:
+                raise ConfigError(f"--lambda {self.lmbda} and --bitrate {self.bitrate} exclude each other", "give one of them")
+            object.__setattr__(self, "bitrate", parse_bitrate(self.bitrate))
+            if self.frame_rate is None:
+                raise ConfigError(f"--bitrate {self.bitrate:g} needs the input's frame rate", "pass frame_rate=Fraction(25)")
+            try:
+                object.__setattr__(self, "frame_rate", Fraction(self.frame_rate))
+            except (TypeError, ValueError, ZeroDivisionError):
+                raise ConfigError(f"frame rate {self.frame_rate!r} is not a number", "e.g. Fraction(30000, 1001)") from None
+            if not self.frame_rate > 0:
+                raise ConfigError(f"frame rate {self.frame_rate} must be positive", "e.g. 25")
+        else:
+            if self.lmbda is None:
+                object.__setattr__(self, "lmbda", DEFAULT_LAMBDA)
+            if isinstance(self.lmbda, bool) or not isinstance(self.lmbda, (int, float)) or not (0 < self.lmbda < 1):
+                raise ConfigError(f"--lambda {self.lmbda} is out of range", "use a value in (0, 1), e.g. 1e-3")
+        if self.stream_frames is not None and (
+            isinstance(self.stream_frames, bool) or not isinstance(self.stream_frames, int) or self.stream_frames < 1
+        ):
+            raise ConfigError(f"stream length {self.stream_frames!r} must be a positive frame count", "or None when unknown")
         if self.iterations is not None and self.iterations < 1:
             raise ConfigError(f"--iterations {self.iterations} must be positive", "e.g. 1000")
         if self.device != "cpu" and not self.device.startswith("cuda"):

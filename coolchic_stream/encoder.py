@@ -7,6 +7,10 @@
 A P or B frame's networks start from, and may be copied or delta-coded from, its references'
 (the DPB keeps each picture's decoded NN integers); I frames are self-contained.
 
+With ``config.bitrate`` each frame's λ comes from a rate controller (:mod:`.ratecontrol`), one per
+segment: the I frame's is steered during its training, the others' solved from what the
+segment has left to spend.
+
 A P or B frame whose prediction failed (it costs, in D + λ·R, more than a share of the last I frame) is
 also coded without prediction, like an I frame at the stream's λ; the cheaper of the two in
 D + λ·R at that λ goes into the stream. It keeps its place and references in the GOP, so it
@@ -31,12 +35,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .architecture import parameter_shapes, residue_parameter
 from .config import INTRA_CHECK_SHARE, EncoderConfig, IntraCheck, NNPrediction
 from .dpb import DecodedPictureBuffer
 from .errors import ConfigError
 from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_networks, reconstruct
 from .gop import FrameJob, GopScheduler, GroupPlan, lambda_scale
 from .lookahead import Lookahead
+from .ratecontrol import CONTENT_DISTANCE, PRIOR_LAMBDA, RateController, Steer, nominal_plan
 from .threads import torch_threads
 from .train.coding import FrameCodingResult, code_intra
 from .types import FrameStats, FrameType, GopStructure, Packet, Picture, TrainingProgress
@@ -114,7 +120,9 @@ class Encoder:
         self.keep_reconstructions = False
         self._warm_start = None
         self._use_warm_start = warm_start  # off only to measure what it brings
-        self._last_intra_cost = 0.0  # D + λ·bpp of the last I frame, at the stream's λ
+        self._last_intra: tuple[float, float] | None = None  # (MSE, bpp) of the last I frame
+        self.rate: RateController | None = None  # with a bitrate: the current segment's
+        self._held: list[FrameJob] = []  # jobs rate control holds until it has seen enough of the segment
 
     def send(self, picture: Picture) -> list[Packet]:
         """Queue one picture (display order); returns the packets now complete, in coding order."""
@@ -130,7 +138,26 @@ class Encoder:
         (a random-access group takes many frames' time). Consume the iterator fully: the frames
         it has not yet coded are lost otherwise."""
         jobs = self.scheduler.flush() if picture is None else self._queue(picture)
+        if self.config.bitrate is not None:
+            jobs, self._held = self._held + jobs, []
+            if picture is not None and self._waits_for_content(jobs):
+                jobs, self._held = [], jobs
         return (self._encode(job) for job in jobs)
+
+    def _waits_for_content(self, jobs: list[FrameJob]) -> bool:
+        """Whether rate control holds these jobs: a segment's I frame waits until the frame
+        ``CONTENT_DISTANCE`` after it (within the segment) is in, to see how well motion predicts
+        this content."""
+        first = jobs[0] if jobs else None
+        return (
+            first is not None and first.frame_type == FrameType.I and self._segment_start(first.display_index)
+            and self.config.gop != GopStructure.INTRA and self._next_display <= first.display_index + self._look_distance()
+        )  # fmt: skip
+
+    def _look_distance(self) -> int:
+        """How far after a segment's I frame rate control looks: within the segment, which is all
+        a worker coding it alone sees."""
+        return min(CONTENT_DISTANCE, self.config.intra_period - 1)
 
     def _queue(self, picture: Picture) -> list[FrameJob]:
         if self._format is None:
@@ -141,13 +168,50 @@ class Encoder:
         self._pending[index] = Picture(picture.planes, picture.bit_depth, picture.data_type, index)
         if self.scheduler.planner is not None:
             if self._segment_start(index):
-                self.lookahead = Lookahead(self.config.lmbda)
+                self.lookahead = Lookahead(self.config.lmbda if self.config.lmbda is not None else PRIOR_LAMBDA)
             assert self.lookahead is not None
             self.lookahead.add(self._pending[index])
         return self.scheduler.push(index)
 
     def _segment_start(self, display_index: int) -> bool:
         return display_index % self.config.intra_period == 0
+
+    def _segment_rate(self, start: int, first: Picture) -> RateController:
+        """A new segment's rate controller: its budget covers the intra period, or what is left of
+        a stream of known length; how dear its P/B frames will be is guessed from how well block
+        flow predicts the latest picture in, up to ``CONTENT_DISTANCE`` after ``first``."""
+        config = self.config
+        assert config.bitrate is not None and config.frame_rate is not None
+        frames = 1 if config.gop == GopStructure.INTRA else config.intra_period
+        if config.stream_frames is not None:
+            frames = max(min(frames, config.stream_frames - start), 1)
+        later = [d for d in self._pending if start < d <= start + self._look_distance()]
+        share = None
+        if later and config.gop != GopStructure.INTRA:
+            from .lookahead import motion_share
+
+            share = motion_share(first, self._pending[max(later)])
+        plan = nominal_plan(config.gop, config.gop_size, config.intra_period, frames)
+        return RateController(config.bitrate, config.frame_rate, plan, share)
+
+    def _base_lambda(self, job: FrameJob, source: Picture) -> tuple[float, Steer | None]:
+        """The frame's base λ (before depth scaling) and, for a rate-controlled I frame, its steer."""
+        if self.config.bitrate is None:
+            assert self.config.lmbda is not None
+            return self.config.lmbda, None
+        if job.frame_type == FrameType.I and (self.rate is None or self._segment_start(job.display_index)):
+            self.rate = self._segment_rate(job.display_index, source)
+        assert self.rate is not None
+        if job.frame_type == FrameType.I:
+            param = residue_parameter(source.height, source.width, 3, self.config.intra_complexity)
+            parameters = sum(math.prod(shape) for ws, bs in parameter_shapes(param).values() for shape in (*ws, *bs))
+            from .lookahead import spatial_detail
+
+            steer = self.rate.start_intra(
+                source.height * source.width, parameters, self.config.intra_iterations, spatial_detail(source)
+            )
+            return steer.lmbda, steer
+        return self.rate.next_frame(job.frame_type, job.depth).lmbda, None
 
     def _plan(self, anchor: int, pending: list[int]) -> GroupPlan:
         """The scheduler's planner: this segment's lookahead."""
@@ -167,7 +231,8 @@ class Encoder:
         refs = [self.dpb.get(r, referenced_by=job.display_index) for r in job.references]
         ref_networks = [self.dpb.networks(r, referenced_by=job.display_index) for r in job.references]
         distances = [abs(job.display_index - r) for r in job.references]
-        lmbda = self.config.lmbda * lambda_scale(job.depth)
+        base, steer = self._base_lambda(job, source)
+        lmbda = base * lambda_scale(job.depth)
 
         def report(phase: str, iteration: int, total: int, loss: float, psnr_db: float) -> None:
             if self.progress is not None:
@@ -175,8 +240,11 @@ class Encoder:
 
         intra_check, motion = "", None
         if job.frame_type == FrameType.I:
-            coded = self._code(job, source, refs, ref_networks, code_intra(source, self.config, lmbda, self.config.intra_iterations, report))
-            self._last_intra_cost = coded.cost(self.config.lmbda)
+            result = code_intra(source, self.config, lmbda, self.config.intra_iterations, report, steer=steer)
+            if steer is not None:
+                base = lmbda = steer.lmbda
+            coded = self._code(job, source, refs, ref_networks, result)
+            self._last_intra = (coded.mse, coded.bpp)
             if self.lookahead is not None:
                 self.lookahead.coded_quality(coded.mse)
         else:
@@ -187,7 +255,7 @@ class Encoder:
             result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start, ref_networks)
             motion = result.motion
             coded = self._code(job, source, refs, ref_networks, result, result.translations)
-            intra_check = self._intra_check_reason(coded.cost(self.config.lmbda))
+            intra_check = self._intra_check_reason(coded.cost(base), base)
             if intra_check:
                 # Coded like an I frame, at the stream's λ: the depth scaling of λ models how cheaply an
                 # inter frame inherits its references' quality, which a frame without prediction does not.
@@ -195,7 +263,6 @@ class Encoder:
                 # may still copy or delta-code its modules from its references' networks: trained from
                 # them (cheap networks, the better deal at low rates) and from scratch (networks made
                 # for this picture, at high rates), the cheaper kept.
-                base = self.config.lmbda
                 starts = (True, False) if ref_networks and self.config.nn_prediction != NNPrediction.OFF else (False,)
                 for from_references in starts:
                     intra_result = code_intra(
@@ -204,7 +271,9 @@ class Encoder:
                     )  # fmt: skip
                     intra = self._code(job, source, refs, ref_networks, intra_result, ((0, 0),) * len(refs), intra_coded=True)
                     if intra.cost(base) < coded.cost(base):
-                        coded = intra
+                        coded, lmbda = intra, base
+        if self.rate is not None:
+            self.rate.coded_frame(job.frame_type, job.depth, base, 8 * len(coded.payload))
         self.dpb.insert(job.display_index, coded.decoded, coded.networks)
         self.dpb.release(self.scheduler.still_referenced(job.coding_index))
         if self.keep_reconstructions:
@@ -214,18 +283,19 @@ class Encoder:
             job.frame_type, job.display_index, job.coding_index, 8 * len(coded.payload), psnr_y, psnr_yuv,
             time.perf_counter() - start, job.depth, coded.header.intra_coded, intra_check,
             _mean_psnr(motion.flow_psnr) if motion else None, _mean_psnr(motion.pretrained_psnr) if motion else None,
-            motion.candidate if motion else "", coded.train_psnr, time.time(),
+            motion.candidate if motion else "", coded.train_psnr, time.time(), lmbda=lmbda,
         )  # fmt: skip
         return Packet(coded.payload, job.display_index, job.coding_index, job.frame_type, stats)
 
-    def _intra_check_reason(self, inter_cost: float) -> str:
-        """Why an inter frame of D + λ·bpp ``inter_cost`` (at the stream's λ) is also tried without
+    def _intra_check_reason(self, inter_cost: float, lmbda: float) -> str:
+        """Why an inter frame of D + λ·bpp ``inter_cost`` (at the stream's λ ``lmbda``) is also tried without
         prediction, "" when it is not. The cost, not the bits: an inter frame whose prediction failed
         may come out cheap and blurred (its networks copied, few latents), not only expensive."""
         check = self.config.intra_check
         if check == IntraCheck.ALWAYS:
             return "always"
-        share = inter_cost / self._last_intra_cost if self._last_intra_cost > 0 else math.inf
+        intra_cost = self._last_intra[0] + lmbda * self._last_intra[1] if self._last_intra is not None else 0.0
+        share = inter_cost / intra_cost if intra_cost > 0 else math.inf
         if check == IntraCheck.AUTO and share > INTRA_CHECK_SHARE:
             return f"cost {share:.3f} of the I frame > {INTRA_CHECK_SHARE}"
         return ""
@@ -265,6 +335,11 @@ class _CodedFrame:
     networks: FrameNetworks  # what later frames may copy or delta-code their modules from
     train_psnr: float  # PSNR-YUV of the trained frame before NN quantization (dB)
 
+    @property
+    def bpp(self) -> float:
+        """Bits per luma pixel of the payload."""
+        return 8 * len(self.payload) / (self.header.width * self.header.height)
+
     def cost(self, lmbda: float) -> float:
         """D + λ·bpp with the real bytes."""
-        return self.mse + lmbda * 8 * len(self.payload) / (self.header.width * self.header.height)
+        return self.mse + lmbda * self.bpp

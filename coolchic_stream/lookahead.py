@@ -34,7 +34,7 @@ from torch import Tensor
 from .gop import GroupPlan
 from .types import DataType, Picture
 
-__all__ = ["CUT_MIN_MSE", "CUT_SHARE", "MAX_GAP_DB", "Lookahead"]
+__all__ = ["CUT_MIN_MSE", "CUT_SHARE", "MAX_GAP_DB", "Lookahead", "motion_share", "spatial_detail"]
 
 MAX_GAP_DB = 6.0  # largest prediction gap (dB below the coded quality) an anchor may start from
 # A cut: the motion-compensated luma MSE exceeds CUT_SHARE of the frame's variance (measured: 0.41-0.84
@@ -44,6 +44,43 @@ CUT_SHARE = 0.15
 CUT_MIN_MSE = 1e-2
 LAMBDA_TO_MSE = 0.25  # coded MSE ~ this x λ before any I frame is coded (0.15-0.4 measured, fast preset)
 _MAX_LOOKAHEAD_PIXELS = 1 << 17  # luma is halved until it has at most this many pixels
+
+
+def _downscaled(picture: Picture) -> Tensor:
+    """[1, 3, h, w] in [0, 1], halved until it has at most ``_MAX_LOOKAHEAD_PIXELS`` pixels."""
+    from .train.coding import picture_to_dense
+
+    dense = picture_to_dense(picture)
+    while dense.shape[-1] * dense.shape[-2] > _MAX_LOOKAHEAD_PIXELS and min(dense.shape[-2:]) >= 32:
+        dense = F.avg_pool2d(dense, 2, ceil_mode=True)
+    return dense
+
+
+def _detail(luma: Tensor) -> float:
+    """Mean squared difference of neighbouring luma samples ([..., H, W] in [0, 1])."""
+    return 0.5 * float((luma[..., 1:, :] - luma[..., :-1, :]).square().mean() + (luma[..., 1:] - luma[..., :-1]).square().mean())
+
+
+def spatial_detail(picture: Picture) -> float:
+    """How much detail a picture has for an I frame to code: :func:`_detail` of its luma
+    (rate control's first guess at an I frame's bits)."""
+    import numpy as np
+    import torch
+
+    luma = torch.from_numpy(picture.planes[0].astype(np.float32) / float((1 << picture.bit_depth) - 1))
+    return _detail(luma)
+
+
+def motion_share(first: Picture, later: Picture) -> float:
+    """How much of ``later`` block flow from ``first`` leaves unexplained, against ``first``'s
+    detail: luma MSE of the flow prediction over the mean squared luma gradient of ``first``
+    (rate control's guess at how dear P/B frames are before one is coded)."""
+    from .train.motion import flow_prediction
+
+    a, b = _downscaled(first), _downscaled(later)
+    _, _, pred = flow_prediction(b, a, first.data_type)
+    mse = float((pred[:, :1] - b[:, :1]).square().mean())
+    return mse / max(_detail(a[:, :1]), 1e-9)
 
 
 class Lookahead:
@@ -63,12 +100,9 @@ class Lookahead:
 
     def add(self, picture: Picture) -> None:
         """Keep a (possibly downscaled) copy of an arriving picture: [1, 3, h, w] in [0, 1]."""
-        from .train.coding import picture_to_dense
         from .train.motion import matching_channels
 
-        dense = picture_to_dense(picture)
-        while dense.shape[-1] * dense.shape[-2] > _MAX_LOOKAHEAD_PIXELS and min(dense.shape[-2:]) >= 32:
-            dense = F.avg_pool2d(dense, 2, ceil_mode=True)
+        dense = _downscaled(picture)
         self._data_type = picture.data_type
         self._pictures[picture.pts] = dense
         self._variance[picture.pts] = float(matching_channels(dense, picture.data_type).var())

@@ -172,6 +172,7 @@ class FrameStats:
     train_psnr_yuv: float | None = None
     finished: float = 0.0  # time.time() when the frame was coded
     worker: int = 0  # the worker that coded it (0.., in order of appearance; 0 when coded in-process)
+    lmbda: float | None = None  # the λ it was trained and quantized at (depth scaling included)
 
     @property
     def type_label(self) -> str:

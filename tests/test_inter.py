@@ -250,12 +250,13 @@ def test_intra_check_option_decides_when_intra_is_tried(check):
     from coolchic_stream.encoder import Encoder
 
     enc = Encoder(EncoderConfig(preset="test", intra_check=check))
-    enc._last_intra_cost = 1e-2
+    enc._last_intra = (0.6e-2, 0.4)  # MSE, bpp: D + λ·R = 1e-2 at λ 1e-2, 0.8e-2 at λ 5e-3
     cheap, costly = INTRA_CHECK_SHARE * 1e-2, INTRA_CHECK_SHARE * 1e-2 * 1.001
-    assert bool(enc._intra_check_reason(cheap)) == (check == "always")
-    assert bool(enc._intra_check_reason(costly)) == (check != "off")
-    if check == "auto":  # --stats says why it fired
-        assert enc._intra_check_reason(0.6e-2) == f"cost 0.600 of the I frame > {INTRA_CHECK_SHARE}"
+    assert bool(enc._intra_check_reason(cheap, 1e-2)) == (check == "always")
+    assert bool(enc._intra_check_reason(costly, 1e-2)) == (check != "off")
+    if check == "auto":  # --stats says why it fired; the I frame's cost is taken at the frame's base λ
+        assert enc._intra_check_reason(0.6e-2, 1e-2) == f"cost 0.600 of the I frame > {INTRA_CHECK_SHARE}"
+        assert enc._intra_check_reason(0.6e-2, 5e-3) == f"cost 0.750 of the I frame > {INTRA_CHECK_SHARE}"
 
 
 def test_intra_check_value_is_validated():

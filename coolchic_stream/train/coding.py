@@ -22,7 +22,7 @@ from ..nn.quantizer import hard_latents
 from ..types import CoolChicRole, DataType, FrameType, Picture
 from .evaluate import FrameEvaluator
 from .latent_rdoq import latent_rdoq
-from .loop import ProgressFn, intra_plan, run_plan
+from .loop import LambdaSteer, ProgressFn, intra_plan, run_plan
 from .loss import Target, psnr
 from .nn_prediction import Source, start_from_references
 from .quantize_nn import quantize_coolchics
@@ -88,13 +88,18 @@ def code_intra(
     distances: Sequence[int] = (),
     frame_type: FrameType = FrameType.I,
     start: bool = True,
+    steer: LambdaSteer | None = None,
 ) -> FrameCodingResult:
     """Overfit and quantize the Cool-chic of an I frame, or of a P/B frame (``frame_type``) coded
     without prediction: ``references`` (with their display ``distances``) are then its
     references' networks, which its modules may be copied or delta-coded from (as far as
     ``config.nn_prediction`` allows) and, with ``start``, start from (else they train from the
-    warm-up's random candidates, as an I frame's)."""
+    warm-up's random candidates, as an I frame's). ``steer`` (rate control): λ starts at
+    ``steer.lmbda`` and moves through the main phase; the networks are quantized at the λ it
+    ends at, ``steer.lmbda`` after the call."""
     device = config.device
+    if steer is not None:
+        lmbda = steer.lmbda
     if config.nn_prediction == NNPrediction.OFF:
         references = ()
     target = picture_target(picture, device)
@@ -118,10 +123,12 @@ def code_intra(
     first = make(0)
     if change_rate:  # started from its references' networks: that one candidate replaces the warm-up's random ones
         plan = intra_plan(iterations, lmbda, 1, warmup, s.final_iterations, s.validation_interval)
-        fe, result = run_plan(lambda seed: first, target, [], lmbda, plan, progress, change_rate)
+        fe, result = run_plan(lambda seed: first, target, [], lmbda, plan, progress, change_rate, steer)
     else:
         plan = intra_plan(iterations, lmbda, s.warmup_candidates, warmup, s.final_iterations, s.validation_interval)
-        fe, result = run_plan(make, target, [], lmbda, plan, progress)
+        fe, result = run_plan(make, target, [], lmbda, plan, progress, steer=steer)
+    if steer is not None:
+        lmbda = steer.lmbda
     return finish(fe, target, [], lmbda, result.psnr, config.seed if s.nn_rdoq else None, s.latent_rdoq, progress,
                   sources, frame_type != FrameType.I, frame_type == FrameType.B,
                   config.nn_prediction == NNPrediction.ALL)  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 from torch import Tensor
@@ -68,6 +68,15 @@ class Evaluation:
 
 
 ChangeRateFn = Callable[[], Tensor]  # bits the NN changes from their start will cost (nn_prediction.ChangeRate)
+
+
+class LambdaSteer(Protocol):
+    """Moves λ during a phase from the frame's running rate (rate control: ``ratecontrol.Steer``)."""
+
+    steps: int  # updates spread over a phase
+    lmbda: float  # the λ to train on; after training, the frame's λ
+
+    def update(self, progress: float, latent_bits: float) -> float: ...
 
 
 def _with_changes(loss: Tensor, change_rate: ChangeRateFn | None, lmbda: float, target: Target) -> Tensor:
@@ -136,9 +145,15 @@ def train_phase(
     phase: Phase,
     progress: ProgressFn | None = None,
     change_rate: ChangeRateFn | None = None,
+    steer: LambdaSteer | None = None,
 ) -> Evaluation:
     """Run one phase; returns the best validation and leaves the best parameters loaded.
-    ``change_rate``: the NN's rate as changes from a reference's networks, counted in the loss."""
+    ``change_rate``: the NN's rate as changes from a reference's networks, counted in the loss.
+    ``steer``: λ is moved at ``steer.steps`` points of the phase from the hard-rounded latent rate
+    (the phase then starts from ``steer.lmbda``, and the best parameters are judged at the λ in
+    force: a move restarts the comparison from the current ones)."""
+    if steer is not None:
+        lmbda = steer.lmbda
     params_nn = fe.nn_parameters()
     if not phase.train_latents:
         for p in fe.latent_parameters():
@@ -149,6 +164,7 @@ def train_phase(
     best_state = _snapshot(fe)
     fe.train()
     rd_lambda = lmbda if phase.use_rate else 0.0
+    steer_every = max(phase.iterations // steer.steps, 1) if steer is not None else 0
     for it in range(1, phase.iterations + 1):
         optimizer.set_lr(phase.lr(it - 1))
         out = fe(references, phase.quantizer((it - 1) / max(phase.iterations - 1, 1)))
@@ -158,6 +174,14 @@ def train_phase(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params_nn, 1e-1)
         optimizer.step()
+        if steer is not None and it % steer_every == 0 and it < phase.iterations:
+            now = evaluate(fe, target, references, lmbda, change_rate)
+            moved = steer.update(it / phase.iterations, now.bpp * target.n_pixels)
+            if moved != lmbda:
+                lmbda = moved
+                rd_lambda = lmbda if phase.use_rate else 0.0
+                best = evaluate(fe, target, references, lmbda, change_rate)
+                _store(best_state, fe)
         if it % phase.validation_interval == 0 or it == phase.iterations:
             current = evaluate(fe, target, references, lmbda, change_rate)
             if current.loss < best.loss:
@@ -213,10 +237,12 @@ def run_plan(
     plan: TrainingPlan,
     progress: ProgressFn | None = None,
     change_rate: ChangeRateFn | None = None,
+    steer: LambdaSteer | None = None,
 ) -> tuple[FrameEncoder, Evaluation]:
     """Warm-up candidates (``make(seed)`` builds one), then main and final phases on the best.
     ``change_rate``: see :func:`train_phase`; it watches the parameters of one FrameEncoder, so it
-    goes with a plan of a single candidate (``make(0)``)."""
+    goes with a plan of a single candidate (``make(0)``). ``steer``: moves λ through the main
+    phase (:func:`train_phase`); the final phase keeps the λ it reached."""
     if change_rate and plan.warmup_candidates > 1:
         raise ValueError("a change rate applies to a single candidate")
     if plan.warmup_candidates > 1:
@@ -233,6 +259,8 @@ def run_plan(
         fe = pool[0][2]
     else:
         fe = make(0)
-    train_phase(fe, target, references, lmbda, plan.main, progress, change_rate)
+    train_phase(fe, target, references, lmbda, plan.main, progress, change_rate, steer)
+    if steer is not None:
+        lmbda = steer.lmbda
     result = train_phase(fe, target, references, lmbda, plan.final, progress, change_rate)
     return fe, result

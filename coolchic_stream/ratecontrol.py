@@ -1,0 +1,308 @@
+"""Rate control: the λ of each frame for a target bitrate, with no frame coded twice.
+
+    --bitrate ─► budget of the segment (one intra period, or what is left of a known stream)
+        I frame: λ steered during its own training so that the period's predicted bits meet the budget
+        each P/B frame: λ solved from the model of the frames still to come ─► coded ─► model updated
+
+**Model.** A frame of class c (its type and hierarchy depth) coded at base λ (the stream's λ,
+before the depth scaling of ``gop.lambda_scale``) spends
+
+    bits_c(λ) = m_c · λ^κ,   κ = KAPPA < 0,
+
+a straight line in the log domain with one slope for every class and an intercept m_c, the
+class's *complexity*, that the content sets. κ is measured (README, *Rate control*); the m_c are
+learnt: each coded frame gives m = bits / λ^κ for its class (the first observation replaces the
+prior, later ones are averaged in the log domain with weight ``LEARNING_RATE``). A class not yet
+seen in the segment takes the I frame's complexity times its prior share, times the geometric
+mean of m_c / (prior share · m_I) over the P/B classes seen (how much dearer this content is than
+the prior says). The prior share mixes the class's share where motion predicts (``PRIOR_SHARE``)
+with that of a frame the intra check codes without prediction (``INTRA_SHARE``), in the
+proportion expected from the source: how much of a frame block flow leaves unexplained against
+the I frame's detail (``intra_likelihood``), measured before the I frame is coded.
+
+**Budget.** A segment of L frames at b̄ = bitrate / frame rate bits per frame may spend B = L·b̄.
+Before frame k (k frames of the segment coded, S bits spent), the frames left are that frame, of
+class c(k), and those the segment's fixed structure puts after it (``nominal_plan``: the adaptive
+GOP may code other classes, as many frames). The base λ that makes the predicted bits of the
+frames left equal to what the budget has left solves
+
+    (m_c(k) + Σ_{j>k} m_c(j)) · λ^κ = B - S   ⇒   λ = ((B - S) / (m_c(k) + Σ_{j>k} m_c(j)))^(1/κ)
+
+with B - S floored at ``MIN_LEFT`` · (L - k) · b̄ (an overshoot is paid back, not by starving a frame),
+then kept within a factor ``MAX_STEP`` of the previous frame's λ (a constant λ is what gives the
+best rate-distortion, so it moves smoothly) and within [``LAMBDA_MIN``, ``LAMBDA_MAX``]. So every
+frame's overshoot or undershoot is paid back by the frames after it in the segment, and the
+model the payment is planned with improves with each frame.
+
+**The I frame** opens the segment and nothing is known of its content yet. Its share of the
+budget under the prior is T_I = B / (1 + Σ_{j>0} m_c(j)/m_I), the same whatever m_I is. Its
+training starts at a λ from a prior curve of I-frame bits per pixel against the picture's detail
+(``PRIOR_BPP_AT``), and
+from ``STEER_FROM`` to ``STEER_UNTIL`` of its main phase λ is multiplied, at each of the
+``STEER_STEPS`` points spread over the phase that fall there, by (estimate / T_I)^(STEER_GAIN / -κ) (staying
+within a factor ``STEER_RANGE`` of where it started), the estimate being its hard-rounded latent
+rate (divided by 1 + ``DECAY``·(1 - p)², what training at a share p of the phase still takes off
+it) plus its networks at ``NN_BITS_PER_PARAMETER`` and the headers: the look at the first frame
+costs no extra encode. Its coded bits then give m_I, and the frames after it are planned from that.
+
+**Segments.** Nothing crosses an intra period (``encoder``): each segment has its own budget and
+model, so ``--jobs`` and ``--ray`` code the same stream. On an input of unknown length (stdin)
+every segment plans for a full intra period: a stream that ends inside one lands above its target
+by what that period's I frame took beyond its share of the frames actually sent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from .errors import ConfigError
+from .types import FrameType, GopStructure
+
+# bits ∝ λ^κ: the log-log slope of rate against λ at the fast preset (tools/rd_benchmark.py runs in
+# the README: -0.46 on BBB 128², -0.34 on the pan, -0.50 on CIF BBB, λ 4e-3 to 2.5e-4).
+KAPPA = -0.45
+LEARNING_RATE = 0.5  # weight of a class's new observation in its log-complexity
+# A P/B class's complexity, as a share of the I frame's, before one is coded, where motion predicts
+# (the pan and CIF BBB 57- in the README, fast preset: P anchors 0.16-0.33, B frames 0.02-0.10).
+PRIOR_SHARE = {(FrameType.P, 0): 0.22, (FrameType.P, 1): 0.15}
+PRIOR_SHARE_B = (0.065, 0.035, 0.03, 0.03)  # B frames at depth 1, 2, 3, 4 and deeper
+# Where it does not, the intra check codes most P/B frames without prediction, at about this share
+# of the I frame (BBB 128² 32- and the sample: 0.43-0.65).
+INTRA_SHARE = 0.6
+# How likely that is comes from the source: r = the luma MSE of a frame predicted by block flow from
+# the I frame a few frames back (``lookahead.motion_share``) over the I frame's spatial detail
+# (mean squared luma gradient). Measured at distance 4: 0.018 (pan), 0.07 (CIF BBB 57-), none of
+# whose P/B frames were intra-coded; 1.3 (the sample), 8.4 (BBB 128² 32-): 50-75 % intra-coded.
+# The share intra-coded grows linearly in log r from INTRA_FROM (none) to INTRA_AT (INTRA_LIKELY).
+INTRA_FROM, INTRA_AT, INTRA_LIKELY, INTRA_MOST = 0.1, 1.3, 0.7, 0.75
+CONTENT_DISTANCE = 4  # the encoder holds a segment's I frame until this many frames after it are in
+MIN_LEFT = 0.25  # the budget left for the frames left never goes below this share of their b̄
+MAX_STEP = 2.5  # λ moves at most this factor from one frame to the next within a segment
+LAMBDA_MIN, LAMBDA_MAX = 1e-6, 0.5
+# An I frame's latent bits per pixel at λ = PRIOR_LAMBDA, the steered training's first guess:
+# PRIOR_BPP_AT for a picture of spatial detail PRIOR_DETAIL (``lookahead.spatial_detail``) trained
+# for PRIOR_ITERATIONS, times (detail / PRIOR_DETAIL)^DETAIL_EXPONENT and (PRIOR_ITERATIONS /
+# iterations)^ITERATIONS_EXPONENT. Measured at a fixed λ: the sample (detail 4.1e-4) 0.086 bpp at
+# 1 000 iterations and 0.117 at 300; CIF BBB 57- (6.8e-4) 0.15; the astronaut (3.4e-3) 0.25 at 500.
+# Its slope is KAPPA.
+PRIOR_LAMBDA, PRIOR_BPP_AT, PRIOR_DETAIL, DETAIL_EXPONENT = 4e-3, 0.09, 4e-4, 0.5
+PRIOR_ITERATIONS, ITERATIONS_EXPONENT = 1000, 0.25
+# Fresh networks of an I frame at PRIOR_LAMBDA: about 5.4 bits per parameter (2 206-2 368 bits for
+# the fast preset's 427 parameters, BBB 128²), times (λ / PRIOR_LAMBDA)^NN_KAPPA (2 905 at 6e-4,
+# 1 364 at 5.2e-2); headers and the range coder's flush add about FRAME_OVERHEAD_BITS.
+NN_BITS_PER_PARAMETER, NN_KAPPA = 5.4, -0.15
+FRAME_OVERHEAD_BITS = 250
+# The latent rate keeps falling after steering stops: at a share p of the main phase it is about
+# 1 + DECAY·(1-p)² times the final one (1.06-1.28 at p = 0.43-0.57 at a fixed λ; with steering
+# from a start near the target, frames ended 3-9 % above it with 0.6).
+DECAY = 0.3
+# λ is steered from STEER_FROM to STEER_UNTIL of the I frame's main phase, then held: the rate of
+# the first iterations says little (5-6x the final one at 3 %), and a λ moved late has no time to act.
+STEER_FROM, STEER_UNTIL = 0.25, 0.6
+STEER_STEPS = 20  # steering points spread over the main phase (those between STEER_FROM and STEER_UNTIL act)
+STEER_GAIN = 0.5  # of the full correction per step: the latents lag behind λ, more would oscillate
+MAX_STEER_STEP = 1.5
+# λ stays within this factor of its start: a training too short to reach the target rate (few
+# iterations) would otherwise drive λ far from where the frame's bits and λ agree, and the frames
+# after it are planned from that pair (seen: λ 1.4e-5 for an I frame that then cost 17 kbit). The
+# latents lag behind a moving λ: the further it moved, the more the bits come from an earlier one.
+STEER_RANGE = 3.0
+
+_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
+_BITRATE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmg]?)(?:bps|b/s|bit/s)?\s*$", re.IGNORECASE)
+
+
+def parse_bitrate(value: object) -> float:
+    """Bits per second from ``300k``, ``1.2M``, ``2.5e5`` or a number (k, M, G: powers of 1000)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"--bitrate {value!r} is not a bitrate", "e.g. 300k, 1.2M or 250000")
+    if isinstance(value, (int, float)):
+        rate = float(value)
+    else:
+        match = _BITRATE.match(str(value))
+        if match is None:
+            raise ConfigError(f"--bitrate {value!r} is not a bitrate", "e.g. 300k, 1.2M or 250000 (bits per second)")
+        rate = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
+    if not (math.isfinite(rate) and rate > 0):
+        raise ConfigError(f"--bitrate {value!r} must be a positive number of bits per second", "e.g. 300k")
+    return rate
+
+
+def intra_likelihood(motion_share: float | None) -> float:
+    """The share of P/B frames the intra check is expected to code without prediction, from the
+    source's motion share r (0 when unknown)."""
+    if motion_share is None or motion_share <= INTRA_FROM:
+        return 0.0
+    return min(INTRA_LIKELY * math.log(motion_share / INTRA_FROM) / math.log(INTRA_AT / INTRA_FROM), INTRA_MOST)
+
+
+def prior_share(frame_type: FrameType, depth: int, intra: float = 0.0) -> float:
+    """Complexity of a class as a share of the I frame's, before the segment codes one, when a
+    share ``intra`` of P/B frames is expected to be coded without prediction."""
+    if frame_type == FrameType.I:
+        return 1.0
+    if frame_type == FrameType.P:
+        inter = PRIOR_SHARE.get((frame_type, depth), PRIOR_SHARE[(FrameType.P, 0)])
+    else:
+        inter = PRIOR_SHARE_B[min(max(depth, 1), len(PRIOR_SHARE_B)) - 1]
+    return inter + (INTRA_SHARE - inter) * intra
+
+
+FrameClass = tuple[FrameType, int]  # (type, hierarchy depth)
+
+
+def nominal_plan(structure: GopStructure, gop_size: int, intra_period: int, frames: int) -> tuple[FrameClass, ...]:
+    """Classes of a segment's ``frames`` frames in coding order, under the fixed structure (the
+    adaptive GOP may code other classes, as many frames)."""
+    from .gop import schedule
+
+    if structure == GopStructure.INTRA:
+        return ((FrameType.I, 0),) * frames
+    return tuple((j.frame_type, j.depth) for j in schedule(structure, gop_size, intra_period, frames))
+
+
+def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Counter[FrameClass]:
+    """P/B classes of one intra period of the fixed structure, with their counts."""
+    plan = nominal_plan(structure, gop_size, intra_period, intra_period)
+    return Counter(c for c in plan if c[0] != FrameType.I)
+
+
+@dataclass(frozen=True)
+class FrameRate:
+    """The rate controller's decision for one frame: its base λ and the bits planned for it."""
+
+    lmbda: float
+    planned_bits: float
+
+    def __post_init__(self) -> None:
+        if not (self.lmbda > 0 and math.isfinite(self.lmbda)) or not self.planned_bits > 0:
+            raise ValueError(f"a frame rate decision needs λ > 0 and planned bits > 0, got {self}")
+
+
+@dataclass
+class Steer:
+    """λ of an I frame's training, moved toward ``target_bits`` (see the module docstring).
+
+    ``steps``: calls of :meth:`update` spread over the main phase; ``lmbda``: the current value,
+    the frame's λ once training is done.
+    """
+
+    lmbda: float
+    target_bits: float
+    nn_bits: float  # the estimate of its networks' bits at PRIOR_LAMBDA
+    steps: int = STEER_STEPS
+    history: list[tuple[float, float]] = field(default_factory=list)  # (estimated bits, λ) per step
+    start: float = 0.0  # the λ steering began at (set on the first update)
+
+    def update(self, progress: float, latent_bits: float) -> float:
+        """``progress``: share of the main phase done; ``latent_bits``: hard-rounded latent rate
+        now. -> the λ to train on from here."""
+        if not STEER_FROM <= progress <= STEER_UNTIL:
+            return self.lmbda
+        self.start = self.start or self.lmbda
+        estimate = latent_bits / (1.0 + DECAY * (1.0 - progress) ** 2) + self.networks(self.lmbda)
+        step = (estimate / self.target_bits) ** (STEER_GAIN / -KAPPA)
+        lmbda = self.lmbda * min(max(step, 1.0 / MAX_STEER_STEP), MAX_STEER_STEP)
+        self.lmbda = _clamp(min(max(lmbda, self.start / STEER_RANGE), self.start * STEER_RANGE))
+        self.history.append((estimate, self.lmbda))
+        return self.lmbda
+
+    def networks(self, lmbda: float) -> float:
+        """Estimated bits of the frame's networks and headers at ``lmbda``."""
+        return self.nn_bits * (lmbda / PRIOR_LAMBDA) ** NN_KAPPA + FRAME_OVERHEAD_BITS
+
+
+def _clamp(lmbda: float) -> float:
+    return min(max(lmbda, LAMBDA_MIN), LAMBDA_MAX)
+
+
+class RateController:
+    """Per-frame λ for one segment at ``bitrate`` bits/s (see the module docstring).
+
+    ``plan``: the classes of the segment's frames in coding order (:func:`nominal_plan`: its
+    intra period, or fewer frames where the stream's end is known).
+    """
+
+    def __init__(self, bitrate: float, frame_rate: Fraction, plan: tuple[FrameClass, ...], motion_share: float | None = None) -> None:
+        if not plan:
+            raise ValueError("a segment of no frame")
+        if not frame_rate > 0:
+            raise ValueError(f"frame rate {frame_rate}")
+        self.frame_bits = bitrate / float(frame_rate)
+        self.frames = len(plan)
+        self.plan = plan
+        self.intra = intra_likelihood(motion_share)
+        self.spent = 0.0
+        self.coded = 0
+        self._log_m: dict[tuple[FrameType, int], float] = {}
+        self._last: float | None = None
+
+    @property
+    def budget(self) -> float:
+        return self.frames * self.frame_bits
+
+    def _left(self) -> tuple[int, float]:
+        """(frames left including the next, bits left for them)."""
+        left = max(self.frames - self.coded, 1)
+        return left, max(self.budget - self.spent, MIN_LEFT * left * self.frame_bits)
+
+    def _complexity(self, cls: tuple[FrameType, int]) -> float:
+        """m_c: observed, else the prior share of the I frame's, scaled by how far the P/B classes
+        seen so far came out from their priors (the content's, e.g. motion too fast to predict)."""
+        if cls in self._log_m:
+            return math.exp(self._log_m[cls])
+        anchor = self._log_m.get((FrameType.I, 0), 0.0)
+        if cls[0] == FrameType.I:
+            return math.exp(anchor)
+        seen = [m - anchor - math.log(prior_share(*c, self.intra)) for c, m in self._log_m.items() if c[0] != FrameType.I]
+        content = sum(seen) / len(seen) if seen and (FrameType.I, 0) in self._log_m else 0.0
+        return prior_share(*cls, self.intra) * math.exp(anchor + content)
+
+    def _after(self) -> float:
+        """Σ m_c of the frames planned after the next one."""
+        return sum(self._complexity(c) for c in self.plan[self.coded + 1 :])
+
+    def start_intra(self, pixels: int, nn_parameters: int, iterations: int, detail: float = PRIOR_DETAIL) -> Steer:
+        """The segment's I frame (``nn_parameters`` in its networks, trained for ``iterations``, of
+        spatial ``detail``): its share of the budget and the steered training's start."""
+        _, bits = self._left()
+        share = 1.0 / (1.0 + self._after() / self._complexity((FrameType.I, 0)))
+        steer = Steer(PRIOR_LAMBDA, bits * share, nn_parameters * NN_BITS_PER_PARAMETER)
+        prior_bpp = PRIOR_BPP_AT * (PRIOR_ITERATIONS / max(iterations, 1)) ** ITERATIONS_EXPONENT
+        prior_bpp *= (max(detail, 1e-9) / PRIOR_DETAIL) ** DETAIL_EXPONENT
+        for _ in range(4):  # the networks' share depends on λ: a few fixed-point steps
+            latent_bpp = max(steer.target_bits - steer.networks(steer.lmbda), 0.25 * steer.target_bits) / pixels
+            steer.lmbda = _clamp(PRIOR_LAMBDA * (latent_bpp / prior_bpp) ** (1.0 / KAPPA))
+        if self._last is not None:  # a second I frame in the segment (a scene cut): from the stream's λ
+            steer.lmbda = min(max(steer.lmbda, self._last / MAX_STEP), self._last * MAX_STEP)
+        return steer
+
+    def next_frame(self, frame_type: FrameType, depth: int) -> FrameRate:
+        """Base λ for the next P/B frame to code (after the segment's I frame)."""
+        cls = (frame_type, depth)
+        _, bits = self._left()
+        weight = self._complexity(cls) + self._after()
+        lmbda = _clamp((bits / weight) ** (1.0 / KAPPA))
+        if self._last is not None:
+            lmbda = min(max(lmbda, self._last / MAX_STEP), self._last * MAX_STEP)
+        return FrameRate(lmbda, self._complexity(cls) * lmbda**KAPPA)
+
+    def coded_frame(self, frame_type: FrameType, depth: int, lmbda: float, bits: int) -> None:
+        """A frame of the segment was coded at base λ ``lmbda`` in ``bits``: learn from it."""
+        cls = (frame_type, depth)
+        observed = math.log(max(bits, 1)) - KAPPA * math.log(lmbda)
+        old = self._log_m.get(cls)
+        self._log_m[cls] = observed if old is None else (1 - LEARNING_RATE) * old + LEARNING_RATE * observed
+        self.spent += bits
+        self.coded += 1
+        self._last = lmbda
+
+
+__all__ = [
+    "CONTENT_DISTANCE", "FrameClass", "FrameRate", "KAPPA", "intra_likelihood", "RateController", "Steer", "nominal_mix", "nominal_plan", "parse_bitrate",
+    "prior_share",
+]  # fmt: skip

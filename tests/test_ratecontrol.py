@@ -1,0 +1,246 @@
+"""Rate control: bitrate parsing, the controller's planning against a known rate model, and a
+rate-controlled encode that decodes bit-exactly."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import replace
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from coolchic_stream.config import DEFAULT_LAMBDA, EncoderConfig
+from coolchic_stream.errors import ConfigError
+from coolchic_stream.gop import lambda_scale, schedule
+from coolchic_stream.ratecontrol import (
+    KAPPA, LAMBDA_MAX, MAX_STEP, RateController, Steer, intra_likelihood, nominal_mix,
+    nominal_plan, parse_bitrate, prior_share,
+)  # fmt: skip
+from coolchic_stream.types import FrameType, GopStructure
+
+from .conftest import decode_packets, make_picture
+
+
+@pytest.mark.parametrize(
+    "text, bits",
+    [("300k", 3e5), ("1.2M", 1.2e6), ("250000", 2.5e5), ("2.5e5", 2.5e5), ("64K", 64e3), ("300kbps", 3e5),
+     (" 0.5M ", 5e5), (96000, 96e3), (1.5e4, 1.5e4)],
+)  # fmt: skip
+def test_bitrates_parse(text: object, bits: float) -> None:
+    assert parse_bitrate(text) == pytest.approx(bits)
+
+
+@pytest.mark.parametrize("text", ["0", "0k", "-5k", "abc", "", "k", "1.2.3M", "nan", "inf", "12x", True, float("nan"), -1.0])
+def test_bad_bitrates_name_the_value(text: object) -> None:
+    with pytest.raises(ConfigError, match=r"--bitrate") as info:
+        parse_bitrate(text)
+    assert info.value.hint
+
+
+def test_config_takes_a_bitrate_or_a_lambda() -> None:
+    assert EncoderConfig().lmbda == DEFAULT_LAMBDA and EncoderConfig().bitrate is None
+    config = EncoderConfig(bitrate="300k", frame_rate=Fraction(30000, 1001))
+    assert config.bitrate == 3e5 and config.lmbda is None
+    assert replace(config, device="cpu") == config  # a copy for a worker validates again
+    with pytest.raises(ConfigError, match="exclude each other"):
+        EncoderConfig(lmbda=1e-3, bitrate="300k", frame_rate=25)
+    with pytest.raises(ConfigError, match="frame rate"):
+        EncoderConfig(bitrate="300k")
+    with pytest.raises(ConfigError, match="frame rate"):
+        EncoderConfig(bitrate="300k", frame_rate=0)
+    with pytest.raises(ConfigError, match="stream length"):
+        EncoderConfig(bitrate="300k", frame_rate=25, stream_frames=0)
+
+
+def test_the_nominal_mix_is_one_intra_period_without_its_i_frame() -> None:
+    mix = nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)
+    assert sum(mix.values()) == 31
+    # 4 groups of 8 (the last one ends on the period's last frame: one depth-3 B frame fewer)
+    assert mix == Counter({(FrameType.P, 0): 4, (FrameType.B, 1): 4, (FrameType.B, 2): 8, (FrameType.B, 3): 15})
+    assert sum(nominal_mix(GopStructure.LOWDELAY, 4, 8).values()) == 7
+    plan = nominal_plan(GopStructure.RANDOM_ACCESS, 8, 32, 17)  # a stream that ends inside the period
+    assert len(plan) == 17 and plan[0] == (FrameType.I, 0) and plan[1] == (FrameType.P, 0)
+    assert nominal_plan(GopStructure.INTRA, 1, 1, 1) == ((FrameType.I, 0),)
+
+
+def _simulate(world: dict[tuple[FrameType, int], float], frames: int, frame_bits: float, structure=GopStructure.RANDOM_ACCESS,
+              i_miss: float = 1.0, motion_share: float | None = None) -> tuple[RateController, list[float]]:
+    """Code one segment in a world where a frame of class c at base λ costs exactly world[c]·λ^κ
+    (the I frame lands at ``i_miss`` times its steered target; ``motion_share``: what the source
+    analysis measured); -> the controller, each frame's base λ."""
+    jobs = schedule(structure, 8, frames, frames)
+    rc = RateController(frame_bits, Fraction(1), nominal_plan(structure, 8, frames, frames), motion_share)
+    lambdas = []
+    for job in jobs:
+        cls = (job.frame_type, job.depth)
+        if job.frame_type == FrameType.I:
+            steer = rc.start_intra(64 * 64, 400, 1000)
+            bits = steer.target_bits * i_miss
+            # where steering stops is the λ at which this world gives those bits
+            lmbda = (bits / world[cls]) ** (1 / KAPPA)
+        else:
+            lmbda = rc.next_frame(*cls).lmbda
+            bits = world[cls] * lmbda**KAPPA
+        lambdas.append(lmbda)
+        rc.coded_frame(job.frame_type, job.depth, lmbda, round(bits))
+    return rc, lambdas
+
+
+def test_a_world_that_matches_the_prior_is_coded_at_one_lambda_on_budget() -> None:
+    world = {(t, d): 1e3 * prior_share(t, d) for t, d in [(FrameType.I, 0), *nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)]}
+    rc, lambdas = _simulate(world, 32, 2000.0)
+    assert rc.spent == pytest.approx(rc.budget, rel=1e-3)
+    assert max(lambdas) / min(lambdas) < 1.01
+
+
+# P/B frames as the prior says where motion predicts, cheaper or dearer, or mostly intra-coded, and
+# what the source analysis measured: right, nothing, or a motion share that expects intra coding
+# where inter coding works and the other way round
+@pytest.mark.parametrize("content, intra, motion", [(1.0, 0.0, 0.05), (0.3, 0.0, None), (3.0, 0.0, None), (1.0, 0.7, 1.3),
+                                                    (1.0, 0.7, None), (1.0, 0.0, 1.3), (1.0, 0.75, 0.05)])
+@pytest.mark.parametrize("i_miss", [0.7, 1.0, 1.3])
+def test_the_segment_lands_on_its_budget_whatever_the_content(content: float, intra: float, motion: float | None, i_miss: float) -> None:
+    # an I frame of 10 000 bits at λ 1e-3
+    world = {(FrameType.I, 0): 450.0} | {c: 450.0 * prior_share(*c, intra) * content for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
+    rc, lambdas = _simulate(world, 32, 2000.0, i_miss=i_miss, motion_share=motion)
+    assert abs(rc.spent / rc.budget - 1) < 0.05, (rc.spent, rc.budget)
+    steps = [b / a for a, b in zip(lambdas[1:], lambdas[2:])]
+    assert all(1 / MAX_STEP - 1e-9 <= s <= MAX_STEP + 1e-9 for s in steps)  # λ moves smoothly
+    # once the classes are learnt (the first GOP), λ settles; the last frames may still pay back
+    assert max(lambdas[9:25]) / min(lambdas[9:25]) < 1.1
+    assert max(lambdas[9:]) / min(lambdas[9:]) < MAX_STEP
+
+
+def test_an_overspent_segment_pays_back_without_starving_a_frame() -> None:
+    rc = RateController(1000.0, Fraction(1), nominal_plan(GopStructure.RANDOM_ACCESS, 8, 8, 8))
+    rc.coded_frame(FrameType.I, 0, 1e-3, 20_000)  # the whole budget and more, at once
+    decision = rc.next_frame(FrameType.P, 0)
+    assert decision.lmbda <= 1e-3 * MAX_STEP and decision.lmbda <= LAMBDA_MAX
+    assert decision.planned_bits > 0
+
+
+def test_steering_moves_lambda_toward_the_target_and_holds_outside_its_window() -> None:
+    steer = Steer(1e-3, target_bits=5000, nn_bits=1000)
+    assert steer.update(0.05, 50_000) == 1e-3  # too early: the first rates say little
+    up = steer.update(0.3, 50_000)
+    assert up > 1e-3
+    down = steer.update(0.4, 100)
+    assert down < up
+    assert steer.update(0.9, 50_000) == down  # held after the window
+    assert len(steer.history) == 2
+
+
+def test_intra_coding_is_expected_where_motion_explains_little() -> None:
+    assert intra_likelihood(None) == 0.0 and intra_likelihood(0.02) == 0.0 and intra_likelihood(0.07) == 0.0
+    assert 0 < intra_likelihood(0.3) < intra_likelihood(1.3) <= intra_likelihood(100) <= 0.75
+    assert intra_likelihood(1.3) == pytest.approx(0.7)
+    assert prior_share(FrameType.B, 3, 0.0) < prior_share(FrameType.B, 3, 0.7) < prior_share(FrameType.B, 3, 1.0) == pytest.approx(0.6)
+
+
+def test_intra_only_segments_are_one_frame_each() -> None:
+    world = {(FrameType.I, 0): 450.0}
+    rc, _ = _simulate(world, 1, 3000.0, GopStructure.INTRA, i_miss=1.0)
+    assert rc.spent == pytest.approx(3000.0, rel=1e-3)
+
+
+# ------------------------------------------------------------------ through the encoder
+
+
+def test_a_rate_controlled_encode_decodes_bit_exactly_and_reports_its_lambdas() -> None:
+    from coolchic_stream.encoder import Encoder
+
+    pics = [make_picture(23, 17, pts=i, shift=i) for i in range(4)]
+    config = EncoderConfig(preset="test", iterations=40, bitrate="20k", frame_rate=Fraction(25), gop_size=2,
+                           intra_period=4, stream_frames=4)  # fmt: skip
+    enc = Encoder(config)
+    enc.keep_reconstructions = True
+    packets = []
+    for p in pics:
+        packets += enc.send(p)
+    packets += enc.flush()
+    out = decode_packets(packets)
+    assert len(out) == 4
+    for d in out:
+        r = enc.reconstructions[d.pts]
+        assert all(np.array_equal(a, b) for a, b in zip(d.planes, r.planes))
+    stats = [p.stats for p in packets]
+    assert all(s is not None and s.lmbda is not None and s.lmbda > 0 for s in stats)
+    assert enc.rate is not None and enc.rate.spent == sum(s.bits for s in stats)
+    for s in stats:  # each frame's λ is its base λ times its depth's scale, or the base for one coded without prediction
+        assert math.isfinite(s.lmbda) and (s.intra_coded or s.lmbda >= 1e-6 * lambda_scale(s.depth))
+
+
+# ------------------------------------------------------------------ the command line
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [(["--bitrate", "0"], "--bitrate '0'"), (["--bitrate", "abc"], "--bitrate 'abc'"), (["--bitrate", "-3k"], "--bitrate"),
+     (["--lambda", "1e-3", "--bitrate", "300k"], "exclude each other")],
+)  # fmt: skip
+def test_bad_bitrate_options_are_one_line_usage_errors(argv: list[str], named: str, tmp_path, capsys) -> None:
+    from coolchic_stream.cli import main
+
+    from .test_cli import assert_one_line_error, tiny_clip
+
+    tiny_clip(tmp_path / "in.y4m")
+    assert main(["encode", str(tmp_path / "in.y4m"), str(tmp_path / "out.ccv"), *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and named in captured.err
+    assert_one_line_error(captured.err)
+    assert not (tmp_path / "out.ccv").exists()
+
+
+def test_the_cli_encodes_at_a_bitrate_and_reports_how_close_it_landed(tmp_path) -> None:
+    import json
+
+    from .test_cli import FAST, run_cli, tiny_clip
+
+    tiny_clip(tmp_path / "in.y4m", frames=3)
+    loud = [a for a in FAST if a != "--quiet"]
+    proc = run_cli("encode", str(tmp_path / "in.y4m"), str(tmp_path / "out.ccv"), *loud, "--bitrate", "40k",
+                   "--gop-size", "2", "--stats", str(tmp_path / "s.json"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = [line for line in proc.stderr.decode().splitlines() if "kbit/s" in line]
+    assert len(summary) == 1 and "(target 40.0: " in summary[0]
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert len(stats["frames"]) == 3 and all(f["lambda"] > 0 for f in stats["frames"])
+    achieved = stats["totals"]["kbps"]
+    assert f"{achieved:.1f} kbit/s" in summary[0]
+    decoded = run_cli("decode", str(tmp_path / "out.ccv"), "-o", str(tmp_path / "out.y4m"), "--quiet")
+    assert decoded.returncode == 0, decoded.stderr
+
+
+def test_rate_control_gives_the_same_bytes_inline_and_on_two_workers() -> None:
+    """Each segment has its own budget and model: the plain Encoder, --jobs 1 and --jobs 2 agree,
+    and the last, shorter segment plans for the frames it has."""
+    from coolchic_stream import parallel
+    from coolchic_stream.encoder import Encoder
+
+    pictures = [make_picture(24, 18, pts=i, shift=i) for i in range(7)]
+    config = EncoderConfig(preset="test", iterations=10, gop_size=2, intra_period=4, bitrate="30k", frame_rate=Fraction(25),
+                           stream_frames=7)  # fmt: skip
+    enc = Encoder(config)
+    plain = [p.data for pic in pictures for p in enc.send(pic)] + [p.data for p in enc.flush()]
+    for jobs in (1, 2):
+        out: list = []
+        parallel.encode(iter(pictures), out.append, config, jobs=jobs)
+        assert [p.data for p in out] == plain, jobs
+    tail = Encoder(config, start=4)
+    for pic in pictures[4:]:
+        tail.send(pic)
+    tail.flush()
+    assert tail.rate is not None and tail.rate.frames == 3 and tail.rate.budget == pytest.approx(3 * 30e3 / 25)
+
+
+def test_a_stream_of_unknown_length_from_stdin_plans_whole_intra_periods(tmp_path) -> None:
+    from .test_cli import FAST, run_cli, tiny_clip
+
+    tiny_clip(tmp_path / "in.y4m", frames=2)
+    proc = run_cli("encode", "-", "-", *FAST, "--bitrate", "1.2M", "--gop-size", "2", stdin=(tmp_path / "in.y4m").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "out.ccv").write_bytes(proc.stdout)
+    decoded = run_cli("decode", str(tmp_path / "out.ccv"), "-o", "-", "--format", "md5", "--quiet")
+    assert decoded.returncode == 0 and decoded.stdout.strip()
