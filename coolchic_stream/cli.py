@@ -16,12 +16,14 @@ import os
 import sys
 import time
 from dataclasses import replace
+from fractions import Fraction
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
 from . import __version__
 from .allocator import tune_allocator
 from .bitstream.container import ContainerReader, ContainerWriter
+from .config import DEFAULT_LAMBDA
 from .errors import BitstreamError, CoolChicStreamError, CorruptDataError, MediaError, TruncatedStreamError, UsageError
 from .report import inspect_stream, print_report
 from .types import FrameStats, GopStructure, Packet
@@ -65,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("input", metavar="IN", help="input file, or '-' for stdin (y4m or anything ffmpeg reads)")
     enc.add_argument("output", metavar="OUT", help="output .ccv file, or '-' for stdout")
     enc.add_argument("--preset", choices=["test", "fast", "medium", "slow"], default="medium")
-    enc.add_argument("--lambda", dest="lmbda", type=float, default=1e-3, help="rate weight (default 1e-3)")
+    enc.add_argument("--lambda", dest="lmbda", type=float, help=f"rate weight (default {DEFAULT_LAMBDA:g})")
+    enc.add_argument("--bitrate", "-b", metavar="RATE",
+                     help="target bitrate instead of a λ, e.g. 300k or 1.2M (bits/s at the input's frame rate)")
     enc.add_argument("--iterations", type=_positive_int, help="training iterations per intra frame")
     enc.add_argument("--complexity", choices=["lop", "mop", "hop"], help="decoder complexity")
     enc.add_argument("--frames", type=_positive_int, help="encode at most N frames")
@@ -130,7 +134,8 @@ def _stats_writer(path: str | None) -> str | None:
 
 _STATS_FIELDS = (
     "coding_index", "display_index", "type", "intra_coded", "intra_check", "depth", "bits", "unit_bytes", "psnr_y",
-    "psnr_yuv", "train_psnr_yuv", "flow_psnr", "motion_psnr", "motion_candidate", "seconds", "worker", "wall_seconds",
+    "psnr_yuv", "lambda", "train_psnr_yuv", "flow_psnr", "motion_psnr", "motion_candidate", "seconds", "worker",
+    "wall_seconds",
 )  # fmt: skip
 
 
@@ -151,6 +156,7 @@ def _stats_row(stats: FrameStats, unit_bytes: int, started: float) -> dict[str, 
         "unit_bytes": unit_bytes,
         "psnr_y": stats.psnr_y if math.isfinite(stats.psnr_y) else None,
         "psnr_yuv": stats.psnr_yuv if math.isfinite(stats.psnr_yuv) else None,
+        "lambda": float(f"{stats.lmbda:.6g}") if stats.lmbda is not None else None,
         "train_psnr_yuv": _rounded(stats.train_psnr_yuv),
         "flow_psnr": _rounded(stats.flow_psnr),
         "motion_psnr": _rounded(stats.motion_psnr),
@@ -187,6 +193,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         "preset": args.preset,
         "lmbda": args.lmbda,
+        "bitrate": args.bitrate,
+        # The input's frame rate comes once it is open; this one lets the options be checked first.
+        "frame_rate": Fraction(1) if args.bitrate is not None else None,
         "iterations": args.iterations,
         "complexity": args.complexity,
         "device": args.device,
@@ -213,6 +222,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
                 f"{source.name} holds no frame to encode" + (f" after --start {args.start}" if args.start else ""),
                 "check --start/--frames and the input",
             )
+        if config.bitrate is not None:
+            config = replace(config, frame_rate=source.sequence.frame_rate, stream_frames=source.frame_count)
         intra = config.gop == GopStructure.INTRA
         sequence = replace(
             source.sequence,
@@ -252,7 +263,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
                     interrupted = True
         finally:
             writer.close()
-        totals = ui.summary(sequence.width, sequence.height, sequence.frame_rate)
+        totals = ui.summary(sequence.width, sequence.height, sequence.frame_rate, config.bitrate)
         if args.stats:
             _write_stats(args.stats, stats_ext, rows, totals.__dict__ | {"file_bytes": writer.offset})
         if interrupted:

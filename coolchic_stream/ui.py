@@ -144,26 +144,32 @@ class EncodeUI:
         else:
             line = (
                 f"frame {stats.dts} {stats.type_label} pts {stats.pts}: {stats.bits} bits, "
-                f"PSNR-Y {stats.psnr_y:.2f} dB, PSNR-YUV {stats.psnr_yuv:.2f} dB, {stats.encode_seconds:.1f} s"
+                f"PSNR-Y {stats.psnr_y:.2f} dB, PSNR-YUV {stats.psnr_yuv:.2f} dB, "
+                + (f"λ {stats.lmbda:.3g}, " if stats.lmbda is not None else "")
+                + f"{stats.encode_seconds:.1f} s"
             )
         self.log(line)
 
-    def summary(self, width: int, height: int, frame_rate: Fraction) -> Totals:
-        """Print the per-frame table and totals; returns the totals."""
+    def summary(self, width: int, height: int, frame_rate: Fraction, target_bitrate: float | None = None) -> Totals:
+        """Print the per-frame table and totals (with ``target_bitrate``: how far from it the encode
+        landed); returns the totals."""
         result = totals(self.stats, width, height, frame_rate)
         if self.quiet or not self.stats:
             return result
         table = Table(title="encode summary", show_footer=False)
-        for col in ("coding", "type", "pts", "bits", "PSNR-Y dB", "PSNR-YUV dB", "seconds"):
+        for col in ("coding", "type", "pts", "bits", "λ", "PSNR-Y dB", "PSNR-YUV dB", "seconds"):
             table.add_column(col, justify="right")
         for s in self.stats:
             table.add_row(
-                str(s.dts), s.type_label, str(s.pts), str(s.bits),
+                str(s.dts), s.type_label, str(s.pts), str(s.bits), f"{s.lmbda:.3g}" if s.lmbda is not None else "",
                 f"{s.psnr_y:.2f}", f"{s.psnr_yuv:.2f}", f"{s.encode_seconds:.1f}",
             )
         self.console.print(table)
+        target = ""
+        if target_bitrate is not None:
+            target = f" (target {target_bitrate / 1000:.1f}: {100 * (result.kbps * 1000 / target_bitrate - 1):+.1f} %)"
         self.console.print(
-            f"{result.frames} frames, {result.bits} bits: {result.bpp:.4f} bpp, {result.kbps:.1f} kbit/s "
+            f"{result.frames} frames, {result.bits} bits: {result.bpp:.4f} bpp, {result.kbps:.1f} kbit/s{target} "
             f"at {float(frame_rate):.3f} fps, mean PSNR-Y {result.mean_psnr_y:.2f} dB, "
             f"mean PSNR-YUV {result.mean_psnr_yuv:.2f} dB, {result.seconds:.1f} s",
             markup=False,
