@@ -1,0 +1,17 @@
+"""tools/bench_ratecontrol.py: the λ it runs to land at a rate."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tools.bench_ratecontrol import interpolate_lambda
+
+
+def test_lambda_is_interpolated_in_the_log_log_plane() -> None:
+    curve = [(4e-3, 50.0), (1e-3, 100.0), (2.5e-4, 200.0)]  # rate doubles when λ quarters
+    assert interpolate_lambda(curve, 100.0) == pytest.approx(1e-3)
+    assert interpolate_lambda(curve, 50 * math.sqrt(2)) == pytest.approx(2e-3)
+    assert interpolate_lambda(curve, 25.0) == pytest.approx(1.6e-2)  # beyond the curve: its end segment
+    assert interpolate_lambda(list(reversed(curve)), 400.0) == pytest.approx(6.25e-5)
