@@ -28,11 +28,12 @@ frames left equal to what the budget has left solves
 
     (m_c(k) + Σ_{j>k} m_c(j)) · λ^κ = B - S   ⇒   λ = ((B - S) / (m_c(k) + Σ_{j>k} m_c(j)))^(1/κ)
 
-with B - S floored at ``MIN_LEFT`` · (L - k) · b̄ (an overshoot is paid back, not by starving a frame),
-then kept within a factor ``MAX_STEP`` of the previous frame's λ (a constant λ is what gives the
-best rate-distortion, so it moves smoothly) and within [``LAMBDA_MIN``, ``LAMBDA_MAX``]. So every
-frame's overshoot or undershoot is paid back by the frames after it in the segment, and the
-model the payment is planned with improves with each frame.
+with B - S floored at ``MIN_LEFT`` · (L - k) · b̄ (an overshoot is paid back, not by starving a
+frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from the
+previous P/B frame's λ_p, the frame takes λ_p · (λ/λ_p)^``DAMPING``, moving at most a factor
+``MAX_STEP``, within [``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after the I frame takes λ as
+solved). So every frame's overshoot or undershoot is paid back by the frames after it in the
+segment, and the model the payment is planned with improves with each frame.
 
 **The I frame** opens the segment and nothing is known of its content yet. Its share of the
 budget under the prior is T_I = B / (1 + Σ_{j>0} m_c(j)/m_I), the same whatever m_I is. Its
@@ -81,7 +82,11 @@ INTRA_SHARE = 0.6
 INTRA_FROM, INTRA_AT, INTRA_LIKELY, INTRA_MOST = 0.1, 1.3, 0.7, 0.75
 CONTENT_DISTANCE = 4  # the encoder holds a segment's I frame until this many frames after it are in
 MIN_LEFT = 0.25  # the budget left for the frames left never goes below this share of their b̄
-MAX_STEP = 2.5  # λ moves at most this factor from one frame to the next within a segment
+# From one frame to the next, λ moves DAMPING of the way (in the log domain) to the solved value,
+# and at most by MAX_STEP: classes cost what their frames happen to cost (an inter frame of a
+# class may cost a third of an intra-coded one), and chasing each miss at once swung λ 8x within
+# one pan segment, costing 9 % in rate at equal quality and intra checks that the swings set off.
+DAMPING, MAX_STEP = 0.5, 2.0
 LAMBDA_MIN, LAMBDA_MAX = 1e-6, 0.5
 # An I frame's latent bits per pixel at λ = PRIOR_LAMBDA, the steered training's first guess:
 # PRIOR_BPP_AT for a picture of spatial detail PRIOR_DETAIL (``lookahead.spatial_detail``) trained
@@ -240,6 +245,7 @@ class RateController:
         self.coded = 0
         self._log_m: dict[tuple[FrameType, int], float] = {}
         self._last: float | None = None
+        self._last_type: FrameType | None = None
 
     @property
     def budget(self) -> float:
@@ -287,8 +293,10 @@ class RateController:
         _, bits = self._left()
         weight = self._complexity(cls) + self._after()
         lmbda = _clamp((bits / weight) ** (1.0 / KAPPA))
-        if self._last is not None:
-            lmbda = min(max(lmbda, self._last / MAX_STEP), self._last * MAX_STEP)
+        if self._last is not None and self._last_type != FrameType.I:
+            # after the I frame the solved value stands: the I frame's λ is where steering left it
+            step = (lmbda / self._last) ** DAMPING
+            lmbda = _clamp(self._last * min(max(step, 1.0 / MAX_STEP), MAX_STEP))
         return FrameRate(lmbda, self._complexity(cls) * lmbda**KAPPA)
 
     def coded_frame(self, frame_type: FrameType, depth: int, lmbda: float, bits: int) -> None:
@@ -300,6 +308,7 @@ class RateController:
         self.spent += bits
         self.coded += 1
         self._last = lmbda
+        self._last_type = frame_type
 
 
 __all__ = [

@@ -96,29 +96,35 @@ def test_a_world_that_matches_the_prior_is_coded_at_one_lambda_on_budget() -> No
 
 
 # P/B frames as the prior says where motion predicts, cheaper or dearer, or mostly intra-coded, and
-# what the source analysis measured: right, nothing, or a motion share that expects intra coding
-# where inter coding works and the other way round
-@pytest.mark.parametrize("content, intra, motion", [(1.0, 0.0, 0.05), (0.3, 0.0, None), (3.0, 0.0, None), (1.0, 0.7, 1.3),
-                                                    (1.0, 0.7, None), (1.0, 0.0, 1.3), (1.0, 0.75, 0.05)])
+# what the source analysis measured: right (within 5 % of the budget), nothing, or a motion share
+# that expects intra coding where inter coding works and the other way round (within 12 %: λ
+# moves smoothly, so a model that far off is not caught up with at once)
+@pytest.mark.parametrize("content, intra, motion, tolerance", [
+    (1.0, 0.0, 0.05, 0.05), (1.0, 0.7, 1.3, 0.05), (0.3, 0.0, None, 0.12), (3.0, 0.0, None, 0.12),
+    (1.0, 0.7, None, 0.12), (1.0, 0.0, 1.3, 0.12), (1.0, 0.75, 0.05, 0.12),
+])  # fmt: skip
 @pytest.mark.parametrize("i_miss", [0.7, 1.0, 1.3])
-def test_the_segment_lands_on_its_budget_whatever_the_content(content: float, intra: float, motion: float | None, i_miss: float) -> None:
+def test_the_segment_lands_on_its_budget_whatever_the_content(
+    content: float, intra: float, motion: float | None, tolerance: float, i_miss: float
+) -> None:
     # an I frame of 10 000 bits at λ 1e-3
     world = {(FrameType.I, 0): 450.0} | {c: 450.0 * prior_share(*c, intra) * content for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
     rc, lambdas = _simulate(world, 32, 2000.0, i_miss=i_miss, motion_share=motion)
-    assert abs(rc.spent / rc.budget - 1) < 0.05, (rc.spent, rc.budget)
+    assert abs(rc.spent / rc.budget - 1) < tolerance, (rc.spent, rc.budget)
     steps = [b / a for a, b in zip(lambdas[1:], lambdas[2:])]
-    assert all(1 / MAX_STEP - 1e-9 <= s <= MAX_STEP + 1e-9 for s in steps)  # λ moves smoothly
-    # once the classes are learnt (the first GOP), λ settles; the last frames may still pay back
-    assert max(lambdas[9:25]) / min(lambdas[9:25]) < 1.1
-    assert max(lambdas[9:]) / min(lambdas[9:]) < MAX_STEP
+    assert all(1 / MAX_STEP - 1e-9 <= s <= MAX_STEP + 1e-9 for s in steps)  # after the I frame, λ moves smoothly
+    if tolerance == 0.05:  # a model that is right settles at once
+        assert max(lambdas[1:]) / min(lambdas[1:]) < 1.3
 
 
 def test_an_overspent_segment_pays_back_without_starving_a_frame() -> None:
     rc = RateController(1000.0, Fraction(1), nominal_plan(GopStructure.RANDOM_ACCESS, 8, 8, 8))
     rc.coded_frame(FrameType.I, 0, 1e-3, 20_000)  # the whole budget and more, at once
-    decision = rc.next_frame(FrameType.P, 0)
-    assert decision.lmbda <= 1e-3 * MAX_STEP and decision.lmbda <= LAMBDA_MAX
-    assert decision.planned_bits > 0
+    first = rc.next_frame(FrameType.P, 0)
+    assert 1e-3 < first.lmbda <= LAMBDA_MAX and first.planned_bits > 0
+    rc.coded_frame(FrameType.P, 0, first.lmbda, 4_000)
+    second = rc.next_frame(FrameType.B, 1)  # dearer than planned: λ rises, by MAX_STEP at most
+    assert first.lmbda < second.lmbda <= first.lmbda * MAX_STEP
 
 
 def test_steering_moves_lambda_toward_the_target_and_holds_outside_its_window() -> None:
