@@ -7,11 +7,12 @@
 **Model.** A frame of class c (its type and hierarchy depth) coded at base λ (the stream's λ,
 before the depth scaling of ``gop.lambda_scale``) spends
 
-    bits_c(λ) = m_c · λ^κ,   κ = KAPPA < 0,
+    bits_c(λ) = f_c + m_c · λ^κ,   κ = KAPPA < 0,
 
-a straight line in the log domain with one slope for every class and an intercept m_c, the
-class's *complexity*, that the content sets. κ is measured (README, *Rate control*); the m_c are
-learnt: each coded frame gives m = bits / λ^κ for its class (the first observation replaces the
+f_c the floor a P/B frame costs whatever λ (``FLOOR_BITS``, 0 for I frames), then a straight line
+in the log domain with one slope for every class and an intercept m_c, the class's *complexity*,
+that the content sets. κ is measured (README, *Rate control*); the m_c are learnt: each coded
+frame gives m = (bits - f_c) / λ^κ for its class (the first observation replaces the
 prior, later ones are averaged in the log domain with weight ``LEARNING_RATE``). A class not yet
 seen in the segment takes the I frame's complexity times its prior share, times the geometric
 mean of m_c / (prior share · m_I) over the P/B classes seen (how much dearer this content is than
@@ -26,17 +27,17 @@ class c(k), and those the segment's fixed structure puts after it (``nominal_pla
 GOP may code other classes, as many frames). The base λ that makes the predicted bits of the
 frames left equal to what the budget has left solves
 
-    (m_c(k) + Σ_{j>k} m_c(j)) · λ^κ = B - S   ⇒   λ = ((B - S) / (m_c(k) + Σ_{j>k} m_c(j)))^(1/κ)
+    (m_c(k) + Σ_{j>k} m_c(j)) · λ^κ = B - S - F   ⇒   λ = ((B - S - F) / (m_c(k) + Σ_{j>k} m_c(j)))^(1/κ)
 
-with B - S floored at ``MIN_LEFT`` · (L - k) · b̄ (an overshoot is paid back, not by starving a
-frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from the
+F the floors of those frames, B - S floored at ``MIN_LEFT`` · (L - k) · b̄ and B - S - F at
+``MIN_LEFT`` · (B - S) (an overshoot is paid back, not by starving a frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from the
 previous P/B frame's λ_p, the frame takes λ_p · (λ/λ_p)^``DAMPING``, moving at most a factor
 ``MAX_STEP``, within [``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after the I frame takes λ as
 solved). So every frame's overshoot or undershoot is paid back by the frames after it in the
 segment, and the model the payment is planned with improves with each frame.
 
 **The I frame** opens the segment and nothing is known of its content yet. Its share of the
-budget under the prior is T_I = B / (1 + Σ_{j>0} m_c(j)/m_I), the same whatever m_I is. Its
+budget under the prior is T_I = (B - F) / (1 + Σ_{j>0} m_c(j)/m_I), the same whatever m_I is. Its
 training starts at a λ from a prior curve of I-frame bits per pixel against the picture's detail
 (``PRIOR_BPP_AT``), and
 from ``STEER_FROM`` to ``STEER_UNTIL`` of its main phase λ is multiplied, at each of the
@@ -81,6 +82,10 @@ INTRA_SHARE = 0.6
 # The share intra-coded grows linearly in log r from INTRA_FROM (none) to INTRA_AT (INTRA_LIKELY).
 INTRA_FROM, INTRA_AT, INTRA_LIKELY, INTRA_MOST = 0.1, 1.3, 0.7, 0.75
 CONTENT_DISTANCE = 4  # the encoder holds a segment's I frame until this many frames after it are in
+# A P/B frame costs at least its headers, its modes and nearly empty latent streams whatever λ: the
+# model's m_c·λ^κ is what it spends beyond FLOOR_BITS (the pan at 128²: 232 bits at base λ 0.02-0.05,
+# where λ kept rising for nothing while the model had no floor).
+FLOOR_BITS = 200
 MIN_LEFT = 0.25  # the budget left for the frames left never goes below this share of their b̄
 # From one frame to the next, λ moves DAMPING of the way (in the log domain) to the solved value,
 # and at most by MAX_STEP: classes cost what their frames happen to cost (an inter frame of a
@@ -221,6 +226,10 @@ class Steer:
         return self.nn_bits * (lmbda / PRIOR_LAMBDA) ** NN_KAPPA + FRAME_OVERHEAD_BITS
 
 
+def _floor(frame_type: FrameType) -> float:
+    return 0.0 if frame_type == FrameType.I else FLOOR_BITS
+
+
 def _clamp(lmbda: float) -> float:
     return min(max(lmbda, LAMBDA_MIN), LAMBDA_MAX)
 
@@ -272,12 +281,17 @@ class RateController:
         """Σ m_c of the frames planned after the next one."""
         return sum(self._complexity(c) for c in self.plan[self.coded + 1 :])
 
+    def _spendable(self, frame_type: FrameType) -> float:
+        """What the budget has left beyond the floors of the next frame and those after it."""
+        _, bits = self._left()
+        floors = sum(_floor(c[0]) for c in self.plan[self.coded + 1 :]) + _floor(frame_type)
+        return max(bits - floors, MIN_LEFT * bits)
+
     def start_intra(self, pixels: int, nn_parameters: int, iterations: int, detail: float = PRIOR_DETAIL) -> Steer:
         """The segment's I frame (``nn_parameters`` in its networks, trained for ``iterations``, of
         spatial ``detail``): its share of the budget and the steered training's start."""
-        _, bits = self._left()
         share = 1.0 / (1.0 + self._after() / self._complexity((FrameType.I, 0)))
-        steer = Steer(PRIOR_LAMBDA, bits * share, nn_parameters * NN_BITS_PER_PARAMETER)
+        steer = Steer(PRIOR_LAMBDA, self._spendable(FrameType.I) * share, nn_parameters * NN_BITS_PER_PARAMETER)
         prior_bpp = PRIOR_BPP_AT * (PRIOR_ITERATIONS / max(iterations, 1)) ** ITERATIONS_EXPONENT
         prior_bpp *= (max(detail, 1e-9) / PRIOR_DETAIL) ** DETAIL_EXPONENT
         for _ in range(4):  # the networks' share depends on λ: a few fixed-point steps
@@ -290,19 +304,18 @@ class RateController:
     def next_frame(self, frame_type: FrameType, depth: int) -> FrameRate:
         """Base λ for the next P/B frame to code (after the segment's I frame)."""
         cls = (frame_type, depth)
-        _, bits = self._left()
         weight = self._complexity(cls) + self._after()
-        lmbda = _clamp((bits / weight) ** (1.0 / KAPPA))
+        lmbda = _clamp((self._spendable(frame_type) / weight) ** (1.0 / KAPPA))
         if self._last is not None and self._last_type != FrameType.I:
             # after the I frame the solved value stands: the I frame's λ is where steering left it
             step = (lmbda / self._last) ** DAMPING
             lmbda = _clamp(self._last * min(max(step, 1.0 / MAX_STEP), MAX_STEP))
-        return FrameRate(lmbda, self._complexity(cls) * lmbda**KAPPA)
+        return FrameRate(lmbda, _floor(frame_type) + self._complexity(cls) * lmbda**KAPPA)
 
     def coded_frame(self, frame_type: FrameType, depth: int, lmbda: float, bits: int) -> None:
         """A frame of the segment was coded at base λ ``lmbda`` in ``bits``: learn from it."""
         cls = (frame_type, depth)
-        observed = math.log(max(bits, 1)) - KAPPA * math.log(lmbda)
+        observed = math.log(max(bits - _floor(frame_type), MIN_LEFT * bits, 1)) - KAPPA * math.log(lmbda)
         old = self._log_m.get(cls)
         self._log_m[cls] = observed if old is None else (1 - LEARNING_RATE) * old + LEARNING_RATE * observed
         self.spent += bits

@@ -15,7 +15,7 @@ from coolchic_stream.config import DEFAULT_LAMBDA, EncoderConfig
 from coolchic_stream.errors import ConfigError
 from coolchic_stream.gop import lambda_scale, schedule
 from coolchic_stream.ratecontrol import (
-    KAPPA, LAMBDA_MAX, MAX_STEP, RateController, Steer, intra_likelihood, nominal_mix,
+    FLOOR_BITS, KAPPA, LAMBDA_MAX, MAX_STEP, RateController, Steer, intra_likelihood, nominal_mix,
     nominal_plan, parse_bitrate, prior_share,
 )  # fmt: skip
 from coolchic_stream.types import FrameType, GopStructure
@@ -68,6 +68,7 @@ def test_the_nominal_mix_is_one_intra_period_without_its_i_frame() -> None:
 def _simulate(world: dict[tuple[FrameType, int], float], frames: int, frame_bits: float, structure=GopStructure.RANDOM_ACCESS,
               i_miss: float = 1.0, motion_share: float | None = None) -> tuple[RateController, list[float]]:
     """Code one segment in a world where a frame of class c at base λ costs exactly world[c]·λ^κ
+    (and the floor, for a P/B frame)
     (the I frame lands at ``i_miss`` times its steered target; ``motion_share``: what the source
     analysis measured); -> the controller, each frame's base λ."""
     jobs = schedule(structure, 8, frames, frames)
@@ -82,7 +83,7 @@ def _simulate(world: dict[tuple[FrameType, int], float], frames: int, frame_bits
             lmbda = (bits / world[cls]) ** (1 / KAPPA)
         else:
             lmbda = rc.next_frame(*cls).lmbda
-            bits = world[cls] * lmbda**KAPPA
+            bits = FLOOR_BITS + world[cls] * lmbda**KAPPA
         lambdas.append(lmbda)
         rc.coded_frame(job.frame_type, job.depth, lmbda, round(bits))
     return rc, lambdas
@@ -119,10 +120,10 @@ def test_the_segment_lands_on_its_budget_whatever_the_content(
 
 def test_an_overspent_segment_pays_back_without_starving_a_frame() -> None:
     rc = RateController(1000.0, Fraction(1), nominal_plan(GopStructure.RANDOM_ACCESS, 8, 8, 8))
-    rc.coded_frame(FrameType.I, 0, 1e-3, 20_000)  # the whole budget and more, at once
+    rc.coded_frame(FrameType.I, 0, 1e-3, 5_000)  # most of the budget at once
     first = rc.next_frame(FrameType.P, 0)
-    assert 1e-3 < first.lmbda <= LAMBDA_MAX and first.planned_bits > 0
-    rc.coded_frame(FrameType.P, 0, first.lmbda, 4_000)
+    assert 1e-3 < first.lmbda < LAMBDA_MAX and first.planned_bits > FLOOR_BITS
+    rc.coded_frame(FrameType.P, 0, first.lmbda, 2_000)
     second = rc.next_frame(FrameType.B, 1)  # dearer than planned: λ rises, by MAX_STEP at most
     assert first.lmbda < second.lmbda <= first.lmbda * MAX_STEP
 
@@ -143,6 +144,12 @@ def test_intra_coding_is_expected_where_motion_explains_little() -> None:
     assert 0 < intra_likelihood(0.3) < intra_likelihood(1.3) <= intra_likelihood(100) <= 0.75
     assert intra_likelihood(1.3) == pytest.approx(0.7)
     assert prior_share(FrameType.B, 3, 0.0) < prior_share(FrameType.B, 3, 0.7) < prior_share(FrameType.B, 3, 1.0) == pytest.approx(0.6)
+
+
+def test_low_delay_segments_land_on_their_budget() -> None:
+    world = {(FrameType.I, 0): 450.0} | {c: 450.0 * prior_share(*c) * 1.5 for c in nominal_mix(GopStructure.LOWDELAY, 8, 16)}
+    rc, lambdas = _simulate(world, 16, 2000.0, GopStructure.LOWDELAY)
+    assert abs(rc.spent / rc.budget - 1) < 0.05
 
 
 def test_intra_only_segments_are_one_frame_each() -> None:
