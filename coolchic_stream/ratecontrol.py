@@ -29,8 +29,9 @@ frames left equal to what the budget has left solves
 
     (m_c(k) + Σ_{j>k} m_c(j)) · λ^κ = B - S - F   ⇒   λ = ((B - S - F) / (m_c(k) + Σ_{j>k} m_c(j)))^(1/κ)
 
-F the floors of those frames, B - S floored at ``MIN_LEFT`` · (L - k) · b̄ and B - S - F at
-``MIN_LEFT`` · (B - S) (an overshoot is paid back, not by starving a frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from the
+F the floors of those frames, B - S floored at ``MIN_LEFT`` times what they would cost at the
+last λ, and B - S - F at ``MIN_LEFT`` · (B - S) (an overshoot is paid back, not by starving a
+frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from the
 previous P/B frame's λ_p, the frame takes λ_p · (λ/λ_p)^``DAMPING``, moving at most a factor
 ``MAX_STEP``, within [``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after the I frame takes λ as
 solved). So every frame's overshoot or undershoot is paid back by the frames after it in the
@@ -86,7 +87,11 @@ CONTENT_DISTANCE = 4  # the encoder holds a segment's I frame until this many fr
 # model's m_c·λ^κ is what it spends beyond FLOOR_BITS (the pan at 128²: 232 bits at base λ 0.02-0.05,
 # where λ kept rising for nothing while the model had no floor).
 FLOOR_BITS = 200
-MIN_LEFT = 0.25  # the budget left for the frames left never goes below this share of their b̄
+# The budget left for the frames left never goes below this share of what they would cost at the
+# last λ: an overshoot is paid back by raising λ, as far as MAX_STEP lets it, not by starving them.
+# (A floor at a share of b̄, the average frame's budget, once exceeded what B frames cost: CIF BBB's
+# λ then fell through its last B frames while the segment was over budget.)
+MIN_LEFT = 0.25
 # From one frame to the next, λ moves DAMPING of the way (in the log domain) to the solved value,
 # and at most by MAX_STEP: classes cost what their frames happen to cost (an inter frame of a
 # class may cost a third of an intra-coded one), and chasing each miss at once swung λ 8x within
@@ -260,10 +265,16 @@ class RateController:
     def budget(self) -> float:
         return self.frames * self.frame_bits
 
-    def _left(self) -> tuple[int, float]:
-        """(frames left including the next, bits left for them)."""
-        left = max(self.frames - self.coded, 1)
-        return left, max(self.budget - self.spent, MIN_LEFT * left * self.frame_bits)
+    def _left(self, cls: FrameClass) -> float:
+        """Bits left for the next frame (of class ``cls``) and those planned after it: what the
+        budget has left, but at least ``MIN_LEFT`` of what they would cost at the last frame's λ
+        (before any frame is coded, of their average share of the budget)."""
+        classes = [cls, *self.plan[self.coded + 1 :]]
+        if self._last is None:
+            least = len(classes) * self.frame_bits
+        else:
+            least = sum(_floor(c[0]) + self._complexity(c) * self._last**KAPPA for c in classes)
+        return max(self.budget - self.spent, MIN_LEFT * least)
 
     def _complexity(self, cls: tuple[FrameType, int]) -> float:
         """m_c: observed, else the prior share of the I frame's, scaled by how far the P/B classes
@@ -281,17 +292,17 @@ class RateController:
         """Σ m_c of the frames planned after the next one."""
         return sum(self._complexity(c) for c in self.plan[self.coded + 1 :])
 
-    def _spendable(self, frame_type: FrameType) -> float:
-        """What the budget has left beyond the floors of the next frame and those after it."""
-        _, bits = self._left()
-        floors = sum(_floor(c[0]) for c in self.plan[self.coded + 1 :]) + _floor(frame_type)
+    def _spendable(self, cls: FrameClass) -> float:
+        """What is left (``_left``) beyond the floors of the next frame and those after it."""
+        bits = self._left(cls)
+        floors = sum(_floor(c[0]) for c in [cls, *self.plan[self.coded + 1 :]])
         return max(bits - floors, MIN_LEFT * bits)
 
     def start_intra(self, pixels: int, nn_parameters: int, iterations: int, detail: float = PRIOR_DETAIL) -> Steer:
         """The segment's I frame (``nn_parameters`` in its networks, trained for ``iterations``, of
         spatial ``detail``): its share of the budget and the steered training's start."""
         share = 1.0 / (1.0 + self._after() / self._complexity((FrameType.I, 0)))
-        steer = Steer(PRIOR_LAMBDA, self._spendable(FrameType.I) * share, nn_parameters * NN_BITS_PER_PARAMETER)
+        steer = Steer(PRIOR_LAMBDA, self._spendable((FrameType.I, 0)) * share, nn_parameters * NN_BITS_PER_PARAMETER)
         prior_bpp = PRIOR_BPP_AT * (PRIOR_ITERATIONS / max(iterations, 1)) ** ITERATIONS_EXPONENT
         prior_bpp *= (max(detail, 1e-9) / PRIOR_DETAIL) ** DETAIL_EXPONENT
         for _ in range(4):  # the networks' share depends on λ: a few fixed-point steps
@@ -305,7 +316,7 @@ class RateController:
         """Base λ for the next P/B frame to code (after the segment's I frame)."""
         cls = (frame_type, depth)
         weight = self._complexity(cls) + self._after()
-        lmbda = _clamp((self._spendable(frame_type) / weight) ** (1.0 / KAPPA))
+        lmbda = _clamp((self._spendable(cls) / weight) ** (1.0 / KAPPA))
         if self._last is not None and self._last_type != FrameType.I:
             # after the I frame the solved value stands: the I frame's λ is where steering left it
             step = (lmbda / self._last) ** DAMPING

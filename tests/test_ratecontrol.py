@@ -128,6 +128,24 @@ def test_an_overspent_segment_pays_back_without_starving_a_frame() -> None:
     assert first.lmbda < second.lmbda <= first.lmbda * MAX_STEP
 
 
+def test_an_overspent_segment_never_lowers_lambda() -> None:
+    """CIF BBB at 196.7 kbit/s: a large I frame and P anchor left less than a quarter of the
+    average frame's budget for each B frame, yet B frames cost far less than that average: the
+    budget left must not be floored at a share of it (λ fell through the last B frames)."""
+    plan = nominal_plan(GopStructure.RANDOM_ACCESS, 8, 16, 9)
+    rc = RateController(196_700, Fraction(25), plan)
+    world = {c: 48_000 * 0.05 * 0.00044 ** -KAPPA for c in set(plan[1:])}  # B frames about 2 400 bits at λ 4.4e-4
+    rc.coded_frame(FrameType.I, 0, 4.4e-4, 48_232)
+    lambdas = []
+    for frame_type, depth in plan[1:]:
+        decision = rc.next_frame(frame_type, depth)
+        lambdas.append(decision.lmbda)
+        bits = 11_872 if frame_type == FrameType.P else FLOOR_BITS + world[(frame_type, depth)] * decision.lmbda**KAPPA
+        rc.coded_frame(frame_type, depth, decision.lmbda, round(bits))
+    assert abs(rc.spent / rc.budget - 1) < 0.02
+    assert lambdas[-1] > lambdas[1] > 4.4e-4  # the B frames pay the overshoot back: λ rises through them
+
+
 def test_steering_moves_lambda_toward_the_target_and_holds_outside_its_window() -> None:
     steer = Steer(1e-3, target_bits=5000, nn_bits=1000)
     assert steer.update(0.05, 50_000) == 1e-3  # too early: the first rates say little
