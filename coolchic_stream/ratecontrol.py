@@ -97,6 +97,9 @@ MIN_LEFT = 0.25
 # class may cost a third of an intra-coded one), and chasing each miss at once swung λ 8x within
 # one pan segment, costing 9 % in rate at equal quality and intra checks that the swings set off.
 DAMPING, MAX_STEP = 0.5, 2.0
+# The frames left pay back the segment's error in full only while there are HORIZON of them; the
+# last few pay their share (CIF BBB's last B frames, ~500 bits each, swung λ 8x absorbing it).
+HORIZON = 8
 LAMBDA_MIN, LAMBDA_MAX = 1e-6, 0.5
 # An I frame's latent bits per pixel at λ = PRIOR_LAMBDA, the steered training's first guess:
 # PRIOR_BPP_AT for a picture of spatial detail PRIOR_DETAIL (``lookahead.spatial_detail``) trained
@@ -316,7 +319,14 @@ class RateController:
         """Base λ for the next P/B frame to code (after the segment's I frame)."""
         cls = (frame_type, depth)
         weight = self._complexity(cls) + self._after()
-        lmbda = _clamp((self._spendable(cls) / weight) ** (1.0 / KAPPA))
+        spendable = self._spendable(cls)
+        if self._last is not None and self._last_type != FrameType.I:
+            # near the segment's end a few cheap frames would absorb the whole error: correct the
+            # share of it that HORIZON frames would take, the rest is left unpaid
+            planned = weight * self._last**KAPPA
+            left = len(self.plan) - self.coded
+            spendable = max(planned + (spendable - planned) * min(1.0, left / HORIZON), MIN_LEFT * planned)
+        lmbda = _clamp((spendable / weight) ** (1.0 / KAPPA))
         if self._last is not None and self._last_type != FrameType.I:
             # after the I frame the solved value stands: the I frame's λ is where steering left it
             step = (lmbda / self._last) ** DAMPING

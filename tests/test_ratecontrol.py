@@ -142,7 +142,7 @@ def test_an_overspent_segment_never_lowers_lambda() -> None:
         lambdas.append(decision.lmbda)
         bits = 11_872 if frame_type == FrameType.P else FLOOR_BITS + world[(frame_type, depth)] * decision.lmbda**KAPPA
         rc.coded_frame(frame_type, depth, decision.lmbda, round(bits))
-    assert abs(rc.spent / rc.budget - 1) < 0.02
+    assert abs(rc.spent / rc.budget - 1) < 0.05  # the last frames pay only their share (HORIZON)
     assert lambdas[-1] > lambdas[1] > 4.4e-4  # the B frames pay the overshoot back: λ rises through them
 
 
