@@ -34,8 +34,11 @@ last λ, and B - S - F at ``MIN_LEFT`` · (B - S) (an overshoot is paid back, no
 frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from the
 previous P/B frame's λ_p, the frame takes λ_p · (λ/λ_p)^``DAMPING``, moving at most a factor
 ``MAX_STEP``, within [``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after the I frame takes λ as
-solved). So every frame's overshoot or undershoot is paid back by the frames after it in the
-segment, and the model the payment is planned with improves with each frame.
+solved). With fewer than ``HORIZON`` frames left, B - S - F is replaced by P + (B - S - F - P)·
+(L - k)/``HORIZON``, P what they are predicted to cost at λ_p: the last, cheap frames pay their
+share of the error, not all of it. So every frame's overshoot or undershoot is paid back by the
+frames after it in the segment, and the model the payment is planned with improves with each
+frame.
 
 **The I frame** opens the segment and nothing is known of its content yet. Its share of the
 budget under the prior is T_I = (B - F) / (1 + Σ_{j>0} m_c(j)/m_I), the same whatever m_I is. Its
