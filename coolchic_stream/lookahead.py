@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -64,9 +66,6 @@ def _detail(luma: Tensor) -> float:
 def spatial_detail(picture: Picture) -> float:
     """How much detail a picture has for an I frame to code: :func:`_detail` of its luma
     (rate control's first guess at an I frame's bits)."""
-    import numpy as np
-    import torch
-
     luma = torch.from_numpy(picture.planes[0].astype(np.float32) / float((1 << picture.bit_depth) - 1))
     return _detail(luma)
 

@@ -219,10 +219,16 @@ class Steer:
     history: list[tuple[float, float]] = field(default_factory=list)  # (estimated bits, λ) per step
     start: float = 0.0  # the λ steering began at (set on the first update)
 
+    @staticmethod
+    def acts(progress: float) -> bool:
+        """Whether :meth:`update` moves λ at this share of the main phase (the caller measures the
+        rate only then)."""
+        return STEER_FROM <= progress <= STEER_UNTIL
+
     def update(self, progress: float, latent_bits: float) -> float:
         """``progress``: share of the main phase done; ``latent_bits``: hard-rounded latent rate
         now. -> the λ to train on from here."""
-        if not STEER_FROM <= progress <= STEER_UNTIL:
+        if not self.acts(progress):
             return self.lmbda
         self.start = self.start or self.lmbda
         estimate = latent_bits / (1.0 + DECAY * (1.0 - progress) ** 2) + self.networks(self.lmbda)

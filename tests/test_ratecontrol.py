@@ -148,7 +148,7 @@ def test_an_overspent_segment_never_lowers_lambda() -> None:
 
 def test_steering_moves_lambda_toward_the_target_and_holds_outside_its_window() -> None:
     steer = Steer(1e-3, target_bits=5000, nn_bits=1000)
-    assert steer.update(0.05, 50_000) == 1e-3  # too early: the first rates say little
+    assert not steer.acts(0.05) and steer.update(0.05, 50_000) == 1e-3  # too early: the first rates say little
     up = steer.update(0.3, 50_000)
     assert up > 1e-3
     down = steer.update(0.4, 100)

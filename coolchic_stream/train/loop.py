@@ -76,6 +76,8 @@ class LambdaSteer(Protocol):
     steps: int  # updates spread over a phase
     lmbda: float  # the λ to train on; after training, the frame's λ
 
+    def acts(self, progress: float) -> bool: ...
+
     def update(self, progress: float, latent_bits: float) -> float: ...
 
 
@@ -174,7 +176,7 @@ def train_phase(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params_nn, 1e-1)
         optimizer.step()
-        if steer is not None and it % steer_every == 0 and it < phase.iterations:
+        if steer is not None and it % steer_every == 0 and it < phase.iterations and steer.acts(it / phase.iterations):
             now = evaluate(fe, target, references, lmbda, change_rate)
             moved = steer.update(it / phase.iterations, now.bpp * target.n_pixels)
             if moved != lmbda:
