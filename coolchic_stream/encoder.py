@@ -255,7 +255,9 @@ class Encoder:
             result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start, ref_networks)
             motion = result.motion
             coded = self._code(job, source, refs, ref_networks, result, result.translations)
-            intra_check = self._intra_check_reason(coded.cost(base), base)
+            # the stream's λ: with a target bitrate, the segment's I frame's where the frame's is lower
+            stream = base if self.rate is None or self.rate.intra_lambda is None else max(base, self.rate.intra_lambda)
+            intra_check = self._intra_check_reason(coded.cost(stream), stream)
             if intra_check:
                 # Coded like an I frame, at the stream's λ: the depth scaling of λ models how cheaply an
                 # inter frame inherits its references' quality, which a frame without prediction does not.
@@ -266,14 +268,15 @@ class Encoder:
                 starts = (True, False) if ref_networks and self.config.nn_prediction != NNPrediction.OFF else (False,)
                 for from_references in starts:
                     intra_result = code_intra(
-                        source, self.config, base, self.config.intra_iterations, report, ref_networks, distances,
+                        source, self.config, stream, self.config.intra_iterations, report, ref_networks, distances,
                         job.frame_type, from_references,
                     )  # fmt: skip
                     intra = self._code(job, source, refs, ref_networks, intra_result, ((0, 0),) * len(refs), intra_coded=True)
-                    if intra.cost(base) < coded.cost(base):
-                        coded, lmbda = intra, base
+                    if intra.cost(stream) < coded.cost(stream):
+                        coded, lmbda = intra, stream
         if self.rate is not None:
-            self.rate.coded_frame(job.frame_type, job.depth, base, 8 * len(coded.payload))
+            coded_at = lmbda if coded.header.intra_coded else base  # an intra-coded frame's λ is not depth-scaled
+            self.rate.coded_frame(job.frame_type, job.depth, coded_at, 8 * len(coded.payload))
         self.dpb.insert(job.display_index, coded.decoded, coded.networks)
         self.dpb.release(self.scheduler.still_referenced(job.coding_index))
         if self.keep_reconstructions:

@@ -34,7 +34,10 @@ last λ, and B - S - F at ``MIN_LEFT`` · (B - S) (an overshoot is paid back, no
 frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from the
 previous P/B frame's λ_p, the frame takes λ_p · (λ/λ_p)^``DAMPING``, moving at most a factor
 ``MAX_STEP``, within [``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after the I frame takes λ as
-solved). With fewer than ``HORIZON`` frames left, B - S - F is replaced by P + (B - S - F - P)·
+solved). A P/B frame that the intra check also codes without prediction is coded, and judged, at
+max(λ, λ_I), λ_I the segment's I frame's: like an I frame of the segment, never at a λ lower
+than that (the pan at 26.4 kbit/s: λ fell to a fifth of λ_I where B frames cost less than their
+share, and a B frame coded without prediction at that λ took 8 704 bits, over half the budget). With fewer than ``HORIZON`` frames left, B - S - F is replaced by P + (B - S - F - P)·
 (L - k)/``HORIZON``, P what they are predicted to cost at λ_p: the last, cheap frames pay their
 share of the error, not all of it. So every frame's overshoot or undershoot is paid back by the
 frames after it in the segment, and the model the payment is planned with improves with each
@@ -272,6 +275,7 @@ class RateController:
         self._log_m: dict[tuple[FrameType, int], float] = {}
         self._last: float | None = None
         self._last_type: FrameType | None = None
+        self.intra_lambda: float | None = None  # λ of the segment's last I frame
 
     @property
     def budget(self) -> float:
@@ -352,6 +356,8 @@ class RateController:
         self.coded += 1
         self._last = lmbda
         self._last_type = frame_type
+        if frame_type == FrameType.I:
+            self.intra_lambda = lmbda
 
 
 __all__ = [

@@ -203,6 +203,22 @@ def test_a_rate_controlled_encode_decodes_bit_exactly_and_reports_its_lambdas() 
         assert math.isfinite(s.lmbda) and (s.intra_coded or s.lmbda >= 1e-6 * lambda_scale(s.depth))
 
 
+def test_a_frame_coded_without_prediction_is_coded_at_no_lower_lambda_than_the_i_frame() -> None:
+    """Where the segment's P/B λ fell below its I frame's (a bitrate the I frame's steering could not
+    reach), the intra check codes and judges at the I frame's λ, not at the frame's own."""
+    from coolchic_stream.encoder import Encoder
+
+    pics = [make_picture(23, 17, pts=i, shift=i) for i in range(4)]
+    config = EncoderConfig(preset="test", iterations=40, bitrate="120k", frame_rate=Fraction(25), gop_size=2,
+                           intra_period=4, stream_frames=4, intra_check="always")  # fmt: skip
+    enc = Encoder(config)
+    packets = [q for p in pics for q in enc.send(p)] + enc.flush()
+    stats = [p.stats for p in packets]
+    assert enc.rate is not None and enc.rate.intra_lambda == stats[0].lmbda
+    intra = [s for s in stats[1:] if s.intra_coded]
+    assert intra and all(s.lmbda >= enc.rate.intra_lambda for s in intra)
+
+
 # ------------------------------------------------------------------ the command line
 
 
