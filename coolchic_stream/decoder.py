@@ -35,7 +35,7 @@ from .architecture import parameter_shapes
 from .bitstream.frame import FrameHeader
 from .bitstream.syntax import FramePrefix
 from .bitstream.units import read_frame_format
-from .dpb import DecodedPictureBuffer, ReorderBuffer
+from .dpb import DecodedPictureBuffer, LastDecoded, ReorderBuffer
 from .entropy.nn_weights import predict_module
 from .errors import BitstreamError, CorruptDataError, DecodeOrderError, Failed
 from .gop import ReferenceTracker
@@ -87,14 +87,15 @@ class _Deferred:
     (their predicted modules resolved from the DPB as it then stands, or from earlier packets
     of the group)."""
 
-    def __init__(self, datas: list[bytes], lookup: NetworkLookup) -> None:
+    def __init__(self, datas: list[bytes], lookup: NetworkLookup, last: LastDecoded) -> None:
         self._datas: list[bytes] | None = datas
         self._lookup = lookup
+        self._last = last  # the decoder's: read when the group is decoded, not now
         self._results: list[ParseResult | Failed] = []
 
     def result(self) -> list[ParseResult | Failed]:
         if self._datas is not None:
-            self._results, self._datas = _codec().parse_payloads(self._datas, self._lookup), None
+            self._results, self._datas = _codec().parse_payloads(self._datas, self._lookup, self._last), None
         return self._results
 
 
@@ -201,6 +202,7 @@ class Decoder:
         self.threads = threads
         self.pipeline = pipeline
         self.dpb = DecodedPictureBuffer()
+        self._last = LastDecoded()  # what the frame decoded last holds: the next P/B frame inherits it
         self.reorder = ReorderBuffer()
         self._tracker = self._new_tracker()
         self._waiting_for_intra = False
@@ -264,7 +266,7 @@ class Decoder:
         if worker is not None:
             own = len(datas) // 2 if not self._prefetched else 0
             if own:
-                deferred = _Deferred(datas[:own], self._networks)
+                deferred = _Deferred(datas[:own], self._networks, self._last)
                 self._prefetched.extend((data, deferred, slot) for slot, data in enumerate(datas[:own]))
             future = worker.submit(datas[own:])
             self._prefetched.extend((data, future, slot) for slot, data in enumerate(datas[own:]))
@@ -274,7 +276,7 @@ class Decoder:
             future = _entropy_thread().submit(decode_results, datas, self._thread_store)
             self._prefetched.extend((data, future, slot) for slot, data in enumerate(datas))
         else:  # at the group's first send, when the DPB holds what came before it
-            deferred = _Deferred(datas, self._networks)
+            deferred = _Deferred(datas, self._networks, self._last)
             self._prefetched.extend((data, deferred, slot) for slot, data in enumerate(datas))
 
     def _well_formed(self, data: bytes) -> bool:
@@ -326,14 +328,15 @@ class Decoder:
                 if r not in self._fixed:
                     self._fixed[r] = codec.picture_to_fixed(ref)
             fixed = [self._fixed[r] for r in header.references]
+        held = codec.held_networks(header, coded, self._networks, self._last)  # before any sample is computed
         picture = codec.reconstruct(header, coded, refs, fixed)
         if self._format is None:
             self._format = SequenceInfo(
                 header.width, header.height, header.data_type, header.bit_depth, gop_structure=GopStructure.RANDOM_ACCESS
             )
         self._fixed.pop(header.display_index, None)  # a replaced picture's Q16 form is stale
-        inherited = [self.dpb.networks(r) for r in header.references]
-        self.dpb.insert(header.display_index, picture, codec.frame_networks(coded, inherited))
+        self.dpb.insert(header.display_index, picture, held)
+        self._last.keep(header.coding_index, held)
         self.dpb.release(self._tracker.decoded(header.display_index, header.frame_type, header.references))
         held = self.dpb.held()
         self._fixed = {r: t for r, t in self._fixed.items() if r in held}
@@ -345,6 +348,7 @@ class Decoder:
     def reset(self) -> None:
         """Forget every reference: decoding resumes at the next I frame."""
         self.dpb.clear()
+        self._last.clear()
         self._fixed.clear()
         self._tracker = self._new_tracker()
         self._waiting_for_intra = True

@@ -1,6 +1,7 @@
 """Decoded picture buffer and display reordering, shared by the encoder and the decoder.
 
-Pure Python (no torch). Two separate buffers because they answer different questions:
+Pure Python (no torch). Two separate buffers because they answer different questions, and the
+register of what the frame decoded last holds (:class:`LastDecoded`, format 6.0):
 
 * :class:`DecodedPictureBuffer` holds the *references*: reconstructed pictures that frames still
   to be coded/decoded will predict from, keyed by display index, each with the decoded integers
@@ -27,7 +28,7 @@ from typing import Any
 from .errors import DecodeOrderError
 from .spec import MAX_GOP_SIZE
 
-__all__ = ["DecodedPictureBuffer", "MAX_HELD", "ReorderBuffer"]
+__all__ = ["DecodedPictureBuffer", "LastDecoded", "MAX_HELD", "ReorderBuffer"]
 
 # Most pictures either buffer holds: a random-access group of the longest GOP plus its past anchor.
 MAX_HELD = MAX_GOP_SIZE + 1
@@ -99,6 +100,40 @@ class DecodedPictureBuffer:
 
     def __repr__(self) -> str:
         return f"DecodedPictureBuffer({sorted(self._pictures)})"
+
+
+class LastDecoded:
+    """What the frame decoded last (coding order) holds (typically ``framecodec.FrameNetworks``):
+    what the next P/B frame inherits last, whatever the reference structure (a leaf B frame's
+    networks reach the frames coded after it).
+
+    ``networks`` None: that frame was seen but what it holds is unknown here (it failed, or its
+    references are not held): the next frame's holdings are unknown too, never guessed.
+    """
+
+    def __init__(self, coding_index: int | None = None, networks: Any = None) -> None:
+        self.coding_index = coding_index
+        self.networks = networks
+
+    def keep(self, coding_index: int, networks: Any) -> None:
+        self.coding_index, self.networks = coding_index, networks
+
+    def clear(self) -> None:
+        self.coding_index = self.networks = None
+
+    def copy(self) -> "LastDecoded":
+        return LastDecoded(self.coding_index, self.networks)
+
+    def before(self, coding_index: int) -> Any:
+        """What the frame at ``coding_index - 1`` holds (DecodeOrderError if that is not the frame
+        decoded last, or what it holds is unknown)."""
+        if self.coding_index != coding_index - 1 or self.networks is None:
+            raise DecodeOrderError(
+                f"the frame at coding index {coding_index} inherits networks from the frame coded before it, "
+                "which the decoder did not decode",
+                "the stream may start after a random-access point or be corrupted",
+            )
+        return self.networks
 
 
 class ReorderBuffer:

@@ -37,7 +37,7 @@ import torch
 
 from .architecture import parameter_shapes, residue_parameter
 from .config import INTRA_CHECK_SHARE, EncoderConfig, IntraCheck, NNPrediction
-from .dpb import DecodedPictureBuffer
+from .dpb import DecodedPictureBuffer, LastDecoded
 from .errors import ConfigError
 from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_networks, reconstruct
 from .gop import FrameJob, GopScheduler, GroupPlan, lambda_scale
@@ -113,6 +113,7 @@ class Encoder:
         planner = self._plan if adaptive else None
         self.scheduler = GopScheduler(self.config.gop, self.config.gop_size, self.config.intra_period, planner, start)
         self.dpb = DecodedPictureBuffer()
+        self._last = LastDecoded()  # what the frame coded last holds: the next P/B frame inherits it
         self._pending: dict[int, Picture] = {}
         self._next_display = start
         self._format: Picture | None = None  # the first picture: every other has its format
@@ -231,6 +232,8 @@ class Encoder:
         refs = [self.dpb.get(r, referenced_by=job.display_index) for r in job.references]
         ref_networks = [self.dpb.networks(r, referenced_by=job.display_index) for r in job.references]
         distances = [abs(job.display_index - r) for r in job.references]
+        # what the coded frame inherits, in order (framecodec.FrameNetworks)
+        inherited = [] if job.frame_type == FrameType.I else [*ref_networks, self._last.before(job.coding_index)]
         base, steer = self._base_lambda(job, source)
         lmbda = base * lambda_scale(job.depth)
 
@@ -243,7 +246,7 @@ class Encoder:
             result = code_intra(source, self.config, lmbda, self.config.intra_iterations, report, steer=steer)
             if steer is not None:
                 base = lmbda = steer.lmbda
-            coded = self._code(job, source, refs, ref_networks, result)
+            coded = self._code(job, source, refs, inherited, result)
             self._last_intra = (coded.mse, coded.bpp)
             if self.lookahead is not None:
                 self.lookahead.coded_quality(coded.mse)
@@ -254,7 +257,7 @@ class Encoder:
                 self._warm_start = WarmStart()
             result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start, ref_networks)
             motion = result.motion
-            coded = self._code(job, source, refs, ref_networks, result, result.translations)
+            coded = self._code(job, source, refs, inherited, result, result.translations)
             # the stream's λ: with a target bitrate, the segment's I frame's where the frame's is lower
             stream = base if self.rate is None or self.rate.intra_lambda is None else max(base, self.rate.intra_lambda)
             intra_check = self._intra_check_reason(coded.cost(stream), stream)
@@ -271,13 +274,14 @@ class Encoder:
                         source, self.config, stream, self.config.intra_iterations, report, ref_networks, distances,
                         job.frame_type, from_references,
                     )  # fmt: skip
-                    intra = self._code(job, source, refs, ref_networks, intra_result, ((0, 0),) * len(refs), intra_coded=True)
+                    intra = self._code(job, source, refs, inherited, intra_result, ((0, 0),) * len(refs), intra_coded=True)
                     if intra.cost(stream) < coded.cost(stream):
                         coded, lmbda = intra, stream
         if self.rate is not None:
             coded_at = lmbda if coded.header.intra_coded else base  # an intra-coded frame's λ is not depth-scaled
             self.rate.coded_frame(job.frame_type, job.depth, coded_at, 8 * len(coded.payload))
         self.dpb.insert(job.display_index, coded.decoded, coded.networks)
+        self._last.keep(job.coding_index, coded.networks)
         self.dpb.release(self.scheduler.still_referenced(job.coding_index))
         if self.keep_reconstructions:
             self.reconstructions[job.display_index] = coded.decoded
@@ -308,13 +312,13 @@ class Encoder:
         job: FrameJob,
         source: Picture,
         refs: list[Picture],
-        ref_networks: list[FrameNetworks],
+        inherited: list[FrameNetworks],
         result: FrameCodingResult,
         translations: tuple[tuple[int, int], ...] = (),
         intra_coded: bool = False,
     ) -> "_CodedFrame":
-        """Entropy-code a trained frame and run the decoder's reconstruction on it (``ref_networks``:
-        what its references hold, for what it passes on)."""
+        """Entropy-code a trained frame and run the decoder's reconstruction on it (``inherited``:
+        what its references and the frame coded before it hold, for what it passes on)."""
         header = FrameHeader(
             job.display_index, job.coding_index, job.frame_type, job.depth, source.data_type, source.bit_depth,
             source.width, source.height, tuple(job.references), tuple(translations), intra_coded,
@@ -323,7 +327,7 @@ class Encoder:
         decoded = reconstruct(header, result.coded, refs)
         return _CodedFrame(
             header, payload, decoded, _mse(decoded.planes, source.planes, source.bit_depth),
-            frame_networks(result.coded, ref_networks), result.train_psnr,
+            frame_networks(result.coded, inherited), result.train_psnr,
         )
 
 

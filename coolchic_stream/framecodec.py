@@ -37,6 +37,7 @@ from .entropy.nn_weights import (
     predict_module,
 )
 from .entropy.stream import open_decoder, seal
+from .dpb import LastDecoded
 from .errors import BitstreamError, DecodeOrderError, Failed
 from .recon.coolchic import decode_coolchic
 from .recon.frame import assemble, fixed_to_picture, picture_to_fixed
@@ -67,13 +68,25 @@ def slot_of(role: CoolChicRole, param: CoolChicEncoderParameter) -> NetworkSlot:
     return NetworkSlot.GATED if param.n_output > ALPHA_CHANNEL else NetworkSlot.PICTURE
 
 
-# What a decoded picture holds for later frames, per slot (normative, format 5.0): the networks of
-# its own Cool-chics and, in each slot they do not fill, those of the first of its references (in
-# header order) that holds that slot (inherited; an I frame has no reference and inherits nothing).
-# So a frame coded without prediction passes its references' motion and gated residue on, and the
-# next inter frame can still copy or delta-code them.
+# What a decoded picture holds for later frames, per slot (normative, format 6.0): the networks of
+# its own Cool-chics; in each slot they do not fill, those of the first of its references (header
+# order) that holds that slot; in each slot still empty, those of the frame decoded just before it
+# (coding order, the same intra period). An I frame inherits nothing. So a frame coded without
+# prediction passes its references' motion and gated residue on, and networks a leaf B frame sent
+# reach the frames coded after it (format 5.0 passed on only what references held: the sample's
+# second inter-coded leaf re-sent the first's motion and residue synthesis fresh).
 FrameNetworks = dict[NetworkSlot, Networks]
 NetworkLookup = Callable[[int], FrameNetworks]  # display index -> that decoded picture's networks
+
+
+def held_networks(
+    header: FrameHeader, coded: "Sequence[CodedCoolChic | _Section]", lookup: NetworkLookup, last: LastDecoded
+) -> FrameNetworks:
+    """What a decoded frame holds for later frames (see ``FrameNetworks``): its references through
+    ``lookup``, the frame decoded before it through ``last`` (DecodeOrderError if either is not held)."""
+    if header.frame_type == FrameType.I:
+        return frame_networks(coded)
+    return frame_networks(coded, [*(lookup(r) for r in header.references), last.before(header.coding_index)])
 
 
 def no_references(display_index: int) -> FrameNetworks:
@@ -107,11 +120,12 @@ class CodedCoolChic:
         return Networks(self.param, self.modules)
 
 
-def frame_networks(coded: "Sequence[CodedCoolChic | _Section]", references: Sequence[FrameNetworks] = ()) -> FrameNetworks:
-    """What a decoded frame leaves in the DPB for the frames that predict their networks from it,
-    given what its references (header order) hold: see ``FrameNetworks``."""
+def frame_networks(coded: "Sequence[CodedCoolChic | _Section]", inherited: Sequence[FrameNetworks] = ()) -> FrameNetworks:
+    """What a decoded frame leaves for the frames that predict their networks from it, given what
+    it inherits from, in order (its references in header order, then the frame decoded before it):
+    see ``FrameNetworks`` and ``held_networks``."""
     held = {slot_of(c.role, c.param): c.networks() for c in coded}
-    for networks in references:
+    for networks in inherited:
         for slot, inherited in networks.items():
             held.setdefault(slot, inherited)
     return held
@@ -293,11 +307,13 @@ ParseResult = tuple[FrameHeader, list[CodedCoolChic]]
 
 class _Batch:
     """The lookup of a batch of payloads in coding order: earlier frames of the batch first (a
-    frame that failed there is missing, never taken from ``outer``), then ``outer``."""
+    frame that failed there is missing, never taken from ``outer``), then ``outer``; ``last``:
+    what the frame decoded before the batch holds, then each frame of the batch in turn."""
 
-    def __init__(self, outer: NetworkLookup) -> None:
+    def __init__(self, outer: NetworkLookup, last: LastDecoded | None = None) -> None:
         self.outer = outer
         self.known: dict[int, FrameNetworks | None] = {}
+        self.last = last.copy() if last is not None else LastDecoded()
 
     def __call__(self, display_index: int) -> FrameNetworks:
         if display_index not in self.known:
@@ -314,30 +330,40 @@ class _Batch:
             self.fail(data)
             raise
         try:
-            self.known[header.display_index] = frame_networks(sections, [self(r) for r in header.references])
+            held = held_networks(header, sections, self, self.last)
         except DecodeOrderError:
-            self.known[header.display_index] = None  # what it inherits is unknown here: later frames are decoded elsewhere
+            held = None  # what it inherits is unknown here: later frames are decoded elsewhere
+        self.known[header.display_index] = held
+        self.last.keep(header.coding_index, held)
         return header, sections
 
     def fail(self, data: bytes) -> None:
         """A frame of the batch did not decode: later frames must not predict from it."""
         try:
-            self.known[FramePrefix.parse(data).display_index] = None
+            prefix = FramePrefix.parse(data)
         except (ConstructError, ValueError, OverflowError, UnicodeDecodeError):
-            pass  # no display index to block: nothing can name this frame
+            self.last.clear()  # nothing can name this frame, but the next one inherits from it
+            return
+        self.known[prefix.display_index] = None
+        self.last.keep(prefix.coding_index, None)
 
 
-def parse_payloads(payloads: list[bytes], lookup: NetworkLookup = no_references) -> list[ParseResult | Failed]:
+def parse_payloads(
+    payloads: list[bytes], lookup: NetworkLookup = no_references, last: LastDecoded | None = None
+) -> list[ParseResult | Failed]:
     """Parse, validate and entropy-decode several FRAME payloads (in coding order) at once.
 
     Latent streams do not depend on any decoded picture, so the Cool-chics of all the frames
     decode in one merged wavefront loop (one ARM call per step for every Cool-chic sharing a
     grid layout and ARM shape); a frame's networks may be predicted from an earlier frame of the
-    batch or from ``lookup``. A damaged payload gives its own ``Failed`` (its error) in its slot; the
+    batch or from ``lookup``. ``last``: what the frame decoded before the batch holds (its first
+    frame inherits from it); None: unknown, so a later frame of the batch that predicts from
+    what a P/B frame of the batch holds fails with DecodeOrderError (the caller decodes it once
+    its DPB holds that). A damaged payload gives its own ``Failed`` (its error) in its slot; the
     other frames still decode to the same integers as one by one.
     """
     results: list[ParseResult | Failed | None] = [None] * len(payloads)
-    batch = _Batch(lookup)
+    batch = _Batch(lookup, last)
     parsed: list[tuple[int, FrameHeader, list[_Section]]] = []
     for i, data in enumerate(payloads):
         try:
@@ -360,7 +386,7 @@ def parse_payloads(payloads: list[bytes], lookup: NetworkLookup = no_references)
             finish(i, header, sections, grids[start : start + len(sections)])
             start += len(sections)
         return results  # type: ignore[return-value]
-    batch = _Batch(lookup)
+    batch = _Batch(lookup, last)
     for i, data in enumerate(payloads):
         if results[i] is not None:
             batch.fail(data)

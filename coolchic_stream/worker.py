@@ -17,7 +17,8 @@ If the helper dies or cannot start, pending and later groups are decoded in the 
 
 Networks predicted across frames: a frame's latents decode with its ARM, which may be copied or
 delta-coded from a reference picture's. The helper keeps the networks of the frames it decoded
-(:class:`NetworkStore`, by display index, cleared at each I frame) and resolves predicted modules
+(:class:`NetworkStore`, by display index, cleared at each I frame, and what the frame it decoded
+last holds, which the next one inherits) and resolves predicted modules
 from them; its reply carries the ARM each frame's latents were decoded with, and the main
 process, which resolves every module from its own DPB, uses the latents only if its ARM is the
 same (else it decodes the payload itself). The helper's store can only cost time, never a
@@ -36,6 +37,7 @@ from collections import OrderedDict, deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from .dpb import LastDecoded
 from .errors import Failed
 from typing import TYPE_CHECKING
 
@@ -109,6 +111,7 @@ class NetworkStore:
     def __init__(self, limit: int = 64) -> None:
         self.limit = limit
         self._held: OrderedDict[int, FrameNetworks] = OrderedDict()
+        self.last = LastDecoded()  # what the frame it decoded last holds
 
     def __call__(self, display_index: int) -> "FrameNetworks":
         from .framecodec import no_references
@@ -119,19 +122,26 @@ class NetworkStore:
 
     def update(self, results: "list[ParseResult | Failed]") -> None:
         """Keep the networks of the frames just decoded (coding order)."""
-        from .framecodec import frame_networks
+        from .errors import DecodeOrderError
+        from .framecodec import held_networks
         from .types import FrameType
 
         for result in results:
             if isinstance(result, Failed):
+                self.last.clear()  # what the next frame inherits is unknown
                 continue
             header, coded = result
             if header.frame_type == FrameType.I:
                 self._held.clear()
             self._held.pop(header.display_index, None)
-            if any(r not in self._held for r in header.references):
-                continue  # what it inherits is not held here: frames predicting from it are decoded by the caller
-            self._held[header.display_index] = frame_networks(coded, [self._held[r] for r in header.references])
+            try:
+                held = held_networks(header, coded, self, self.last)
+            except DecodeOrderError:
+                held = None  # what it inherits is not held here: frames predicting from it are decoded by the caller
+            self.last.keep(header.coding_index, held)
+            if held is None:
+                continue
+            self._held[header.display_index] = held
             while len(self._held) > self.limit:
                 self._held.popitem(last=False)
 
@@ -145,7 +155,7 @@ def decode_results(payloads: list[bytes], store: NetworkStore) -> "list[ParseRes
     from .framecodec import parse_payloads
 
     try:
-        results = parse_payloads(payloads, store)
+        results = parse_payloads(payloads, store, store.last)
     except Exception:  # noqa: BLE001 - anything unexpected: the caller decodes and reports it
         return [Undecoded()] * len(payloads)
     store.update(results)

@@ -24,11 +24,11 @@ from coolchic_stream.architecture import (
 from coolchic_stream.bitstream.syntax import FramePayload
 from coolchic_stream.config import Complexity
 from coolchic_stream.decoder import Decoder, DropCause
-from coolchic_stream.dpb import DecodedPictureBuffer
+from coolchic_stream.dpb import DecodedPictureBuffer, LastDecoded
 from coolchic_stream.entropy.nn_weights import ModulePrediction, QuantizedModule, predict_module
 from coolchic_stream.errors import BitstreamError, CorruptDataError, DecodeOrderError
 from coolchic_stream.framecodec import (
-    CodedCoolChic, FrameHeader, build_payload, frame_networks, prediction_source, reconstruct,
+    CodedCoolChic, FrameHeader, build_payload, held_networks, prediction_source, reconstruct,
 )  # fmt: skip
 from coolchic_stream.gop import schedule
 from coolchic_stream.spec import MODULE_NAMES, NNMode
@@ -76,7 +76,7 @@ def build_stream(
     ``complexity``: a frame's architecture preset, lop unless given.
     -> packets (coding order), the intended decoded pictures, and the modes used."""
     rng = np.random.default_rng(seed)
-    dpb = DecodedPictureBuffer()
+    dpb, last = DecodedPictureBuffer(), LastDecoded()
     packets, pictures, used = [], {}, {}
     for job in schedule(GopStructure.RANDOM_ACCESS, gop_size, intra_period, n_frames):
         intra = job.display_index in intra_coded and job.frame_type != FrameType.I
@@ -112,7 +112,9 @@ def build_stream(
         )  # fmt: skip
         refs = [dpb.get(r) for r in job.references]
         picture = reconstruct(header, coded, refs)
-        dpb.insert(job.display_index, picture, frame_networks(coded, ref_networks))
+        held = held_networks(header, coded, dpb.networks, last)
+        dpb.insert(job.display_index, picture, held)
+        last.keep(job.coding_index, held)
         pictures[job.display_index] = picture
         packets.append(Packet(build_payload(header, coded), job.display_index, job.coding_index, job.frame_type))
     return packets, pictures, used
@@ -210,6 +212,51 @@ def test_an_intra_coded_frame_passes_its_references_networks_on() -> None:
         _check(decode_all(packets, pipeline), expected)
 
 
+def _inherits_through_coding_order():
+    """gop 8, coding order 0 8 4 2 1 3 6 5 7, the anchors and frame 6 coded without prediction:
+    leaf B3 sends fresh motion; frame 6 (refs 4 and 8, neither holds motion) inherits it as the
+    frame decoded before it, and frame 5 copies it from frame 6."""
+
+    def last_reference(pts, role, name, candidates, rng):
+        return NNMode.COPY, candidates[-1]
+
+    return build_stream(last_reference, n_frames=9, gop_size=8, intra_period=16, intra_coded=frozenset({8, 4, 2, 6}))
+
+
+def test_a_frame_inherits_what_the_frame_decoded_before_it_holds() -> None:
+    packets, expected, used = _inherits_through_coding_order()
+    assert [p.pts for p in packets] == [0, 8, 4, 2, 1, 3, 6, 5, 7]
+    assert _references(packets, 6) == (4, 8) and _references(packets, 5) == (4, 6)
+    assert (3, CoolChicRole.MOTION, "arm") not in used  # fresh: its references hold no motion
+    for name in MODULE_NAMES:
+        assert used[(5, CoolChicRole.MOTION, name)] == (NNMode.COPY, 1)  # frame 6's: frame 3's
+    dpb_like = _lookup_after(packets, 6)
+    assert dpb_like(6)[framecodec.NetworkSlot.MOTION] is dpb_like(3)[framecodec.NetworkSlot.MOTION]
+    assert framecodec.NetworkSlot.MOTION not in dpb_like(4) and framecodec.NetworkSlot.MOTION not in dpb_like(8)
+    for pipeline in (False, True):
+        _check(decode_all(packets, pipeline), expected)
+    dec = Decoder()  # one packet at a time, no prefetch
+    _check({q.pts: q for q in [q for p in packets for q in dec.send(p)] + dec.flush()}, expected)
+
+
+def test_a_missing_frame_that_others_inherit_from_is_reported() -> None:
+    """Leaf B3 is dropped (nothing references it): frame 6, which inherits from it, is reported and
+    decoding resumes at the next I frame; the pictures decoded before are exact."""
+    packets, expected, _ = _inherits_through_coding_order()
+    dropped = [p for p in packets if p.pts != 3]
+    for pipeline in (False, True):
+        dec = Decoder(pipeline=pipeline)
+        dec.prefetch(dropped)
+        out = [q for p in dropped for q in dec.send(p)] + dec.flush()
+        assert [(d.pts, d.cause) for d in dec.dropped] == [
+            (6, DropCause.UNDECODABLE), (5, DropCause.AFTER_LOSS), (7, DropCause.AFTER_LOSS)
+        ]  # fmt: skip
+        assert "inherits networks from the frame coded before it" in dec.dropped[0].message
+        assert sorted(q.pts for q in out) == [0, 1, 2, 4, 8]
+        for q in out:
+            assert q.same_samples(expected[q.pts])
+
+
 def test_copy_sends_no_bins_and_no_steps() -> None:
     def copy_all(pts, role, name, candidates, rng):
         return NNMode.COPY, candidates[0]
@@ -293,10 +340,12 @@ def test_reserved_mode_is_corruption() -> None:
 
 def _lookup_after(packets: list[Packet], pts: int):
     """The networks a decoder holds once it has decoded up to and including ``pts``."""
-    held = {}
+    held, last = {}, LastDecoded()
     for p in packets:
-        header, coded = framecodec.parse_payload(p.data, lambda d: held[d] if d in held else framecodec.no_references(d))
-        held[header.display_index] = frame_networks(coded, [held[r] for r in header.references])
+        lookup = lambda d: held[d] if d in held else framecodec.no_references(d)  # noqa: E731
+        header, coded = framecodec.parse_payload(p.data, lookup)
+        held[header.display_index] = held_networks(header, coded, lookup, last)
+        last.keep(header.coding_index, held[header.display_index])
         if p.pts == pts:
             break
     return lambda d: held[d] if d in held else framecodec.no_references(d)

@@ -10,6 +10,7 @@ import pytest
 from .conftest import encode_pictures, make_picture
 from coolchic_stream import framecodec, worker
 from coolchic_stream.decoder import DecodeErrors, Decoder, _resolve
+from coolchic_stream.dpb import LastDecoded
 from coolchic_stream.entropy.nn_weights import coded_values
 from coolchic_stream.errors import BitstreamError
 from coolchic_stream.spec import NNMode
@@ -38,11 +39,12 @@ def decode_all(packets, pipeline: bool, damaged: dict[int, bytes] | None = None)
 
 def in_order_lookups(packets):
     """Per packet: the networks a decoder holds when that packet comes (every earlier frame decoded)."""
-    held, lookups = {}, []
+    held, lookups, last = {}, [], LastDecoded()
     for p in packets:
         lookups.append(dict(held).__getitem__)
         header, coded = framecodec.parse_payload(p.data, lookups[-1])
-        held[header.display_index] = framecodec.frame_networks(coded, [held[r] for r in header.references])
+        held[header.display_index] = framecodec.held_networks(header, coded, held.__getitem__, last)
+        last.keep(header.coding_index, held[header.display_index])
     return lookups
 
 

@@ -49,7 +49,7 @@ from ..types import ChromaSiting, ColorRange, DataType, FrameType, GopStructure
 MAGIC = b"CCVS"
 TRAILER_MAGIC = b"CCVX"
 SYNC = b"\xcc\x5a"
-VERSION_MAJOR = 5  # 5.0: a picture passes on the networks it does not fill from its references (4.0: NN modules copied or delta-coded from references)
+VERSION_MAJOR = 6  # 6.0: a picture also passes on what the frame decoded before it holds (5.0: what its references hold; 4.0: NN modules copied or delta-coded from references)
 VERSION_MINOR = 0
 
 
