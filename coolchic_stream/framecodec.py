@@ -79,14 +79,33 @@ FrameNetworks = dict[NetworkSlot, Networks]
 NetworkLookup = Callable[[int], FrameNetworks]  # display index -> that decoded picture's networks
 
 
+# What a decoder that decodes ahead (the helper's store, a batch) records in the slots a frame would
+# have taken from a predecessor it did not see: unknown, so a later frame predicting from such a
+# slot is left to the decoder that holds it (``prediction_source`` raises DecodeOrderError), while
+# the slots its own Cool-chics and references fill stay usable.
+UNSEEN: FrameNetworks = dict.fromkeys(NetworkSlot)  # type: ignore[arg-type]
+
+
 def held_networks(
-    header: FrameHeader, coded: "Sequence[CodedCoolChic | _Section]", lookup: NetworkLookup, last: LastDecoded
+    header: FrameHeader,
+    coded: "Sequence[CodedCoolChic | _Section]",
+    lookup: NetworkLookup,
+    last: LastDecoded,
+    ahead: bool = False,
 ) -> FrameNetworks:
     """What a decoded frame holds for later frames (see ``FrameNetworks``): its references through
-    ``lookup``, the frame decoded before it through ``last`` (DecodeOrderError if either is not held)."""
+    ``lookup``, the frame decoded before it through ``last`` (DecodeOrderError if either is not
+    held; with ``ahead``, a predecessor not seen leaves the slots it would fill ``UNSEEN``)."""
     if header.frame_type == FrameType.I:
         return frame_networks(coded)
-    return frame_networks(coded, [*(lookup(r) for r in header.references), last.before(header.coding_index)])
+    references = [lookup(r) for r in header.references]
+    try:
+        previous = last.before(header.coding_index)
+    except DecodeOrderError:
+        if not ahead:
+            raise
+        previous = UNSEEN
+    return frame_networks(coded, [*references, previous])
 
 
 def no_references(display_index: int) -> FrameNetworks:
@@ -134,13 +153,19 @@ def frame_networks(coded: "Sequence[CodedCoolChic | _Section]", inherited: Seque
 def prediction_source(held: FrameNetworks, role: CoolChicRole, param: CoolChicEncoderParameter) -> Networks | None:
     """The networks a module of a Cool-chic (``role``, ``param``) predicted from a picture that
     holds ``held`` takes its integers from (normative): that picture's slot of the same kind,
-    else, for a residue, its other residue slot; None if it has neither."""
+    else, for a residue, its other residue slot; None if it has neither (DecodeOrderError if
+    that slot is ``UNSEEN``: this decoder does not know what it holds)."""
     slot = slot_of(role, param)
-    if slot in held:
-        return held[slot]
-    if slot == NetworkSlot.MOTION:
+    if slot not in held and slot != NetworkSlot.MOTION:
+        slot = NetworkSlot.PICTURE if slot == NetworkSlot.GATED else NetworkSlot.GATED
+    if slot not in held:
         return None
-    return held.get(NetworkSlot.PICTURE if slot == NetworkSlot.GATED else NetworkSlot.GATED)
+    if held[slot] is None:
+        raise DecodeOrderError(
+            "a frame predicts its networks from one whose predecessor this decoder did not decode",
+            "the stream may start after a random-access point or be corrupted",
+        )
+    return held[slot]
 
 
 def integer_arm(param: CoolChicEncoderParameter, modules: dict[str, QuantizedModule]) -> IntegerArm:
@@ -330,7 +355,7 @@ class _Batch:
             self.fail(data)
             raise
         try:
-            held = held_networks(header, sections, self, self.last)
+            held = held_networks(header, sections, self, self.last, ahead=True)
         except DecodeOrderError:
             held = None  # what it inherits is unknown here: later frames are decoded elsewhere
         self.known[header.display_index] = held

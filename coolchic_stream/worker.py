@@ -135,7 +135,7 @@ class NetworkStore:
                 self._held.clear()
             self._held.pop(header.display_index, None)
             try:
-                held = held_networks(header, coded, self, self.last)
+                held = held_networks(header, coded, self, self.last, ahead=True)
             except DecodeOrderError:
                 held = None  # what it inherits is not held here: frames predicting from it are decoded by the caller
             self.last.keep(header.coding_index, held)

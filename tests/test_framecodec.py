@@ -257,6 +257,19 @@ def test_a_missing_frame_that_others_inherit_from_is_reported() -> None:
             assert q.same_samples(expected[q.pts])
 
 
+def test_a_decoder_ahead_that_missed_a_frame_never_guesses_what_it_passed_on() -> None:
+    """The helper's store never saw leaf B3: frame 6 still decodes there (it predicts from frames 4
+    and 8 only), but the motion it holds came from B3, so frames 5 and 7, which copy it, are left
+    to the decoder that holds it."""
+    from coolchic_stream import worker
+
+    packets, expected, _ = _inherits_through_coding_order()
+    kept = [p for p in packets if p.pts != 3]
+    results = worker.decode_results([p.data for p in kept], worker.NetworkStore())
+    left = [p.pts for p, r in zip(kept, results) if isinstance(r, worker.Undecoded)]
+    assert left == [5, 7]
+
+
 def test_copy_sends_no_bins_and_no_steps() -> None:
     def copy_all(pts, role, name, candidates, rng):
         return NNMode.COPY, candidates[0]

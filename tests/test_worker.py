@@ -37,6 +37,16 @@ def decode_all(packets, pipeline: bool, damaged: dict[int, bytes] | None = None)
     return out + [dec.flush()]
 
 
+def in_order_held(packets):
+    """What a decoder holds for each frame once every frame has been decoded in order."""
+    held, last = {}, LastDecoded()
+    for p in packets:
+        header, coded = framecodec.parse_payload(p.data, held.__getitem__)
+        held[header.display_index] = framecodec.held_networks(header, coded, held.__getitem__, last)
+        last.keep(header.coding_index, held[header.display_index])
+    return held
+
+
 def in_order_lookups(packets):
     """Per packet: the networks a decoder holds when that packet comes (every earlier frame decoded)."""
     held, lookups, last = {}, [], LastDecoded()
@@ -270,3 +280,22 @@ def test_the_store_inherits_like_the_dpb_and_leaves_out_what_it_cannot(stream):
     store.update(results[:2])
     assert store(4)[framecodec.NetworkSlot.PICTURE] is store(0)[framecodec.NetworkSlot.PICTURE]
     assert framecodec.NetworkSlot.GATED in store(4) and framecodec.NetworkSlot.GATED not in store(0)
+
+
+def test_the_store_keeps_what_a_frame_holds_when_it_missed_the_frame_before_it(stream):
+    """B1 was decoded elsewhere (the caller's half of a group): B3, coded after it, still holds
+    its own networks and its references' in the store; only what B1 would have passed on is
+    unknown, never guessed."""
+    _, packets = stream
+    results = [framecodec.parse_payload(p.data, lookup) for p, lookup in zip(packets, in_order_lookups(packets))]
+    assert [h.display_index for h, _ in results] == [0, 4, 2, 1, 3]
+    store = worker.NetworkStore()
+    store.update(results[:3] + results[4:])
+    held, full = store(3), in_order_held(packets)[3]
+    assert set(held) == set(framecodec.NetworkSlot)
+    for slot, networks in held.items():
+        if networks is not None:
+            assert all(networks.modules[n].same_integers(full[slot].modules[n]) for n in networks.modules)
+    header, coded = results[4]
+    filled = {framecodec.slot_of(c.role, c.param) for c in coded}
+    assert all(held[s] is not None for s in filled)
