@@ -254,8 +254,9 @@ class Decoder:
         When nothing is in flight (the start of a stream, or after the caller caught up) the
         calling process has nothing to reconstruct until some latents are decoded, so it takes
         the first half of the group itself (decoded at the first ``send``) while the helper
-        decodes the second half and then the next groups: the first pictures come out after
-        half a group's entropy decoding instead of a whole one, and neither core idles.
+        decodes the whole group (the second half's networks are predicted from the first's) and
+        then the next groups: the first pictures come out after half a group's entropy decoding
+        instead of a whole one, and neither core idles.
         """
         # A frame whose header breaks the format is left to send, which reports it: it must not
         # make the helper allocate what its header claims.
@@ -268,8 +269,11 @@ class Decoder:
             if own:
                 deferred = _Deferred(datas[:own], self._networks, self._last)
                 self._prefetched.extend((data, deferred, slot) for slot, data in enumerate(datas[:own]))
-            future = worker.submit(datas[own:])
-            self._prefetched.extend((data, future, slot) for slot, data in enumerate(datas[own:]))
+            # The helper decodes the caller's half too: its store must hold those frames' networks,
+            # which the frames after them predict from (without them every frame of the segment
+            # failed there and was decoded again here).
+            future = worker.submit(datas)
+            self._prefetched.extend((data, future, own + slot) for slot, data in enumerate(datas[own:]))
             return
         if self.pipeline:
             # ahead of the DPB: failures (a reference's networks not decoded yet) are retried at send
