@@ -332,15 +332,15 @@ class Decoder:
                 if r not in self._fixed:
                     self._fixed[r] = codec.picture_to_fixed(ref)
             fixed = [self._fixed[r] for r in header.references]
-        held = codec.held_networks(header, coded, self._networks, self._last)  # before any sample is computed
+        networks = codec.held_networks(header, coded, self._networks, self._last)  # before any sample is computed
         picture = codec.reconstruct(header, coded, refs, fixed)
         if self._format is None:
             self._format = SequenceInfo(
                 header.width, header.height, header.data_type, header.bit_depth, gop_structure=GopStructure.RANDOM_ACCESS
             )
         self._fixed.pop(header.display_index, None)  # a replaced picture's Q16 form is stale
-        self.dpb.insert(header.display_index, picture, held)
-        self._last.keep(header.coding_index, held)
+        self.dpb.insert(header.display_index, picture, networks)
+        self._last.keep(header.coding_index, networks)
         self.dpb.release(self._tracker.decoded(header.display_index, header.frame_type, header.references))
         held = self.dpb.held()
         self._fixed = {r: t for r, t in self._fixed.items() if r in held}

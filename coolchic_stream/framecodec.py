@@ -145,8 +145,8 @@ def frame_networks(coded: "Sequence[CodedCoolChic | _Section]", inherited: Seque
     see ``FrameNetworks`` and ``held_networks``."""
     held = {slot_of(c.role, c.param): c.networks() for c in coded}
     for networks in inherited:
-        for slot, inherited in networks.items():
-            held.setdefault(slot, inherited)
+        for slot, passed_on in networks.items():
+            held.setdefault(slot, passed_on)
     return held
 
 
@@ -382,9 +382,9 @@ def parse_payloads(
     decode in one merged wavefront loop (one ARM call per step for every Cool-chic sharing a
     grid layout and ARM shape); a frame's networks may be predicted from an earlier frame of the
     batch or from ``lookup``. ``last``: what the frame decoded before the batch holds (its first
-    frame inherits from it); None: unknown, so a later frame of the batch that predicts from
-    what a P/B frame of the batch holds fails with DecodeOrderError (the caller decodes it once
-    its DPB holds that). A damaged payload gives its own ``Failed`` (its error) in its slot; the
+    frame inherits from it); None: unknown, so the slots the batch's P/B frames would have taken
+    from it are ``UNSEEN`` and a frame predicting from one fails with DecodeOrderError (the caller
+    decodes it once its DPB holds that). A damaged payload gives its own ``Failed`` (its error) in its slot; the
     other frames still decode to the same integers as one by one.
     """
     results: list[ParseResult | Failed | None] = [None] * len(payloads)

@@ -37,11 +37,12 @@ previous P/B frame's λ_p, the frame takes λ_p · (λ/λ_p)^``DAMPING``, moving
 solved). A P/B frame that the intra check also codes without prediction is coded, and judged, at
 max(λ, λ_I), λ_I the segment's I frame's: like an I frame of the segment, never at a λ lower
 than that (the pan at 26.4 kbit/s: λ fell to a fifth of λ_I where B frames cost less than their
-share, and a B frame coded without prediction at that λ took 8 704 bits, over half the budget). With fewer than ``HORIZON`` frames left, B - S - F is replaced by P + (B - S - F - P)·
-(L - k)/``HORIZON``, P what they are predicted to cost at λ_p: the last, cheap frames pay their
-share of the error, not all of it. So every frame's overshoot or undershoot is paid back by the
-frames after it in the segment, and the model the payment is planned with improves with each
-frame.
+share, and a B frame coded without prediction at that λ took 8 704 bits, over half the budget).
+With fewer than ``HORIZON`` frames left, B - S - F is replaced by
+P + (B - S - F - P)·(L - k)/``HORIZON``, P what they are predicted to cost at λ_p: the last,
+cheap frames pay their share of the error, not all of it. So every frame's overshoot or
+undershoot is paid back by the frames after it in the segment, and the model the payment is
+planned with improves with each frame.
 
 **The I frame** opens the segment and nothing is known of its content yet. Its share of the
 budget under the prior is T_I = (B - F) / (1 + Σ_{j>0} m_c(j)/m_I), the same whatever m_I is. Its
@@ -281,11 +282,15 @@ class RateController:
     def budget(self) -> float:
         return self.frames * self.frame_bits
 
+    def _classes_left(self, cls: FrameClass) -> list[FrameClass]:
+        """The next frame's class, then those planned after it."""
+        return [cls, *self.plan[self.coded + 1 :]]
+
     def _left(self, cls: FrameClass) -> float:
         """Bits left for the next frame (of class ``cls``) and those planned after it: what the
         budget has left, but at least ``MIN_LEFT`` of what they would cost at the last frame's λ
         (before any frame is coded, of their average share of the budget)."""
-        classes = [cls, *self.plan[self.coded + 1 :]]
+        classes = self._classes_left(cls)
         if self._last is None:
             least = len(classes) * self.frame_bits
         else:
@@ -311,7 +316,7 @@ class RateController:
     def _spendable(self, cls: FrameClass) -> float:
         """What is left (``_left``) beyond the floors of the next frame and those after it."""
         bits = self._left(cls)
-        floors = sum(_floor(c[0]) for c in [cls, *self.plan[self.coded + 1 :]])
+        floors = sum(_floor(c[0]) for c in self._classes_left(cls))
         return max(bits - floors, MIN_LEFT * bits)
 
     def start_intra(self, pixels: int, nn_parameters: int, iterations: int, detail: float = PRIOR_DETAIL) -> Steer:
