@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .architecture import parameter_shapes, residue_parameter
-from .config import INTRA_CHECK_SHARE, EncoderConfig, IntraCheck, NNPrediction
+from .config import INTRA_CHECK_SHARE, SCRATCH_SHARE, EncoderConfig, IntraCheck, NNPrediction
 from .dpb import DecodedPictureBuffer, LastDecoded
 from .errors import ConfigError
 from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_networks, reconstruct
@@ -266,15 +266,19 @@ class Encoder:
                 # inter frame inherits its references' quality, which a frame without prediction does not.
                 # Judged at that λ too, the slope every I frame of the stream is coded at. Its residue
                 # may still copy or delta-code its modules from its references' networks: trained from
-                # them (cheap networks, the better deal at low rates) and from scratch (networks made
-                # for this picture, at high rates), the cheaper kept.
+                # them (cheap networks) and, where that one costs nearly an I frame, from scratch
+                # (networks made for this picture), the cheaper kept.
+                best_intra = math.inf
                 starts = (True, False) if ref_networks and self.config.nn_prediction != NNPrediction.OFF else (False,)
                 for from_references in starts:
+                    if not from_references and len(starts) > 1 and not self._worth_fresh(best_intra, stream):
+                        break
                     intra_result = code_intra(
                         source, self.config, stream, self.config.intra_iterations, report, ref_networks, distances,
                         job.frame_type, from_references,
                     )  # fmt: skip
                     intra = self._code(job, source, refs, inherited, intra_result, ((0, 0),) * len(refs), intra_coded=True)
+                    best_intra = min(best_intra, intra.cost(stream))
                     if intra.cost(stream) < coded.cost(stream):
                         coded, lmbda = intra, stream
         if self.rate is not None:
@@ -294,6 +298,17 @@ class Encoder:
         )  # fmt: skip
         return Packet(coded.payload, job.display_index, job.coding_index, job.frame_type, stats)
 
+    def _intra_cost(self, lmbda: float) -> float | None:
+        """D + λ·bpp of the segment's last I frame at ``lmbda``, None before one is coded."""
+        return None if self._last_intra is None else self._last_intra[0] + lmbda * self._last_intra[1]
+
+    def _worth_fresh(self, from_references: float, lmbda: float) -> bool:
+        """Whether a frame coded without prediction from fresh networks could beat the one trained from
+        its references' networks, which cost ``from_references`` (D + λ·bpp at ``lmbda``): only
+        where that one costs nearly as much as an I frame (``SCRATCH_SHARE``)."""
+        intra_cost = self._intra_cost(lmbda)
+        return intra_cost is None or from_references > SCRATCH_SHARE * intra_cost
+
     def _intra_check_reason(self, inter_cost: float, lmbda: float) -> str:
         """Why an inter frame of D + λ·bpp ``inter_cost`` (at the stream's λ ``lmbda``) is also tried without
         prediction, "" when it is not. The cost, not the bits: an inter frame whose prediction failed
@@ -301,7 +316,7 @@ class Encoder:
         check = self.config.intra_check
         if check == IntraCheck.ALWAYS:
             return "always"
-        intra_cost = self._last_intra[0] + lmbda * self._last_intra[1] if self._last_intra is not None else 0.0
+        intra_cost = self._intra_cost(lmbda) or 0.0
         share = inter_cost / intra_cost if intra_cost > 0 else math.inf
         if check == IntraCheck.AUTO and share > INTRA_CHECK_SHARE:
             return f"cost {share:.3f} of the I frame > {INTRA_CHECK_SHARE}"

@@ -315,3 +315,45 @@ def test_intra_coded_b_frame_parses_and_reconstructs_like_the_i_frame():
     moved = [{"display_index": 0, "translation_y": 1, "translation_x": 0}, {"display_index": 4, "translation_y": 0, "translation_x": 0}]
     with pytest.raises(CorruptDataError, match="translation"):
         parse_payload(_as_intra_coded_b(packets[0].data, references=moved))
+
+
+def test_fresh_networks_are_tried_only_where_the_references_ones_cost_nearly_an_i_frame():
+    from coolchic_stream.config import SCRATCH_SHARE, EncoderConfig
+    from coolchic_stream.encoder import Encoder
+
+    enc = Encoder(EncoderConfig(preset="test"))
+    assert enc._worth_fresh(1.0, 1e-2)  # no I frame coded yet: nothing to compare with
+    enc._last_intra = (0.6e-2, 0.4)  # D + λ·R = 1e-2 at λ 1e-2
+    assert not enc._worth_fresh(SCRATCH_SHARE * 1e-2, 1e-2)
+    assert enc._worth_fresh(SCRATCH_SHARE * 1e-2 * 1.001, 1e-2)
+    assert not enc._worth_fresh(SCRATCH_SHARE * 0.8e-2, 5e-3)  # the I frame's cost at the λ asked
+    assert enc._worth_fresh(SCRATCH_SHARE * 0.8e-2 * 1.001, 5e-3)
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_the_intra_check_trains_fresh_networks_only_when_worth_it(monkeypatch, fresh):
+    """One training from the references' networks per checked frame, a second from scratch only
+    where ``_worth_fresh`` says it could win; the bytes are those of the cheaper either way."""
+    import coolchic_stream.encoder as encoder_module
+    from coolchic_stream.encoder import Encoder
+
+    starts, asked = [], []
+    real = encoder_module.code_intra
+
+    def spy(picture, config, lmbda, iterations, progress=None, references=(), distances=(), frame_type=FrameType.I,
+            start=True, steer=None):  # fmt: skip
+        starts.append((frame_type, bool(references) and start))
+        return real(picture, config, lmbda, iterations, progress, references, distances, frame_type, start, steer)
+
+    def worth(self, from_references, lmbda):
+        asked.append(from_references)
+        return fresh
+
+    monkeypatch.setattr(encoder_module, "code_intra", spy)
+    monkeypatch.setattr(Encoder, "_worth_fresh", worth)
+    enc, packets = encode_pictures(moving_clip(3), iterations=20, gop="lowdelay", gop_size=1, intra_check="always")
+    per_p = [(FrameType.P, True), (FrameType.P, False)] if fresh else [(FrameType.P, True)]
+    assert starts == [(FrameType.I, False), *per_p, *per_p]
+    assert len(asked) == 2 and all(0 < c < float("inf") for c in asked)  # asked with the first one's real cost
+    decoded = decode(packets)
+    assert all(d.same_samples(enc.reconstructions[d.pts]) for d in decoded)
