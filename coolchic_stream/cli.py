@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                      help="code intra periods as Ray tasks: on a local instance (no ADDRESS), auto, or ray://HOST:PORT "
                      '(needs pip install "coolchic-stream[ray]")')
+    enc.add_argument("--aside", choices=["off", "auto", "on"], default="auto",
+                     help="train the intra check's alternative in a helper process beside each P/B frame's inter "
+                     "coding: a second core, the same bytes (auto, default: on when one process codes, without "
+                     "--jobs or --ray, on a machine with 2+ CPUs training on the CPU)")
     enc.add_argument("--threads", type=_positive_int, default=1,
                      help="torch threads per encoding process (default 1; the output depends on it, not on --jobs)")
     enc.add_argument("--stats", metavar="FILE", help="per-frame statistics as .csv or .json")
@@ -141,6 +145,14 @@ _STATS_FIELDS = (
 
 def _rounded(value: float | None) -> float | None:
     return round(value, 3) if value is not None and math.isfinite(value) else None
+
+
+def _aside(args: argparse.Namespace, config: Any) -> bool:
+    """Whether the intra check's alternatives train in a helper process (``--aside``)."""
+    if args.aside != "auto":
+        return args.aside == "on"
+    alone = (args.jobs or 1) == 1 and args.ray is None
+    return alone and config.device == "cpu" and (os.cpu_count() or 1) >= 2
 
 
 def _stats_row(stats: FrameStats, unit_bytes: int, started: float) -> dict[str, Any]:
@@ -257,7 +269,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
         try:
             with ui:
                 try:
-                    parallel.encode(rest(), sink, config, jobs=args.jobs, ray_address=args.ray, progress=ui.training)
+                    parallel.encode(rest(), sink, config, jobs=args.jobs, ray_address=args.ray, progress=ui.training,
+                                    aside=_aside(args, config))
                 except KeyboardInterrupt:
                     # Every unit already written is complete; END makes the file a valid stream.
                     interrupted = True

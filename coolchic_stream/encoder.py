@@ -42,6 +42,7 @@ from .errors import ConfigError
 from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_networks, reconstruct
 from .gop import FrameJob, GopScheduler, GroupPlan, lambda_scale
 from .lookahead import Lookahead
+from .parallel.aside import IntraAside, IntraRequest
 from .ratecontrol import CONTENT_DISTANCE, PRIOR_LAMBDA, RateController, Steer, nominal_plan
 from .threads import torch_threads
 from .train.coding import FrameCodingResult, code_intra
@@ -104,8 +105,10 @@ class Encoder:
         progress: ProgressCallback | None = None,
         warm_start: bool = True,
         start: int = 0,
+        aside: IntraAside | None = None,
     ) -> None:
         self.config = config or EncoderConfig()
+        self.aside = aside  # trains the intra check's alternative beside the inter coding (parallel.aside)
         check_device(self.config.device)
         self.progress = progress
         self.lookahead: Lookahead | None = None
@@ -255,12 +258,24 @@ class Encoder:
 
             if self._warm_start is None and self._use_warm_start:
                 self._warm_start = WarmStart()
+            # The intra check's alternatives, coded like an I frame at the stream's λ (below). With
+            # a target bitrate that is the segment's I frame's λ where the frame's is lower.
+            stream = base if self.rate is None or self.rate.intra_lambda is None else max(base, self.rate.intra_lambda)
+            starts = (True, False) if ref_networks and self.config.nn_prediction != NNPrediction.OFF else (False,)
+            alternatives = [
+                IntraRequest(source, self.config, stream, self.config.intra_iterations, ref_networks, distances,
+                             job.frame_type, from_references)  # fmt: skip
+                for from_references in starts
+            ]
+            ticket = None
+            if self.aside is not None and self.config.intra_check != IntraCheck.OFF:
+                ticket = self.aside.submit(alternatives[0])  # trains while the inter coding does
             result = code_inter(source, refs, job, self.config, lmbda, report, self._warm_start, ref_networks)
             motion = result.motion
             coded = self._code(job, source, refs, inherited, result, result.translations)
-            # the stream's λ: with a target bitrate, the segment's I frame's where the frame's is lower
-            stream = base if self.rate is None or self.rate.intra_lambda is None else max(base, self.rate.intra_lambda)
             intra_check = self._intra_check_reason(coded.cost(stream), stream)
+            if not intra_check and ticket is not None:
+                self.aside.drop(ticket)
             if intra_check:
                 # Coded like an I frame, at the stream's λ: the depth scaling of λ models how cheaply an
                 # inter frame inherits its references' quality, which a frame without prediction does not.
@@ -269,14 +284,15 @@ class Encoder:
                 # them (cheap networks) and, where that one costs nearly an I frame, from scratch
                 # (networks made for this picture), the cheaper kept.
                 best_intra = math.inf
-                starts = (True, False) if ref_networks and self.config.nn_prediction != NNPrediction.OFF else (False,)
-                for from_references in starts:
-                    if not from_references and len(starts) > 1 and not self._worth_fresh(best_intra, stream):
+                for i, request in enumerate(alternatives):
+                    if i and not self._worth_fresh(best_intra, stream):
                         break
-                    intra_result = code_intra(
-                        source, self.config, stream, self.config.intra_iterations, report, ref_networks, distances,
-                        job.frame_type, from_references,
-                    )  # fmt: skip
+                    intra_result = self.aside.take(ticket) if i == 0 and ticket is not None else None
+                    if intra_result is None:
+                        intra_result = code_intra(
+                            source, self.config, stream, self.config.intra_iterations, report, ref_networks, distances,
+                            job.frame_type, request.start,
+                        )  # fmt: skip
                     intra = self._code(job, source, refs, inherited, intra_result, ((0, 0),) * len(refs), intra_coded=True)
                     best_intra = min(best_intra, intra.cost(stream))
                     if intra.cost(stream) < coded.cost(stream):

@@ -274,3 +274,20 @@ def test_the_progress_shows_a_line_per_active_worker() -> None:
         assert lines() == ["P pts 1 main", "w1 P pts 3 main"]
         ui.training(event(0, 1, "main", 10))  # a phase's last iteration ends its line
         assert lines() == ["w1 P pts 3 main"]
+
+
+@pytest.mark.parametrize("check", ["always", "auto"])
+def test_the_intra_alternative_trained_aside_gives_the_same_bytes(check) -> None:
+    """--aside: the intra check's first alternative trains in a helper process while the inter
+    coding trains here; the packets equal the one-process encode's, and the helper is gone after."""
+    from coolchic_stream.parallel.aside import HELPER_NAME
+
+    config = EncoderConfig(preset="test", iterations=20, gop="lowdelay", gop_size=1, intra_period=8, intra_check=check)
+    pictures = clip(3)
+    alone, beside = [], []
+    parallel.encode(pictures, alone.append, config)
+    parallel.encode(pictures, beside.append, config, aside=True)
+    assert [p.data for p in beside] == [p.data for p in alone]
+    if check == "always":
+        assert [p.stats.intra_check for p in beside] == ["", "always", "always"]
+    assert not [p for p in multiprocessing.active_children() if p.name == HELPER_NAME]

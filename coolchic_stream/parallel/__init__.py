@@ -1,7 +1,8 @@
 """Scale-out: closed intra periods encoded side by side, on local processes or Ray tasks, written in order.
 
     pictures ─► segments: one intra period each (one frame each for an intra-only stream)
-        ─► runner ─┬─ inline: this process, packets out frame by frame            (jobs 1)
+        ─► runner ─┬─ inline: this process, packets out frame by frame            (jobs 1;
+                   │          with ``aside``, a helper trains intra alternatives)
                    ├─ local: N worker processes, a dead one replaced              (--jobs N)
                    └─ Ray:   one task per segment, 1 CPU (or 1 GPU) each, retried (--ray)
            each segment: Encoder(config, start=its first frame) ─► its packets
@@ -37,27 +38,31 @@ __all__ = [
 class _Inline:
     """jobs 1: this process codes each picture as it arrives and hands each packet on at once."""
 
-    def __init__(self, config: EncoderConfig, progress: ProgressFn | None) -> None:
+    def __init__(self, config: EncoderConfig, progress: ProgressFn | None, aside: bool = False) -> None:
         self.config = config
         self.progress = progress
+        self.aside = aside
 
     def run(self, pictures: Iterable[Picture], sink: Callable[[Packet], None]) -> None:
         from ..encoder import Encoder
+        from .aside import IntraAside
 
         length, pid = segment_length(self.config), os.getpid()
         encoder = None
-        for display, picture in enumerate(same_format(pictures)):
-            if display % length == 0:  # a new segment: a new encoder, as a worker would start it
-                if encoder is not None:
-                    for packet in encoder.encode(None):
-                        sink(packet)
-                report = None if self.progress is None else _reporter(self.progress, 0, pid, display // length)
-                encoder = Encoder(self.config, progress=report, start=display)
-            for packet in encoder.encode(picture):
-                sink(packet)
-        if encoder is not None:
-            for packet in encoder.encode(None):
-                sink(packet)
+        with IntraAside() as helper:
+            aside = helper if self.aside else None
+            for display, picture in enumerate(same_format(pictures)):
+                if display % length == 0:  # a new segment: a new encoder, as a worker would start it
+                    if encoder is not None:
+                        for packet in encoder.encode(None):
+                            sink(packet)
+                    report = None if self.progress is None else _reporter(self.progress, 0, pid, display // length)
+                    encoder = Encoder(self.config, progress=report, start=display, aside=aside)
+                for packet in encoder.encode(picture):
+                    sink(packet)
+            if encoder is not None:
+                for packet in encoder.encode(None):
+                    sink(packet)
 
 
 def _reporter(progress: ProgressFn, worker: int, pid: int, segment: int) -> Callable[[TrainingProgress], None]:
@@ -79,13 +84,15 @@ def preflight(config: EncoderConfig, jobs: int | None = None, ray_address: str |
 
 
 def encode(pictures: Iterable[Picture], sink: Callable[[Packet], None], config: EncoderConfig, jobs: int | None = None,
-           ray_address: str | None = None, progress: ProgressFn | None = None) -> None:
+           ray_address: str | None = None, progress: ProgressFn | None = None, aside: bool = False) -> None:
     """Encode ``pictures`` (display order, any iterable: it is read as the work needs it) and hand
     every packet to ``sink`` in coding order.
 
     jobs: worker processes (default 1: this process), or with Ray the most segments out at once
         (default: the cluster's CPUs over ``config.threads``, or its GPUs with ``--device cuda``).
     ray_address: None (no Ray), :data:`LOCAL_RAY` (a local instance), ``auto`` or ``ray://HOST:PORT``.
+    aside: in this process (jobs 1), train the intra check's alternative in a helper process beside
+        each inter frame's training (:mod:`.aside`: a second core, the same bytes); workers never do.
     A KeyboardInterrupt stops every worker; the packets already handed on are a valid stream prefix.
     """
     preflight(config, jobs, ray_address)
@@ -98,5 +105,5 @@ def encode(pictures: Iterable[Picture], sink: Callable[[Packet], None], config: 
 
         runner = LocalRunner(config, jobs, progress)
     else:
-        runner = _Inline(config, progress)
+        runner = _Inline(config, progress, aside)
     runner.run(pictures, sink)
