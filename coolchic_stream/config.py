@@ -94,8 +94,8 @@ INTRA_CHECK_SHARE = 0.5  # of the last I frame's D + λ·R: an inter frame that 
 # A P/B frame coded without prediction from fresh networks is an I frame in all but name: it costs
 # about what the last I frame did, while the one trained from its references' networks costs less
 # and won every time measured (D + λ·R shares of the I frame, fast preset: the sample and BBB 32-40
-# at λ 1e-3, fresh 0.63-1.01 against 0.46-0.79; BBB 32-40 at 6e-4 and 2.5e-4, fresh 0.90-1.00
-# against 0.79-0.91). The fresh one is trained only where the first costs over this share.
+# at λ 1e-3, fresh 0.63-1.01 against 0.46-0.79; BBB 32-40 at 6e-4 and 2.5e-4, fresh 0.81-1.00
+# against 0.72-0.91; 21 frames). The fresh one is trained only where the first costs over this share.
 SCRATCH_SHARE = 0.9
 
 GOP_NAMES = {"intra": GopStructure.INTRA, "lowdelay": GopStructure.LOWDELAY, "ra": GopStructure.RANDOM_ACCESS}
