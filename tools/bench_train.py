@@ -12,6 +12,7 @@ a few iterations and reports its peak memory.
 
     python tools/bench_train.py                       # 352x288, mop and hop, 1 thread
     python tools/bench_train.py --threads 2 --rounds 5 --iterations 10 --memory-baseline --json out/bench_train.json
+    python tools/bench_train.py --complexity lop,mop --batch-bound 4,8 --no-speed --memory-size ''   # batching's ceiling
 
 Threads: on a 2-core machine shared with other jobs, 2 intra-op threads make
 every small parallel region wait for a descheduled peer (timings of both paths
@@ -136,6 +137,33 @@ def bench(size: tuple[int, int], complexity: Complexity, device: str, rounds: in
     }
 
 
+def batch_bound(size: tuple[int, int], complexity: Complexity, device: str, ks: list[int], rounds: int, iterations: int) -> dict:
+    """What training K frames in one step could gain at most: ms per frame-iteration of one frame
+    against one frame K times as wide. The wide frame has one frame's operations (same latent
+    levels, same networks, same optimizer state) over K frames' data: the launches and Python work a
+    batch would share, none of the per-sample work it could not."""
+    w, h = size
+    steps = {}
+    for k in [1, *ks]:
+        cc, target = make_case(w * k, h, complexity, device)
+        steps[k] = make_step(cc, target, cc)
+    times: dict[int, list[float]] = {k: [] for k in steps}
+    for step in steps.values():
+        step()
+        step()
+    for r in range(rounds):
+        for k in steps if r % 2 == 0 else reversed(list(steps)):
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(iterations):
+                steps[k]()
+            sync(device)
+            times[k].append((time.perf_counter() - t0) / iterations * 1000 / k)  # per frame
+    per_frame = {k: statistics.median(v) for k, v in times.items()}
+    return {"size": f"{w}x{h}", "complexity": complexity.name, "ms_per_frame_iteration": per_frame,
+            "bound": {k: per_frame[1] / per_frame[k] for k in ks}}  # fmt: skip
+
+
 def _rss_mib(field: str) -> float:
     """VmHWM (peak) or VmRSS of this process in MiB; ru_maxrss as a fallback (it survives exec on Linux)."""
     try:
@@ -177,9 +205,12 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=8, help="iterations per round")
     ap.add_argument("--memory-size", default="1280x720", help="WxH of the peak-memory run ('' to skip)")
     ap.add_argument("--memory-iterations", type=int, default=3)
-    ap.add_argument("--no-speed", action="store_true", help="only the peak-memory runs")
+    ap.add_argument("--no-speed", action="store_true", help="skip the fast-vs-baseline timing")
     ap.add_argument("--memory-baseline", action="store_true", help="also measure the baseline's peak memory")
     ap.add_argument("--memory-child", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--batch-bound", default="", metavar="K,K",
+                    help="also time one frame K times as wide per K (the most K frames per step could gain), at --bound-sizes")
+    ap.add_argument("--bound-sizes", default="128x128,352x288")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -191,13 +222,24 @@ def main() -> None:
 
     rows = []
     print(f"training iteration, {args.size}, {args.threads} thread(s), {args.device}, torch {torch.__version__}")
-    print(f"{'cplx':>5} {'MAC/px':>7} {'fast ms':>8} {'base ms':>8} {'speedup':>8}  agreement (max |diff|: raw, rate bits, rel. grad)")
+    if not args.no_speed:
+        print(f"{'cplx':>5} {'MAC/px':>7} {'fast ms':>8} {'base ms':>8} {'speedup':>8}  agreement (max |diff|: raw, rate bits, rel. grad)")
     for cx in [] if args.no_speed else complexities:
         r = bench(parse_size(args.size), cx, args.device, args.rounds, args.iterations)
         a = r["agreement"]
         print(f"{r['complexity']:>5} {r['mac_per_pixel']:7.0f} {r['fast_ms']:8.1f} {r['baseline_ms']:8.1f} "
               f"{r['speedup_median_of_rounds']:7.2f}x  {a['raw']:.1e}, {a['rate']:.1e}, {a['grad_rel']:.1e}", flush=True)  # fmt: skip
         rows.append(r)
+
+    bounds = []
+    ks = [int(k) for k in args.batch_bound.split(",") if k.strip()]
+    for size in [parse_size(t) for t in args.bound_sizes.split(",")] if ks else []:
+        for cx in complexities:
+            b = batch_bound(size, cx, args.device, ks, args.rounds, args.iterations)
+            cols = ", ".join(f"K={k}: {b['ms_per_frame_iteration'][k]:.1f} ms ({b['bound'][k]:.2f}x)" for k in ks)
+            print(f"batch bound {b['size']} {b['complexity']}: 1 frame {b['ms_per_frame_iteration'][1]:.1f} ms; "
+                  f"per frame, K frames' data in one frame's step: {cols}", flush=True)  # fmt: skip
+            bounds.append(b)
 
     memory = []
     if args.memory_size:
@@ -212,7 +254,7 @@ def main() -> None:
             memory.append(m)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"speed": rows, "memory": memory, "threads": args.threads}, indent=2))
+        args.json.write_text(json.dumps({"speed": rows, "batch_bound": bounds, "memory": memory, "threads": args.threads}, indent=2))
 
 
 if __name__ == "__main__":
