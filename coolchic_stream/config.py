@@ -189,6 +189,12 @@ class EncoderConfig:
     def settings(self) -> PresetSettings:
         return PRESETS[self.preset]
 
+    def training_seed(self, index: int) -> int:
+        """Torch seed of one training: the stream's ``seed`` mixed with ``index`` (an inter frame's
+        display index, an intra training's warm-up candidate), so that it does not depend on what
+        else ran before it in the process (``--jobs``, ``--aside`` give the same bytes)."""
+        return self.seed * 7919 + index
+
     @property
     def intra_iterations(self) -> int:
         return self.iterations if self.iterations is not None else self.settings.iterations

@@ -112,7 +112,7 @@ def code_intra(
 
     def make(seed: int) -> FrameEncoder:
         nonlocal sources, change_rate
-        torch.manual_seed(config.seed * 7919 + seed)
+        torch.manual_seed(config.training_seed(seed))
         fe = FrameEncoder(FrameType.I, picture.data_type, picture.bit_depth, param).to(device)
         if references:
             sources, change_rate = start_from_references({CoolChicRole.RESIDUE: fe.residue}, references, distances, start)
@@ -174,6 +174,3 @@ def finish(
             latents = [hard_latents(g).cpu().numpy().astype(np.int64)[0, 0] for g in cc.scaled_latents()]
         coded.append(CodedCoolChic(role, cc.param, q.modules, latents, q.predictions))
     return FrameCodingResult(coded, fe.macs_per_pixel(), train_psnr)
-
-
-ProgressCallback = Callable[[str, int, int, float, float], None]

@@ -114,7 +114,7 @@ def code_inter(
 
     complexity = inter_complexity(config.intra_complexity, job.frame_type, job.depth)
     n_res, n_mot = OUTPUTS[job.frame_type]
-    torch.manual_seed(config.seed * 7919 + job.display_index)
+    torch.manual_seed(config.training_seed(job.display_index))
     fe = FrameEncoder(
         job.frame_type, picture.data_type, picture.bit_depth,
         residue_parameter(h, w, n_res, complexity),
@@ -147,7 +147,7 @@ def code_inter(
                         train_latents=False, validation_interval=max(final // 2, 1))  # fmt: skip
     train_phase(fe, target, refs, lmbda, main_phase, progress, change_rate)
     result = train_phase(fe, target, refs, lmbda, final_phase, progress, change_rate)
-    coded = finish(fe, target, refs, lmbda, result.psnr, config.seed * 7919 + job.display_index if config.settings.nn_rdoq else None,
+    coded = finish(fe, target, refs, lmbda, result.psnr, config.training_seed(job.display_index) if config.settings.nn_rdoq else None,
                    0, progress,  # latent RDOQ: I frames only (README: no gain measured on P frames)
                    sources, True, job.frame_type == FrameType.B, config.nn_prediction == NNPrediction.ALL)  # fmt: skip
     if warm_start is not None:
