@@ -288,11 +288,8 @@ class Encoder:
                     if i and not self._worth_fresh(best_intra, stream):
                         break
                     intra_result = self.aside.take(ticket) if i == 0 and ticket is not None else None
-                    if intra_result is None:
-                        intra_result = code_intra(
-                            source, self.config, stream, self.config.intra_iterations, report, ref_networks, distances,
-                            job.frame_type, request.start,
-                        )  # fmt: skip
+                    if intra_result is None:  # no helper, or it died
+                        intra_result = request.run(report)
                     intra = self._code(job, source, refs, inherited, intra_result, ((0, 0),) * len(refs), intra_coded=True)
                     best_intra = min(best_intra, intra.cost(stream))
                     if intra.cost(stream) < coded.cost(stream):

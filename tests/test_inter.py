@@ -335,6 +335,7 @@ def test_the_intra_check_trains_fresh_networks_only_when_worth_it(monkeypatch, f
     """One training from the references' networks per checked frame, a second from scratch only
     where ``_worth_fresh`` says it could win; the bytes are those of the cheaper either way."""
     import coolchic_stream.encoder as encoder_module
+    import coolchic_stream.train.coding as coding_module
     from coolchic_stream.encoder import Encoder
 
     starts, asked = [], []
@@ -349,7 +350,8 @@ def test_the_intra_check_trains_fresh_networks_only_when_worth_it(monkeypatch, f
         asked.append(from_references)
         return fresh
 
-    monkeypatch.setattr(encoder_module, "code_intra", spy)
+    monkeypatch.setattr(encoder_module, "code_intra", spy)  # the I frame's
+    monkeypatch.setattr(coding_module, "code_intra", spy)  # the alternatives' (parallel.aside.IntraRequest.run)
     monkeypatch.setattr(Encoder, "_worth_fresh", worth)
     enc, packets = encode_pictures(moving_clip(3), iterations=20, gop="lowdelay", gop_size=1, intra_check="always")
     per_p = [(FrameType.P, True), (FrameType.P, False)] if fresh else [(FrameType.P, True)]

@@ -54,14 +54,15 @@ class IntraRequest:
         if len(self.references) != len(self.distances):
             raise ValueError("one display distance per reference's networks")
 
-    def run(self):
-        """Train it here (the helper's work, and the fallback when there is no helper)."""
+    def run(self, progress=None):
+        """Train it in this process (the helper's work, and the encoder's without a helper);
+        ``progress``: ``train.loop.ProgressFn``."""
         from ..threads import torch_threads
-        from ..train.coding import code_intra
+        from ..train import coding
 
         with torch_threads(self.config.threads):
-            return code_intra(
-                self.picture, self.config, self.lmbda, self.iterations, None, self.references, self.distances,
+            return coding.code_intra(
+                self.picture, self.config, self.lmbda, self.iterations, progress, self.references, self.distances,
                 self.frame_type, self.start,
             )  # fmt: skip
 
