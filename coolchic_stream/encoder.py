@@ -287,7 +287,10 @@ class Encoder:
                 for i, request in enumerate(alternatives):
                     if i and not self._worth_fresh(best_intra, stream):
                         break
-                    intra_result = self.aside.take(ticket) if i == 0 and ticket is not None else None
+                    intra_result = None
+                    if i == 0 and ticket is not None:
+                        report("intra (helper)", 0, 1, 0.0, 0.0)  # what the encoder waits for, on the progress line
+                        intra_result = self.aside.take(ticket)
                     if intra_result is None:  # no helper, or it died
                         intra_result = request.run(report)
                     intra = self._code(job, source, refs, inherited, intra_result, ((0, 0),) * len(refs), intra_coded=True)
