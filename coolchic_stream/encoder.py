@@ -14,7 +14,8 @@ segment has left to spend.
 A P or B frame whose prediction failed (it costs, in D + λ·R, more than a share of the last I frame) is
 also coded without prediction, like an I frame at the stream's λ; the cheaper of the two in
 D + λ·R at that λ goes into the stream. It keeps its place and references in the GOP, so it
-is not a random-access point.
+is not a random-access point. With ``aside`` (:mod:`.parallel.aside`) that coding trains in a
+helper process while the inter coding trains here, and is dropped when the check does not fire.
 
 At most one GOP of pictures is buffered; every returned packet can be written at once.
 
