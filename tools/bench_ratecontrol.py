@@ -75,6 +75,8 @@ def encode(clip: Path, out: Path, option: list[str], args: argparse.Namespace) -
     cmd = [sys.executable, "-m", "coolchic_stream", "encode", str(clip), str(out), "--quiet", "--preset", args.preset,
            "--gop", args.gop, "--gop-size", str(args.gop_size), "--intra-period", str(args.intra_period),
            "--stats", str(stats), *option]  # fmt: skip
+    if args.workers > 1:  # the workers already take the cores; a helper per encode would oversubscribe them
+        cmd += ["--aside", "off"]
     if args.iterations:
         cmd += ["--iterations", str(args.iterations)]
     t0 = time.perf_counter()
