@@ -44,6 +44,14 @@ def test_the_helper_trains_what_this_process_would_and_drops_what_is_not_wanted(
     assert not helpers()
 
 
+def test_a_result_skipped_without_being_dropped_is_a_bug_said_aloud() -> None:
+    with IntraAside() as aside:
+        aside.submit(request())
+        later = aside.submit(request())
+        with pytest.raises(RuntimeError, match="nobody dropped"):
+            aside.take(later)
+
+
 def test_a_helper_that_dies_leaves_the_training_to_the_encoder() -> None:
     with IntraAside() as aside:
         ticket = aside.submit(request())

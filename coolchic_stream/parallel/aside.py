@@ -127,6 +127,8 @@ class IntraAside:
                 if not ok:
                     raise value
                 return value
+            if got not in self._dropped:  # requests are served in order: an earlier one was dropped
+                raise RuntimeError(f"the helper answered request {got} before {ticket}, which nobody dropped")
             self._dropped.discard(got)
         return None
 
