@@ -24,11 +24,17 @@ import signal
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from ..config import EncoderConfig
 from ..errors import CoolChicStreamError
 from ..framecodec import FrameNetworks
 from ..types import FrameType, Picture
+
+if TYPE_CHECKING:
+    from ..train.coding import FrameCodingResult
+    from ..train.loop import ProgressFn
 
 __all__ = ["HELPER_NAME", "IntraAside", "IntraRequest"]
 
@@ -54,9 +60,8 @@ class IntraRequest:
         if len(self.references) != len(self.distances):
             raise ValueError("one display distance per reference's networks")
 
-    def run(self, progress=None):
-        """Train it in this process (the helper's work, and the encoder's without a helper);
-        ``progress``: ``train.loop.ProgressFn``."""
+    def run(self, progress: ProgressFn | None = None) -> FrameCodingResult:
+        """Train it in this process (the helper's work, and the encoder's without a helper)."""
         from ..threads import torch_threads
         from ..train import coding
 
@@ -67,7 +72,7 @@ class IntraRequest:
             )  # fmt: skip
 
 
-def _serve(conn) -> None:  # the helper process
+def _serve(conn: Connection) -> None:  # the helper process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the encoder's to handle; it closes us
     while True:
         try:
@@ -89,8 +94,8 @@ class IntraAside:
     """One helper process, started at the first request, for every segment an encode codes in this process."""
 
     def __init__(self) -> None:
-        self._process = None
-        self._conn = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
         self._next = 0
         self._dropped: set[int] = set()
         self.failed = False  # the helper died or could not start: the encoder trains alone
@@ -114,7 +119,7 @@ class IntraAside:
             self._fail()
             return None
 
-    def take(self, ticket: int):
+    def take(self, ticket: int) -> FrameCodingResult | None:
         """The request's ``FrameCodingResult`` (waits for it); None if the helper died (train it yourself).
         An error the training raised is raised here."""
         while not self.failed:
