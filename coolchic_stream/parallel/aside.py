@@ -20,7 +20,6 @@ the encoder trains the alternative itself.
 from __future__ import annotations
 
 import multiprocessing
-import signal
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from ..config import EncoderConfig
 from ..errors import CoolChicStreamError
 from ..framecodec import FrameNetworks
 from ..types import FrameType, Picture
+from .segments import incoming
 
 if TYPE_CHECKING:
     from ..train.coding import FrameCodingResult
@@ -73,15 +73,7 @@ class IntraRequest:
 
 
 def _serve(conn: Connection) -> None:  # the helper process
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the encoder's to handle; it closes us
-    while True:
-        try:
-            message = conn.recv()
-        except EOFError:  # the encoder is gone
-            return
-        if message is None:
-            return
-        ticket, request = message
+    for ticket, request in incoming(conn):
         try:
             conn.send((ticket, True, request.run()))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the encoder

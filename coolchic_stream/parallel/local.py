@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from ..config import EncoderConfig
 from ..types import Packet, Picture, TrainingProgress
 from .segments import (
-    POLL, RETRIES, Failure, Ordered, ProgressFn, Segment, Throttle, WorkerProgress, encode_segment, segment_length,
-    segments, unexpected,
+    POLL, RETRIES, Failure, Ordered, ProgressFn, Segment, Throttle, WorkerProgress, encode_segment, incoming,
+    segment_length, segments, unexpected,
 )  # fmt: skip
 
 
@@ -31,15 +31,8 @@ def _sigint_ignored() -> Iterator[None]:
 
 
 def _serve(conn, config: EncoderConfig) -> None:  # a local worker process
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     pid = os.getpid()
-    while True:
-        try:
-            segment = conn.recv()
-        except EOFError:  # the parent is gone
-            return
-        if segment is None:
-            return
+    for segment in incoming(conn):
 
         def send(event: TrainingProgress, index: int = segment.index) -> None:
             conn.send(("progress", index, pid, event))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
+from typing import Any
 
 from ..config import EncoderConfig
 from ..errors import CoolChicStreamError
@@ -97,6 +100,20 @@ def encode_segment(segment: Segment, config: EncoderConfig,
 
 
 # ------------------------------------------------------------------ the runners
+
+
+def incoming(conn: Connection) -> Iterator[Any]:
+    """A helper process's requests from its parent, Ctrl-C ignored (the parent's to handle, and it
+    stops us), until the parent sends None or is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:  # the parent is gone
+            return
+        if message is None:
+            return
+        yield message
 
 
 class Failure(CoolChicStreamError, RuntimeError):
