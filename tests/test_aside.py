@@ -44,6 +44,32 @@ def test_the_helper_trains_what_this_process_would_and_drops_what_is_not_wanted(
     assert not helpers()
 
 
+def test_large_requests_and_results_cross_without_blocking_either_side() -> None:
+    """From CIF up a request (the picture) and a result (the latents) each outgrow the pipe: the
+    encoder sending the next frame's request while the helper sent back the dropped one's result
+    hung both (a CIF encode stalled forever with the default --aside auto)."""
+    import threading
+
+    big = [request(make_picture(352, 288, shift=s)) for s in range(3)]
+    with IntraAside() as aside:
+        def frames() -> None:
+            first = aside.submit(big[0])
+            aside.drop(first)
+            second = aside.submit(big[1])  # sent while the first result comes back
+            aside.drop(second)
+            results.append(aside.take(aside.submit(big[2])))
+
+        results: list = []
+        worker = threading.Thread(target=frames, daemon=True)
+        worker.start()
+        worker.join(timeout=120)
+        if worker.is_alive():  # hung: unblock it before failing
+            aside._process.kill()
+        assert not worker.is_alive(), "the encoder and its helper blocked each other"
+        assert results and results[0] is not None and same(results[0], big[2].run())
+    assert not helpers()
+
+
 def test_a_result_skipped_without_being_dropped_is_a_bug_said_aloud() -> None:
     with IntraAside() as aside:
         aside.submit(request())

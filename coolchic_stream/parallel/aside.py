@@ -12,19 +12,25 @@ the first, on another core: an encode of one intra period then uses two cores an
 longer training instead of both. The helper trains on the encode's torch thread count from the
 frame's own seed, so the bytes are those of the one-process encode (a test compares them).
 
-Requests are served in order, one at a time; a result nobody waits for is read and dropped when
-the next one is taken. A helper that dies (or cannot start) is not replaced: ``take`` says so and
-the encoder trains the alternative itself.
+Requests are served in order, one at a time. Two threads of the encoder's process talk to the
+helper, one sending requests and one reading results as they come, so neither side ever blocks
+on a full pipe: a request and a result are each larger than a pipe holds from CIF up (the picture,
+the latents), and an encoder sending the next frame's request while the helper sent back the
+dropped one's hung both. A result nobody waits for is thrown away when it arrives. A helper that
+dies (or cannot start) is not replaced: ``take`` says so and the encoder trains the alternative
+itself.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import queue
+import threading
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import EncoderConfig
 from ..errors import CoolChicStreamError
@@ -88,50 +94,101 @@ class IntraAside:
     def __init__(self) -> None:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Condition()
         self._next = 0
-        self._dropped: set[int] = set()
+        self._open: set[int] = set()  # submitted, neither taken nor dropped
+        self._dropped: set[int] = set()  # dropped before their result came
+        self._results: dict[int, tuple[bool, Any]] = {}
+        self._gone = False  # the helper's pipe broke (set by the threads)
         self.failed = False  # the helper died or could not start: the encoder trains alone
 
     def submit(self, request: IntraRequest) -> int | None:
         """Start training ``request`` in the helper; a ticket for ``take``/``drop``, None without a helper."""
         if self.failed:
             return None
-        try:
-            if self._process is None:
-                context = multiprocessing.get_context("spawn")
-                parent, child = context.Pipe()
-                self._process = context.Process(target=_serve, args=(child,), name=HELPER_NAME, daemon=True)
-                self._process.start()
-                child.close()
-                self._conn = parent
-            ticket, self._next = self._next, self._next + 1
-            self._conn.send((ticket, request))
-            return ticket
-        except (OSError, EOFError, ValueError):
-            self._fail()
-            return None
+        if self._process is None:
+            try:
+                self._start()
+            except (OSError, EOFError, ValueError):
+                self._fail()
+                return None
+        ticket, self._next = self._next, self._next + 1
+        with self._lock:
+            self._open.add(ticket)
+        self._outbox.put((ticket, request))
+        return ticket
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child,), name=HELPER_NAME, daemon=True)
+        self._process.start()
+        child.close()
+        self._conn = parent
+        self._threads = [
+            threading.Thread(target=self._send, args=(parent,), name=f"{HELPER_NAME}-send", daemon=True),
+            threading.Thread(target=self._receive, args=(parent,), name=f"{HELPER_NAME}-receive", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _send(self, conn: Connection) -> None:  # a thread: requests, then None to stop the helper
+        while True:
+            message = self._outbox.get()
+            try:
+                conn.send(message)
+            except (OSError, ValueError):
+                self._broken()
+                return
+            if message is None:
+                return
+
+    def _receive(self, conn: Connection) -> None:  # a thread: results as they come
+        while True:
+            try:
+                ticket, ok, value = conn.recv()
+            except (OSError, EOFError, ValueError):
+                self._broken()
+                return
+            with self._lock:
+                if ticket in self._dropped:
+                    self._dropped.discard(ticket)
+                else:
+                    self._results[ticket] = (ok, value)
+                    self._lock.notify_all()
+
+    def _broken(self) -> None:
+        with self._lock:
+            self._gone = True
+            self._lock.notify_all()
 
     def take(self, ticket: int) -> FrameCodingResult | None:
         """The request's ``FrameCodingResult`` (waits for it); None if the helper died (train it yourself).
         An error the training raised is raised here."""
-        while not self.failed:
-            try:
-                got, ok, value = self._conn.recv()
-            except (OSError, EOFError):
-                self._fail()
-                return None
-            if got == ticket:
-                if not ok:
-                    raise value
-                return value
-            if got not in self._dropped:  # requests are served in order: an earlier one was dropped
-                raise RuntimeError(f"the helper answered request {got} before {ticket}, which nobody dropped")
-            self._dropped.discard(got)
-        return None
+        with self._lock:
+            skipped = sorted(t for t in self._open if t < ticket)
+            if skipped:  # requests are served in order: the encoder forgot one
+                raise RuntimeError(f"request {ticket} taken before request {skipped[0]}, which nobody dropped or took")
+            self._open.discard(ticket)
+            while ticket not in self._results and not self._gone and not self.failed:
+                self._lock.wait()
+            answer = self._results.pop(ticket, None)
+        if answer is None:
+            self._fail()
+            return None
+        ok, value = answer
+        if not ok:
+            raise value
+        return value
 
     def drop(self, ticket: int) -> None:
-        """The result of ``ticket`` is not wanted; it is read and discarded when a later one is taken."""
-        self._dropped.add(ticket)
+        """The result of ``ticket`` is not wanted: thrown away (when it comes)."""
+        with self._lock:
+            self._open.discard(ticket)
+            if self._results.pop(ticket, None) is None:
+                self._dropped.add(ticket)
 
     def _fail(self) -> None:
         self.failed = True
@@ -139,19 +196,19 @@ class IntraAside:
 
     def close(self) -> None:
         """Stop the helper (its current training is abandoned)."""
-        process, conn = self._process, self._conn
-        self._process = self._conn = None
+        process, conn, threads = self._process, self._conn, self._threads
+        self._process, self._conn, self._threads = None, None, []
+        if process is None:
+            return
+        self._outbox.put(None)  # the helper stops at the next request it reads
+        process.join(timeout=0.5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        for thread in threads:  # the pipe's other end is gone: both return
+            thread.join(timeout=5)
         if conn is not None:
-            try:
-                conn.send(None)
-            except (OSError, ValueError):
-                pass
             conn.close()
-        if process is not None:
-            process.join(timeout=0.5)
-            if process.is_alive():
-                process.kill()
-                process.join()
 
     def __enter__(self) -> IntraAside:
         return self
