@@ -248,8 +248,8 @@ class Encoder:
         intra_check, motion = "", None
         if job.frame_type == FrameType.I:
             result = code_intra(source, self.config, lmbda, self.config.intra_iterations, report, steer=steer)
-            if steer is not None:
-                base = lmbda = steer.lmbda
+            if steer is not None:  # what its bits and quality correspond to (not the λ steering ended at)
+                base = lmbda = steer.effective
             coded = self._code(job, source, refs, inherited, result)
             self._last_intra = (coded.mse, coded.bpp)
             if self.lookahead is not None:
@@ -300,7 +300,7 @@ class Encoder:
                         coded, lmbda = intra, stream
         if self.rate is not None:
             coded_at = lmbda if coded.header.intra_coded else base  # an intra-coded frame's λ is not depth-scaled
-            self.rate.coded_frame(job.frame_type, job.depth, coded_at, 8 * len(coded.payload))
+            self.rate.coded_frame(job.frame_type, job.depth, coded_at, 8 * len(coded.payload), coded.header.intra_coded)
         self.dpb.insert(job.display_index, coded.decoded, coded.networks)
         self._last.keep(job.coding_index, coded.networks)
         self.dpb.release(self.scheduler.still_referenced(job.coding_index))

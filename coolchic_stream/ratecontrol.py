@@ -12,14 +12,21 @@ before the depth scaling of ``gop.lambda_scale``) spends
 f_c the floor a P/B frame costs whatever λ (``FLOOR_BITS``, 0 for I frames), then a straight line
 in the log domain with one slope for every class and an intercept m_c, the class's *complexity*,
 that the content sets. κ is measured (README, *Rate control*); the m_c are learnt: each coded
-frame gives m = (bits - f_c) / λ^κ for its class (the first observation replaces the
-prior, later ones are averaged in the log domain with weight ``LEARNING_RATE``). A class not yet
-seen in the segment takes the I frame's complexity times its prior share, times the geometric
-mean of m_c / (prior share · m_I) over the P/B classes seen (how much dearer this content is than
-the prior says). The prior share mixes the class's share where motion predicts (``PRIOR_SHARE``)
-with that of a frame the intra check codes without prediction (``INTRA_SHARE``), in the
-proportion expected from the source: how much of a frame block flow leaves unexplained against
-the I frame's detail (``intra_likelihood``), measured before the I frame is coded.
+frame gives m = (bits - f_c) / λ^κ (the first observation replaces the prior, later ones are
+averaged in the log domain with weight ``LEARNING_RATE``). A P/B frame is coded with prediction or,
+where the intra check wins, without; the two cost an order of magnitude apart (a deep B frame a
+hundredth of the I frame, one coded without prediction half of it), so they are learnt apart:
+
+    m_c = (1 - q) · m_c^inter + q · m^intra
+
+m_c^inter learnt from the class's frames coded with prediction; before one is, the I frame's
+complexity times the class's prior share (``PRIOR_SHARE``), times the geometric mean of
+m^inter / (prior share · m_I) over the classes seen (how much dearer this content's motion is than
+the prior says). m^intra, one for all classes, learnt from the frames coded without prediction,
+before one is ``INTRA_SHARE`` · m_I. q, the share of the frames left expected to be coded without
+prediction: (n_intra + E · q₀) / (n + E) after n P/B frames of which n_intra were, q₀ guessed from
+the source before the I frame is coded (``intra_likelihood``: how much of a frame block flow leaves
+unexplained against the I frame's detail), worth E = ``INTRA_EVIDENCE`` frames.
 
 **Budget.** A segment of L frames at b̄ = bitrate / frame rate bits per frame may spend B = L·b̄.
 Before frame k (k frames of the segment coded, S bits spent), the frames left are that frame, of
@@ -53,7 +60,18 @@ from ``STEER_FROM`` to ``STEER_UNTIL`` of its main phase λ is multiplied, at ea
 within a factor ``STEER_RANGE`` of where it started), the estimate being its hard-rounded latent
 rate (divided by 1 + ``DECAY``·(1 - p)², what training at a share p of the phase still takes off
 it) plus its networks at ``NN_BITS_PER_PARAMETER`` and the headers: the look at the first frame
-costs no extra encode. Its coded bits then give m_I, and the frames after it are planned from that.
+costs no extra encode. Its coded bits then give m_I, and the frames after it are planned from that,
+at the λ the frame behaves as coded at: λ_eff = exp(∫₀¹ ln λ(p) dp) over the main phase
+(``Steer.effective``), not the λ steering ended at. The latents lag behind a moving λ: the pan's
+first frame steered down from 8.7e-3 to 4.1e-3 came out at 5 744 bits and 29.31 dB, where a training
+at a fixed 6e-3 gives 5 816 bits and 29.49 dB and one at 4.1e-3 6 504 bits and 29.87 dB; λ_eff was
+5.4e-3. Planned from the λ it ended at, the P anchor after it took a λ below the I frame's real one
+and twice its share, and the B frames' λ then swung 8× to pay it back.
+
+**Where the guess misses.** When the source promised motion that predicts and the intra check
+then codes most P/B frames without prediction, the I frame has already taken the share planned for
+cheap P/B frames, and λ cannot rise far enough to pay for frames costing half an I frame each:
+simulated (``tests/test_ratecontrol.py``), such a segment ends 27-50 % over its budget.
 
 **Segments.** Nothing crosses an intra period (``encoder``): each segment has its own budget and
 model, so ``--jobs`` and ``--ray`` code the same stream. On an input of unknown length (stdin)
@@ -76,10 +94,13 @@ from .types import FrameType, GopStructure
 # the README: -0.46 on BBB 128², -0.34 on the pan, -0.50 on CIF BBB, λ 4e-3 to 2.5e-4).
 KAPPA = -0.45
 LEARNING_RATE = 0.5  # weight of a class's new observation in its log-complexity
-# A P/B class's complexity, as a share of the I frame's, before one is coded, where motion predicts
-# (the pan and CIF BBB 57- in the README, fast preset: P anchors 0.16-0.33, B frames 0.02-0.10).
-PRIOR_SHARE = {(FrameType.P, 0): 0.22, (FrameType.P, 1): 0.15}
-PRIOR_SHARE_B = (0.065, 0.035, 0.03, 0.03)  # B frames at depth 1, 2, 3, 4 and deeper
+# A P/B class's complexity, as a share of the I frame's, before one is coded, where motion predicts:
+# its bits beyond FLOOR_BITS over the I frame's at one λ (format 6.0, fast preset, 500 iterations,
+# λ encodes of the pan at 4e-3 and CIF BBB 57- at 1.5e-3: P anchors 0.28 and 0.10 (the first one
+# sends its motion networks, the next predicts them) and 0.20; B frames at depth 1 0.03-0.044, at
+# depth 2 0.013-0.014, at depth 3 0.004-0.093, 0.012 on average).
+PRIOR_SHARE = {(FrameType.P, 0): 0.2, (FrameType.P, 1): 0.12}
+PRIOR_SHARE_B = (0.04, 0.014, 0.012, 0.012)  # B frames at depth 1, 2, 3, 4 and deeper
 # Where it does not, the intra check codes most P/B frames without prediction, at about this share
 # of the I frame (BBB 128² 32- and the sample: 0.43-0.65).
 INTRA_SHARE = 0.6
@@ -89,6 +110,10 @@ INTRA_SHARE = 0.6
 # whose P/B frames were intra-coded; 1.3 (the sample), 8.4 (BBB 128² 32-): 50-75 % intra-coded.
 # The share intra-coded grows linearly in log r from INTRA_FROM (none) to INTRA_AT (INTRA_LIKELY).
 INTRA_FROM, INTRA_AT, INTRA_LIKELY, INTRA_MOST = 0.1, 1.3, 0.7, 0.75
+# Then each P/B frame coded tells: the guess counts as INTRA_EVIDENCE frames against those the
+# intra check coded with and without prediction. (Simulated, a segment whose source promised intra
+# coding that never came ended 21 % under its budget with 2, 11 % with 1, 5 % with 0.5.)
+INTRA_EVIDENCE = 0.5
 CONTENT_DISTANCE = 4  # the encoder holds a segment's I frame until this many frames after it are in
 # A P/B frame costs at least its headers, its modes and nearly empty latent streams whatever λ: the
 # model's m_c·λ^κ is what it spends beyond FLOOR_BITS (the pan at 128²: 232 bits at base λ 0.02-0.05,
@@ -165,16 +190,21 @@ def intra_likelihood(motion_share: float | None) -> float:
     return min(INTRA_LIKELY * math.log(motion_share / INTRA_FROM) / math.log(INTRA_AT / INTRA_FROM), INTRA_MOST)
 
 
-def prior_share(frame_type: FrameType, depth: int, intra: float = 0.0) -> float:
-    """Complexity of a class as a share of the I frame's, before the segment codes one, when a
-    share ``intra`` of P/B frames is expected to be coded without prediction."""
+def inter_share(frame_type: FrameType, depth: int) -> float:
+    """Complexity of a P/B class coded with prediction, as a share of the I frame's, before the
+    segment codes one (1 for the I frame)."""
     if frame_type == FrameType.I:
         return 1.0
     if frame_type == FrameType.P:
-        inter = PRIOR_SHARE.get((frame_type, depth), PRIOR_SHARE[(FrameType.P, 0)])
-    else:
-        inter = PRIOR_SHARE_B[min(max(depth, 1), len(PRIOR_SHARE_B)) - 1]
-    return inter + (INTRA_SHARE - inter) * intra
+        return PRIOR_SHARE.get((frame_type, depth), PRIOR_SHARE[(FrameType.P, 0)])
+    return PRIOR_SHARE_B[min(max(depth, 1), len(PRIOR_SHARE_B)) - 1]
+
+
+def prior_share(frame_type: FrameType, depth: int, intra: float = 0.0) -> float:
+    """Complexity of a class as a share of the I frame's, before the segment codes one, when a
+    share ``intra`` of P/B frames is expected to be coded without prediction."""
+    inter = inter_share(frame_type, depth)
+    return inter if frame_type == FrameType.I else inter + (INTRA_SHARE - inter) * intra
 
 
 FrameClass = tuple[FrameType, int]  # (type, hierarchy depth)
@@ -222,6 +252,7 @@ class Steer:
     steps: int = STEER_STEPS
     history: list[tuple[float, float]] = field(default_factory=list)  # (estimated bits, λ) per step
     start: float = 0.0  # the λ steering began at (set on the first update)
+    moves: list[tuple[float, float]] = field(default_factory=list)  # (share of the phase, λ from there on)
 
     @staticmethod
     def acts(progress: float) -> bool:
@@ -240,7 +271,22 @@ class Steer:
         lmbda = self.lmbda * min(max(step, 1.0 / MAX_STEER_STEP), MAX_STEER_STEP)
         self.lmbda = _clamp(min(max(lmbda, self.start / STEER_RANGE), self.start * STEER_RANGE))
         self.history.append((estimate, self.lmbda))
+        self.moves.append((progress, self.lmbda))
         return self.lmbda
+
+    @property
+    def effective(self) -> float:
+        """The λ the trained frame behaves as coded at: the geometric mean of the λ in force over
+        the main phase, weighted by the share of the phase each held. The latents lag behind a
+        moving λ (see the module docstring), so a frame steered down from a high start ends with
+        the bits and quality of a λ above the one it ends at."""
+        if not self.moves:
+            return self.lmbda
+        log_sum, at, lmbda = 0.0, 0.0, self.start
+        for progress, moved in self.moves:
+            log_sum += (progress - at) * math.log(lmbda)
+            at, lmbda = progress, moved
+        return math.exp(log_sum + (1.0 - at) * math.log(lmbda))
 
     def networks(self, lmbda: float) -> float:
         """Estimated bits of the frame's networks and headers at ``lmbda``."""
@@ -273,7 +319,10 @@ class RateController:
         self.intra = intra_likelihood(motion_share)
         self.spent = 0.0
         self.coded = 0
-        self._log_m: dict[tuple[FrameType, int], float] = {}
+        self._log_m: dict[tuple[FrameType, int], float] = {}  # the I frame, and P/B classes coded with prediction
+        self._log_intra: float | None = None  # P/B frames coded without prediction, whatever their class
+        self._inter_frames = 0  # P/B frames coded so far, and how many of them without prediction
+        self._intra_frames = 0
         self._last: float | None = None
         self._last_type: FrameType | None = None
         self.intra_lambda: float | None = None  # λ of the segment's last I frame
@@ -297,17 +346,29 @@ class RateController:
             least = sum(_floor(c[0]) + self._complexity(c) * self._last**KAPPA for c in classes)
         return max(self.budget - self.spent, MIN_LEFT * least)
 
+    @property
+    def intra_expected(self) -> float:
+        """The share of the P/B frames left expected to be coded without prediction: the source's
+        guess (``intra_likelihood``), worth ``INTRA_EVIDENCE`` frames, then what the check did."""
+        return (self._intra_frames + INTRA_EVIDENCE * self.intra) / (self._inter_frames + INTRA_EVIDENCE)
+
     def _complexity(self, cls: tuple[FrameType, int]) -> float:
-        """m_c: observed, else the prior share of the I frame's, scaled by how far the P/B classes
-        seen so far came out from their priors (the content's, e.g. motion too fast to predict)."""
-        if cls in self._log_m:
-            return math.exp(self._log_m[cls])
+        """m_c: for the I frame, observed; for a P/B class, the mix of its complexity coded with
+        prediction (observed, else its prior share of the I frame's scaled by how far the classes
+        seen came out from theirs: the content's motion) and without (observed, else INTRA_SHARE of
+        the I frame's), in the proportion ``intra_expected``."""
         anchor = self._log_m.get((FrameType.I, 0), 0.0)
         if cls[0] == FrameType.I:
             return math.exp(anchor)
-        seen = [m - anchor - math.log(prior_share(*c, self.intra)) for c, m in self._log_m.items() if c[0] != FrameType.I]
-        content = sum(seen) / len(seen) if seen and (FrameType.I, 0) in self._log_m else 0.0
-        return prior_share(*cls, self.intra) * math.exp(anchor + content)
+        if cls in self._log_m:
+            inter = math.exp(self._log_m[cls])
+        else:
+            seen = [m - anchor - math.log(inter_share(*c)) for c, m in self._log_m.items() if c[0] != FrameType.I]
+            content = sum(seen) / len(seen) if seen and (FrameType.I, 0) in self._log_m else 0.0
+            inter = inter_share(*cls) * math.exp(anchor + content)
+        intra = math.exp(self._log_intra) if self._log_intra is not None else INTRA_SHARE * math.exp(anchor)
+        q = self.intra_expected
+        return (1.0 - q) * inter + q * intra
 
     def _after(self) -> float:
         """Σ m_c of the frames planned after the next one."""
@@ -351,12 +412,20 @@ class RateController:
             lmbda = _clamp(self._last * min(max(step, 1.0 / MAX_STEP), MAX_STEP))
         return FrameRate(lmbda, _floor(frame_type) + self._complexity(cls) * lmbda**KAPPA)
 
-    def coded_frame(self, frame_type: FrameType, depth: int, lmbda: float, bits: int) -> None:
-        """A frame of the segment was coded at base λ ``lmbda`` in ``bits``: learn from it."""
+    def coded_frame(self, frame_type: FrameType, depth: int, lmbda: float, bits: int, intra_coded: bool = False) -> None:
+        """A frame of the segment was coded at base λ ``lmbda`` in ``bits`` (a P/B frame: without
+        prediction, ``intra_coded``): learn from it."""
         cls = (frame_type, depth)
         observed = math.log(max(bits - _floor(frame_type), MIN_LEFT * bits, 1)) - KAPPA * math.log(lmbda)
-        old = self._log_m.get(cls)
-        self._log_m[cls] = observed if old is None else (1 - LEARNING_RATE) * old + LEARNING_RATE * observed
+        if frame_type != FrameType.I:
+            self._inter_frames += 1
+            self._intra_frames += intra_coded
+        if intra_coded and frame_type != FrameType.I:
+            old = self._log_intra
+            self._log_intra = observed if old is None else (1 - LEARNING_RATE) * old + LEARNING_RATE * observed
+        else:
+            old = self._log_m.get(cls)
+            self._log_m[cls] = observed if old is None else (1 - LEARNING_RATE) * old + LEARNING_RATE * observed
         self.spent += bits
         self.coded += 1
         self._last = lmbda
@@ -366,6 +435,6 @@ class RateController:
 
 
 __all__ = [
-    "CONTENT_DISTANCE", "FrameClass", "FrameRate", "KAPPA", "intra_likelihood", "RateController", "Steer", "nominal_mix", "nominal_plan", "parse_bitrate",
+    "CONTENT_DISTANCE", "FrameClass", "FrameRate", "KAPPA", "inter_share", "intra_likelihood", "RateController", "Steer", "nominal_mix", "nominal_plan", "parse_bitrate",
     "prior_share",
 ]  # fmt: skip

@@ -15,8 +15,8 @@ from coolchic_stream.config import DEFAULT_LAMBDA, EncoderConfig
 from coolchic_stream.errors import ConfigError
 from coolchic_stream.gop import lambda_scale, schedule
 from coolchic_stream.ratecontrol import (
-    FLOOR_BITS, KAPPA, LAMBDA_MAX, MAX_STEP, RateController, Steer, intra_likelihood, nominal_mix,
-    nominal_plan, parse_bitrate, prior_share,
+    FLOOR_BITS, INTRA_EVIDENCE, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, RateController, Steer, inter_share, intra_likelihood,
+    nominal_mix, nominal_plan, parse_bitrate, prior_share,
 )  # fmt: skip
 from coolchic_stream.types import FrameType, GopStructure
 
@@ -66,16 +66,18 @@ def test_the_nominal_mix_is_one_intra_period_without_its_i_frame() -> None:
 
 
 def _simulate(world: dict[tuple[FrameType, int], float], frames: int, frame_bits: float, structure=GopStructure.RANDOM_ACCESS,
-              i_miss: float = 1.0, motion_share: float | None = None) -> tuple[RateController, list[float]]:
+              i_miss: float = 1.0, motion_share: float | None = None, intra: float = 0.0) -> tuple[RateController, list[float]]:
     """Code one segment in a world where a frame of class c at base λ costs exactly world[c]·λ^κ
-    (and the floor, for a P/B frame)
+    (and the floor, for a P/B frame), and a share ``intra`` of the P/B frames, spread evenly, is
+    coded without prediction at INTRA_SHARE of the I frame's complexity
     (the I frame lands at ``i_miss`` times its steered target; ``motion_share``: what the source
     analysis measured); -> the controller, each frame's base λ."""
     jobs = schedule(structure, 8, frames, frames)
     rc = RateController(frame_bits, Fraction(1), nominal_plan(structure, 8, frames, frames), motion_share)
     lambdas = []
-    for job in jobs:
+    for k, job in enumerate(jobs):
         cls = (job.frame_type, job.depth)
+        intra_coded = job.frame_type != FrameType.I and math.floor(k * intra) > math.floor((k - 1) * intra)
         if job.frame_type == FrameType.I:
             steer = rc.start_intra(64 * 64, 400, 1000)
             bits = steer.target_bits * i_miss
@@ -83,9 +85,10 @@ def _simulate(world: dict[tuple[FrameType, int], float], frames: int, frame_bits
             lmbda = (bits / world[cls]) ** (1 / KAPPA)
         else:
             lmbda = rc.next_frame(*cls).lmbda
-            bits = FLOOR_BITS + world[cls] * lmbda**KAPPA
+            complexity = INTRA_SHARE * world[(FrameType.I, 0)] if intra_coded else world[cls]
+            bits = FLOOR_BITS + complexity * lmbda**KAPPA
         lambdas.append(lmbda)
-        rc.coded_frame(job.frame_type, job.depth, lmbda, round(bits))
+        rc.coded_frame(job.frame_type, job.depth, lmbda, round(bits), intra_coded)
     return rc, lambdas
 
 
@@ -96,31 +99,43 @@ def test_a_world_that_matches_the_prior_is_coded_at_one_lambda_on_budget() -> No
     assert max(lambdas) / min(lambdas) < 1.01
 
 
-# P/B frames as the prior says where motion predicts, cheaper or dearer, or mostly intra-coded, and
-# what the source analysis measured: right (within 5 % of the budget), nothing, or a motion share
-# that expects intra coding where inter coding works and the other way round (within 12 %: λ
-# moves smoothly, so a model that far off is not caught up with at once)
+# P/B frames as the prior says where motion predicts, cheaper or dearer, or mostly coded without
+# prediction, and what the source analysis measured: right (within 5 % of the budget), nothing, or
+# a motion share that expects intra coding where inter coding works (within 12 %: λ moves
+# smoothly, so a model that far off is not caught up with at once)
 @pytest.mark.parametrize("content, intra, motion, tolerance", [
     (1.0, 0.0, 0.05, 0.05), (1.0, 0.7, 1.3, 0.05), (0.3, 0.0, None, 0.12), (3.0, 0.0, None, 0.12),
-    (1.0, 0.7, None, 0.12), (1.0, 0.0, 1.3, 0.12), (1.0, 0.75, 0.05, 0.12),
+    (1.0, 0.0, 1.3, 0.12),
 ])  # fmt: skip
 @pytest.mark.parametrize("i_miss", [0.7, 1.0, 1.3])
 def test_the_segment_lands_on_its_budget_whatever_the_content(
     content: float, intra: float, motion: float | None, tolerance: float, i_miss: float
 ) -> None:
     # an I frame of 10 000 bits at λ 1e-3
-    world = {(FrameType.I, 0): 450.0} | {c: 450.0 * prior_share(*c, intra) * content for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
-    rc, lambdas = _simulate(world, 32, 2000.0, i_miss=i_miss, motion_share=motion)
+    world = {(FrameType.I, 0): 450.0} | {c: 450.0 * inter_share(*c) * content for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
+    rc, lambdas = _simulate(world, 32, 2000.0, i_miss=i_miss, motion_share=motion, intra=intra)
     assert abs(rc.spent / rc.budget - 1) < tolerance, (rc.spent, rc.budget)
     steps = [b / a for a, b in zip(lambdas[1:], lambdas[2:])]
     assert all(1 / MAX_STEP - 1e-9 <= s <= MAX_STEP + 1e-9 for s in steps)  # after the I frame, λ moves smoothly
-    if tolerance == 0.05:  # a model that is right settles at once
-        assert max(lambdas[1:]) / min(lambdas[1:]) < 1.3
+    if tolerance == 0.05:  # a model that is right settles at once, or within a factor 3 where frames
+        # coded with and without prediction (a hundredth and half of the I frame) alternate
+        assert max(lambdas[1:]) / min(lambdas[1:]) < (1.3 if intra == 0 else 3.0)
+
+
+@pytest.mark.parametrize("motion", [None, 0.05])
+def test_intra_coding_the_source_did_not_announce_overshoots_but_is_paid_back_as_far_as_it_can(motion: float | None) -> None:
+    """The documented limitation: the I frame took the share planned for cheap P/B frames, and 70 %
+    of them then cost half an I frame each. λ rises through the segment; the overshoot is bounded."""
+    world = {(FrameType.I, 0): 450.0} | {c: 450.0 * inter_share(*c) for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
+    for i_miss in (0.7, 1.0, 1.3):
+        rc, lambdas = _simulate(world, 32, 2000.0, i_miss=i_miss, motion_share=motion, intra=0.7)
+        assert 0.0 < rc.spent / rc.budget - 1 < 0.55
+        assert lambdas[-1] > 100 * lambdas[1]
 
 
 def test_an_overspent_segment_pays_back_without_starving_a_frame() -> None:
     rc = RateController(1000.0, Fraction(1), nominal_plan(GopStructure.RANDOM_ACCESS, 8, 8, 8))
-    rc.coded_frame(FrameType.I, 0, 1e-3, 5_000)  # most of the budget at once
+    rc.coded_frame(FrameType.I, 0, 1e-3, 6_000)  # most of the budget at once
     first = rc.next_frame(FrameType.P, 0)
     assert 1e-3 < first.lmbda < LAMBDA_MAX and first.planned_bits > FLOOR_BITS
     rc.coded_frame(FrameType.P, 0, first.lmbda, 2_000)
@@ -142,8 +157,13 @@ def test_an_overspent_segment_never_lowers_lambda() -> None:
         lambdas.append(decision.lmbda)
         bits = 11_872 if frame_type == FrameType.P else FLOOR_BITS + world[(frame_type, depth)] * decision.lmbda**KAPPA
         rc.coded_frame(frame_type, depth, decision.lmbda, round(bits))
-    assert abs(rc.spent / rc.budget - 1) < 0.05  # the last frames pay only their share (HORIZON)
-    assert lambdas[-1] > lambdas[1] > 4.4e-4  # the B frames pay the overshoot back: λ rises through them
+    # the last frames pay only their share (HORIZON); B frames at a twentieth of the I frame are 1.2-4x
+    # the prior shares (measured on format 6.0, deeper B frames cheaper), as far off as the dearer
+    # worlds of test_the_segment_lands_on_its_budget_whatever_the_content, with its tolerance
+    assert abs(rc.spent / rc.budget - 1) < 0.12
+    # the B frames pay the overshoot back: once it shows, λ rises through them, past the I frame's
+    low = lambdas.index(min(lambdas))
+    assert all(b >= a for a, b in zip(lambdas[low:], lambdas[low + 1 :])) and lambdas[-1] > 4.4e-4
 
 
 def test_steering_moves_lambda_toward_the_target_and_holds_outside_its_window() -> None:
@@ -155,6 +175,38 @@ def test_steering_moves_lambda_toward_the_target_and_holds_outside_its_window() 
     assert down < up
     assert steer.update(0.9, 50_000) == down  # held after the window
     assert len(steer.history) == 2
+
+
+def test_a_steered_frame_is_modelled_at_the_mean_lambda_of_its_training() -> None:
+    """The latents lag behind a moving λ: the frame's bits are those of the λ it trained at on
+    average over the phase (geometric, weighted by time), not of the λ steering ended at."""
+    steer = Steer(8e-3, target_bits=5000, nn_bits=1000)
+    assert steer.effective == 8e-3  # never moved
+    first = steer.update(0.25, 2_000)  # under target: λ comes down
+    second = steer.update(0.5, 2_000)
+    assert second < first < 8e-3
+    steer.update(0.9, 100)  # outside the window: held
+    expected = math.exp(0.25 * math.log(8e-3) + 0.25 * math.log(first) + 0.5 * math.log(second))
+    assert steer.effective == pytest.approx(expected, rel=1e-12)
+    assert second < steer.effective < 8e-3
+
+
+def test_frames_coded_without_prediction_are_learnt_apart_from_those_coded_with() -> None:
+    """The intra check's frames cost an order of magnitude more than those it leaves predicted: the
+    share expected of them follows what the check did, the source's guess counting for INTRA_EVIDENCE."""
+    plan = nominal_plan(GopStructure.RANDOM_ACCESS, 8, 32, 17)
+    rc = RateController(2000.0, Fraction(1), plan, motion_share=0.02)  # the source promises prediction
+    rc.coded_frame(FrameType.I, 0, 1e-3, 10_000)
+    assert rc.intra_expected == 0.0
+    rc.coded_frame(FrameType.P, 0, 1e-3, 6_000, intra_coded=True)
+    q = rc.intra_expected
+    assert q == pytest.approx(1 / (1 + INTRA_EVIDENCE))
+    deep = rc.next_frame(FrameType.B, 3)  # may now be coded without prediction too, at that frame's cost
+    without = (6_000 - FLOOR_BITS) * (deep.lmbda / 1e-3) ** KAPPA
+    assert deep.planned_bits > FLOOR_BITS + q * without > 10 * (deep.planned_bits - FLOOR_BITS - q * without)
+    for depth in (1, 2, 3):
+        rc.coded_frame(FrameType.B, depth, 1e-3, 400)
+    assert rc.intra_expected == pytest.approx(1 / (4 + INTRA_EVIDENCE))
 
 
 def test_intra_coding_is_expected_where_motion_explains_little() -> None:
@@ -208,7 +260,7 @@ def test_a_frame_coded_without_prediction_is_coded_at_no_lower_lambda_than_the_i
     reach), the intra check codes and judges at the I frame's λ, not at the frame's own."""
     from coolchic_stream.encoder import Encoder
 
-    pics = [make_picture(23, 17, pts=i, shift=i) for i in range(4)]
+    pics = [make_picture(23, 17, pts=i, shift=i, seed=i) for i in range(4)]  # new noise each frame: intra wins one
     config = EncoderConfig(preset="test", iterations=40, bitrate="120k", frame_rate=Fraction(25), gop_size=2,
                            intra_period=4, stream_frames=4, intra_check="always")  # fmt: skip
     enc = Encoder(config)
