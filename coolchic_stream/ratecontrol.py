@@ -200,13 +200,6 @@ def inter_share(frame_type: FrameType, depth: int) -> float:
     return PRIOR_SHARE_B[min(max(depth, 1), len(PRIOR_SHARE_B)) - 1]
 
 
-def prior_share(frame_type: FrameType, depth: int, intra: float = 0.0) -> float:
-    """Complexity of a class as a share of the I frame's, before the segment codes one, when a
-    share ``intra`` of P/B frames is expected to be coded without prediction."""
-    inter = inter_share(frame_type, depth)
-    return inter if frame_type == FrameType.I else inter + (INTRA_SHARE - inter) * intra
-
-
 FrameClass = tuple[FrameType, int]  # (type, hierarchy depth)
 
 
@@ -436,5 +429,4 @@ class RateController:
 
 __all__ = [
     "CONTENT_DISTANCE", "FrameClass", "FrameRate", "KAPPA", "inter_share", "intra_likelihood", "RateController", "Steer", "nominal_mix", "nominal_plan", "parse_bitrate",
-    "prior_share",
 ]  # fmt: skip

@@ -16,7 +16,7 @@ from coolchic_stream.errors import ConfigError
 from coolchic_stream.gop import lambda_scale, schedule
 from coolchic_stream.ratecontrol import (
     FLOOR_BITS, INTRA_EVIDENCE, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, RateController, Steer, inter_share, intra_likelihood,
-    nominal_mix, nominal_plan, parse_bitrate, prior_share,
+    nominal_mix, nominal_plan, parse_bitrate,
 )  # fmt: skip
 from coolchic_stream.types import FrameType, GopStructure
 
@@ -93,7 +93,7 @@ def _simulate(world: dict[tuple[FrameType, int], float], frames: int, frame_bits
 
 
 def test_a_world_that_matches_the_prior_is_coded_at_one_lambda_on_budget() -> None:
-    world = {(t, d): 1e3 * prior_share(t, d) for t, d in [(FrameType.I, 0), *nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)]}
+    world = {(t, d): 1e3 * inter_share(t, d) for t, d in [(FrameType.I, 0), *nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)]}
     rc, lambdas = _simulate(world, 32, 2000.0)
     assert rc.spent == pytest.approx(rc.budget, rel=1e-3)
     assert max(lambdas) / min(lambdas) < 1.01
@@ -213,11 +213,14 @@ def test_intra_coding_is_expected_where_motion_explains_little() -> None:
     assert intra_likelihood(None) == 0.0 and intra_likelihood(0.02) == 0.0 and intra_likelihood(0.07) == 0.0
     assert 0 < intra_likelihood(0.3) < intra_likelihood(1.3) <= intra_likelihood(100) <= 0.75
     assert intra_likelihood(1.3) == pytest.approx(0.7)
-    assert prior_share(FrameType.B, 3, 0.0) < prior_share(FrameType.B, 3, 0.7) < prior_share(FrameType.B, 3, 1.0) == pytest.approx(0.6)
+    plan = nominal_plan(GopStructure.RANDOM_ACCESS, 8, 32, 17)
+    # before a P/B frame is coded, the controller expects that share of them without prediction
+    assert RateController(2000.0, Fraction(1), plan, motion_share=1.3).intra_expected == pytest.approx(0.7)
+    assert RateController(2000.0, Fraction(1), plan, motion_share=0.02).intra_expected == 0.0
 
 
 def test_low_delay_segments_land_on_their_budget() -> None:
-    world = {(FrameType.I, 0): 450.0} | {c: 450.0 * prior_share(*c) * 1.5 for c in nominal_mix(GopStructure.LOWDELAY, 8, 16)}
+    world = {(FrameType.I, 0): 450.0} | {c: 450.0 * inter_share(*c) * 1.5 for c in nominal_mix(GopStructure.LOWDELAY, 8, 16)}
     rc, lambdas = _simulate(world, 16, 2000.0, GopStructure.LOWDELAY)
     assert abs(rc.spent / rc.budget - 1) < 0.05
 
