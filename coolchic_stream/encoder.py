@@ -260,8 +260,8 @@ class Encoder:
             if self._warm_start is None and self._use_warm_start:
                 self._warm_start = WarmStart()
             # The intra check's alternatives, coded like an I frame at the stream's λ (below). With
-            # a target bitrate that is the segment's I frame's λ where the frame's is lower.
-            stream = base if self.rate is None or self.rate.intra_lambda is None else max(base, self.rate.intra_lambda)
+            # a target bitrate, the rate controller's λ for a frame coded without prediction.
+            stream = base if self.rate is None else self.rate.without_prediction(base)
             starts = (True, False) if ref_networks and self.config.nn_prediction != NNPrediction.OFF else (False,)
             alternatives = [
                 IntraRequest(source, self.config, stream, self.config.intra_iterations, ref_networks, distances,

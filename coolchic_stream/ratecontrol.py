@@ -42,9 +42,17 @@ frame). A constant λ is what gives the best rate-distortion, so λ moves smooth
 previous P/B frame's λ_p, the frame takes λ_p · (λ/λ_p)^``DAMPING``, moving at most a factor
 ``MAX_STEP``, within [``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after the I frame takes λ as
 solved). A P/B frame that the intra check also codes without prediction is coded, and judged, at
-max(λ, λ_I), λ_I the segment's I frame's: like an I frame of the segment, never at a λ lower
-than that (the pan at 26.4 kbit/s: λ fell to a fifth of λ_I where B frames cost less than their
-share, and a B frame coded without prediction at that λ took 8 704 bits, over half the budget).
+
+    λ_w = max(λ, λ_I · INTRA_BELOW^(-q))      (``without_prediction``)
+
+λ_I the segment's I frame's, q the share of such frames expected (below). Where they are the
+exception (q near 0), the plan gave them no budget: one is coded like an I frame of the segment,
+at no λ lower than λ_I (the pan at 26.4 kbit/s: λ fell to a fifth of λ_I where B frames cost less
+than their share, and a B frame coded without prediction at that λ took 8 704 bits, over half the
+budget). Where they are the rule, they are what the budget was planned on, and the I frame, one of
+them, must not fix the segment's rate: they go as low as the budget says, to λ_I / INTRA_BELOW
+(BBB 128² at 24.9 kbit/s: the I frame's λ steered to 0.19 where ~0.035 spends the budget, and the
+frames after it held there came out 48 % under).
 With fewer than ``HORIZON`` frames left, B - S - F is replaced by
 P + (B - S - F - P)·(L - k)/``HORIZON``, P what they are predicted to cost at λ_p: the last,
 cheap frames pay their share of the error, not all of it. So every frame's overshoot or
@@ -133,6 +141,11 @@ DAMPING, MAX_STEP = 0.5, 2.0
 # last few pay their share (CIF BBB's last B frames, ~500 bits each, swung λ 8x absorbing it).
 HORIZON = 8
 LAMBDA_MIN, LAMBDA_MAX = 1e-6, 0.5
+# How far below the I frame's λ frames coded without prediction may go where all P/B frames are
+# expected to be (see ``RateController.without_prediction``): an I frame whose share was misjudged
+# lands far off on the flat part of its curve (BBB 128²: λ 0.19 for ~0.035), and the frames after
+# it then spend the segment's budget at a λ of its own.
+INTRA_BELOW = 8.0
 # An I frame's latent bits per pixel at λ = PRIOR_LAMBDA, the steered training's first guess:
 # PRIOR_BPP_AT for a picture of spatial detail PRIOR_DETAIL (``lookahead.spatial_detail``) trained
 # for PRIOR_ITERATIONS, times (detail / PRIOR_DETAIL)^DETAIL_EXPONENT and (PRIOR_ITERATIONS /
@@ -404,6 +417,13 @@ class RateController:
             step = (lmbda / self._last) ** DAMPING
             lmbda = _clamp(self._last * min(max(step, 1.0 / MAX_STEP), MAX_STEP))
         return FrameRate(lmbda, _floor(frame_type) + self._complexity(cls) * lmbda**KAPPA)
+
+    def without_prediction(self, lmbda: float) -> float:
+        """The base λ a P/B frame planned at ``lmbda`` is coded and judged at where the intra check
+        codes it without prediction: no lower than λ_I · INTRA_BELOW^(-q), q = ``intra_expected``."""
+        if self.intra_lambda is None:
+            return lmbda
+        return max(lmbda, self.intra_lambda * INTRA_BELOW ** -self.intra_expected)
 
     def coded_frame(self, frame_type: FrameType, depth: int, lmbda: float, bits: int, intra_coded: bool = False) -> None:
         """A frame of the segment was coded at base λ ``lmbda`` in ``bits`` (a P/B frame: without
