@@ -44,7 +44,7 @@ from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_network
 from .gop import FrameJob, GopScheduler, GroupPlan, lambda_scale
 from .lookahead import Lookahead
 from .parallel.aside import IntraAside, IntraRequest
-from .ratecontrol import CONTENT_DISTANCE, PRIOR_LAMBDA, RateController, Steer, nominal_plan
+from .ratecontrol import CONTENT_DISTANCE, PRIOR_LAMBDA, FrameRate, RateController, Steer, nominal_plan
 from .threads import torch_threads
 from .train.coding import FrameCodingResult, code_intra
 from .types import FrameStats, FrameType, GopStructure, Packet, Picture, TrainingProgress
@@ -128,6 +128,7 @@ class Encoder:
         self._last_intra: tuple[float, float] | None = None  # (MSE, bpp) of the last I frame
         self.rate: RateController | None = None  # with a bitrate: the current segment's
         self._held: list[FrameJob] = []  # jobs rate control holds until it has seen enough of the segment
+        self._decision: FrameRate | None = None  # rate control's for the P/B frame being coded
 
     def send(self, picture: Picture) -> list[Packet]:
         """Queue one picture (display order); returns the packets now complete, in coding order."""
@@ -201,6 +202,7 @@ class Encoder:
 
     def _base_lambda(self, job: FrameJob, source: Picture) -> tuple[float, Steer | None]:
         """The frame's base λ (before depth scaling) and, for a rate-controlled I frame, its steer."""
+        self._decision = None
         if self.config.bitrate is None:
             assert self.config.lmbda is not None
             return self.config.lmbda, None
@@ -216,7 +218,8 @@ class Encoder:
                 source.height * source.width, parameters, self.config.intra_iterations, spatial_detail(source)
             )
             return steer.lmbda, steer
-        return self.rate.next_frame(job.frame_type, job.depth).lmbda, None
+        self._decision = self.rate.next_frame(job.frame_type, job.depth)
+        return self._decision.lmbda, None
 
     def _plan(self, anchor: int, pending: list[int]) -> GroupPlan:
         """The scheduler's planner: this segment's lookahead."""
@@ -261,7 +264,7 @@ class Encoder:
                 self._warm_start = WarmStart()
             # The intra check's alternatives, coded like an I frame at the stream's λ (below). With
             # a target bitrate, the rate controller's λ for a frame coded without prediction.
-            stream = base if self.rate is None else self.rate.without_prediction(base)
+            stream = base if self.rate is None or self._decision is None else self.rate.without_prediction(self._decision.solved)
             starts = (True, False) if ref_networks and self.config.nn_prediction != NNPrediction.OFF else (False,)
             alternatives = [
                 IntraRequest(source, self.config, stream, self.config.intra_iterations, ref_networks, distances,

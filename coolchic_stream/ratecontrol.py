@@ -4,8 +4,10 @@
         I frame: λ steered during its own training so that the period's predicted bits meet the budget
         each P/B frame: λ solved from the model of the frames still to come ─► coded ─► model updated
 
-**Model.** A frame of class c (its type and hierarchy depth) coded at base λ (the stream's λ,
-before the depth scaling of ``gop.lambda_scale``) spends
+**Model.** A frame of class c (its type and hierarchy depth; the segment's first P/B frame, which
+sends the motion networks the frames after it predict theirs from, a class of its own at depth
+``FIRST_INTER``) coded at base λ (the stream's λ, before the depth scaling of
+``gop.lambda_scale``) spends
 
     bits_c(λ) = f_c + m_c · λ^κ,   κ = KAPPA < 0,
 
@@ -41,11 +43,16 @@ last λ, and B - S - F at ``MIN_LEFT`` · (B - S) (an overshoot is paid back, no
 frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from the
 previous P/B frame's λ_p, the frame takes λ_p · (λ/λ_p)^``DAMPING``, moving at most a factor
 ``MAX_STEP``, within [``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after the I frame takes λ as
-solved). A P/B frame that the intra check also codes without prediction is coded, and judged, at
+solved). That is the λ the budget asks for, λ_s (``FrameRate.solved``); a frame coded with
+prediction takes min(λ_s, ``PREDICTED_ABOVE`` · λ_I), λ_I the segment's I frame's: past that such
+frames stop getting cheaper (measured on CIF BBB and the pan) while their quality keeps falling,
+and the power law above would raise λ into that for ever. The next frame's λ moves on from λ_s, not from the cap. A P/B frame that the
+intra check also codes without prediction (such frames do keep getting cheaper) is coded, and
+judged, at
 
-    λ_w = max(λ, λ_I · INTRA_BELOW^(-q))      (``without_prediction``)
+    λ_w = max(λ_s, λ_I · INTRA_BELOW^(-q))      (``without_prediction``)
 
-λ_I the segment's I frame's, q the share of such frames expected (below). Where they are the
+q the share of such frames expected (above). Where they are the
 exception (q near 0), the plan gave them no budget: one is coded like an I frame of the segment,
 at no λ lower than λ_I (the pan at 26.4 kbit/s: λ fell to a fifth of λ_I where B frames cost less
 than their share, and a B frame coded without prediction at that λ took 8 704 bits, over half the
@@ -79,7 +86,9 @@ and twice its share, and the B frames' λ then swung 8× to pay it back.
 **Where the guess misses.** When the source promised motion that predicts and the intra check
 then codes most P/B frames without prediction, the I frame has already taken the share planned for
 cheap P/B frames, and λ cannot rise far enough to pay for frames costing half an I frame each:
-simulated (``tests/test_ratecontrol.py``), such a segment ends 27-50 % over its budget.
+simulated (``tests/test_ratecontrol.py``), such a segment ends 21-57 % over its budget. Frames
+coded with prediction much dearer than the prior are paid back only as far as λ up to the cap buys
+(simulated, 3x the prior: 25-64 % over; 1.5x: on budget unless the I frame overshot too).
 
 **Segments.** Nothing crosses an intra period (``encoder``): each segment has its own budget and
 model, so ``--jobs`` and ``--ray`` code the same stream. On an input of unknown length (stdin)
@@ -107,7 +116,10 @@ LEARNING_RATE = 0.5  # weight of a class's new observation in its log-complexity
 # λ encodes of the pan at 4e-3 and CIF BBB 57- at 1.5e-3: P anchors 0.28 and 0.10 (the first one
 # sends its motion networks, the next predicts them) and 0.20; B frames at depth 1 0.03-0.044, at
 # depth 2 0.013-0.014, at depth 3 0.004-0.093, 0.012 on average).
-PRIOR_SHARE = {(FrameType.P, 0): 0.2, (FrameType.P, 1): 0.12}
+PRIOR_SHARE = {(FrameType.P, 0): 0.12, (FrameType.P, 1): 0.12}
+# The segment's first P/B frame sends the motion networks the frames after it predict theirs from
+# (2 024 bits for the pan's P8 at 4e-3, 864 for P16): a class of its own, at depth FIRST_INTER.
+FIRST_INTER, PRIOR_FIRST_SHARE = -1, 0.24
 PRIOR_SHARE_B = (0.04, 0.014, 0.012, 0.012)  # B frames at depth 1, 2, 3, 4 and deeper
 # Where it does not, the intra check codes most P/B frames without prediction, at about this share
 # of the I frame (BBB 128² 32- and the sample: 0.43-0.65).
@@ -146,6 +158,10 @@ LAMBDA_MIN, LAMBDA_MAX = 1e-6, 0.5
 # lands far off on the flat part of its curve (BBB 128²: λ 0.19 for ~0.035), and the frames after
 # it then spend the segment's budget at a λ of its own.
 INTRA_BELOW = 8.0
+# Frames coded with prediction take no base λ above PREDICTED_ABOVE times the I frame's, where they
+# stop getting cheaper (CIF BBB at 69 kbit/s: B frames at 4, 7, 8, 13, 17 and 19x λ_I cost 328,
+# 208, 1 024, 464, 1 264 and 1 272 bits; the pan at 17.5 kbit/s 224-760 bits at 2-17x).
+PREDICTED_ABOVE = 4.0
 # An I frame's latent bits per pixel at λ = PRIOR_LAMBDA, the steered training's first guess:
 # PRIOR_BPP_AT for a picture of spatial detail PRIOR_DETAIL (``lookahead.spatial_detail``) trained
 # for PRIOR_ITERATIONS, times (detail / PRIOR_DETAIL)^DETAIL_EXPONENT and (PRIOR_ITERATIONS /
@@ -208,6 +224,8 @@ def inter_share(frame_type: FrameType, depth: int) -> float:
     segment codes one (1 for the I frame)."""
     if frame_type == FrameType.I:
         return 1.0
+    if depth == FIRST_INTER:
+        return PRIOR_FIRST_SHARE
     if frame_type == FrameType.P:
         return PRIOR_SHARE.get((frame_type, depth), PRIOR_SHARE[(FrameType.P, 0)])
     return PRIOR_SHARE_B[min(max(depth, 1), len(PRIOR_SHARE_B)) - 1]
@@ -218,12 +236,16 @@ FrameClass = tuple[FrameType, int]  # (type, hierarchy depth)
 
 def nominal_plan(structure: GopStructure, gop_size: int, intra_period: int, frames: int) -> tuple[FrameClass, ...]:
     """Classes of a segment's ``frames`` frames in coding order, under the fixed structure (the
-    adaptive GOP may code other classes, as many frames)."""
+    adaptive GOP may code other classes, as many frames); the first P/B frame's depth is
+    ``FIRST_INTER``."""
     from .gop import schedule
 
     if structure == GopStructure.INTRA:
         return ((FrameType.I, 0),) * frames
-    return tuple((j.frame_type, j.depth) for j in schedule(structure, gop_size, intra_period, frames))
+    classes = [(j.frame_type, j.depth) for j in schedule(structure, gop_size, intra_period, frames)]
+    if len(classes) > 1:
+        classes[1] = (classes[1][0], FIRST_INTER)
+    return tuple(classes)
 
 
 def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Counter[FrameClass]:
@@ -234,14 +256,17 @@ def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Co
 
 @dataclass(frozen=True)
 class FrameRate:
-    """The rate controller's decision for one frame: its base λ and the bits planned for it."""
+    """The rate controller's decision for one P/B frame: its base λ coded with prediction, the bits
+    planned for it, and the λ the budget asks for (``solved``: before ``PREDICTED_ABOVE`` caps it, what
+    a frame coded without prediction starts from, see ``RateController.without_prediction``)."""
 
     lmbda: float
     planned_bits: float
+    solved: float
 
     def __post_init__(self) -> None:
-        if not (self.lmbda > 0 and math.isfinite(self.lmbda)) or not self.planned_bits > 0:
-            raise ValueError(f"a frame rate decision needs λ > 0 and planned bits > 0, got {self}")
+        if not (self.lmbda > 0 and math.isfinite(self.lmbda)) or not self.planned_bits > 0 or not self.solved >= self.lmbda:
+            raise ValueError(f"a frame rate decision needs λ > 0, planned bits > 0 and solved λ >= λ, got {self}")
 
 
 @dataclass
@@ -329,7 +354,9 @@ class RateController:
         self._log_intra: float | None = None  # P/B frames coded without prediction, whatever their class
         self._inter_frames = 0  # P/B frames coded so far, and how many of them without prediction
         self._intra_frames = 0
-        self._last: float | None = None
+        self._last: float | None = None  # λ the last frame was coded at
+        self._path: float | None = None  # and the λ the budget had asked for it (past the cap)
+        self._asked: float | None = None  # the λ solved for the frame being coded
         self._last_type: FrameType | None = None
         self.intra_lambda: float | None = None  # λ of the segment's last I frame
 
@@ -400,27 +427,38 @@ class RateController:
             steer.lmbda = min(max(steer.lmbda, self._last / MAX_STEP), self._last * MAX_STEP)
         return steer
 
+    def _class(self, frame_type: FrameType, depth: int) -> FrameClass:
+        """The class a frame of this type and depth is planned and learnt as: the segment's first
+        P/B frame is one of its own (``FIRST_INTER``)."""
+        return (frame_type, FIRST_INTER) if frame_type != FrameType.I and self._inter_frames == 0 else (frame_type, depth)
+
     def next_frame(self, frame_type: FrameType, depth: int) -> FrameRate:
         """Base λ for the next P/B frame to code (after the segment's I frame)."""
-        cls = (frame_type, depth)
+        cls = self._class(frame_type, depth)
         weight = self._complexity(cls) + self._after()
         spendable = self._spendable(cls)
-        if self._last is not None and self._last_type != FrameType.I:
+        path = self._path
+        if path is not None and self._last_type != FrameType.I:
             # near the segment's end a few cheap frames would absorb the whole error: correct the
             # share of it that HORIZON frames would take, the rest is left unpaid
-            planned = weight * self._last**KAPPA
+            planned = weight * path**KAPPA
             left = len(self.plan) - self.coded
             spendable = max(planned + (spendable - planned) * min(1.0, left / HORIZON), MIN_LEFT * planned)
         lmbda = _clamp((spendable / weight) ** (1.0 / KAPPA))
-        if self._last is not None and self._last_type != FrameType.I:
+        if path is not None and self._last_type != FrameType.I:
             # after the I frame the solved value stands: the I frame's λ is where steering left it
-            step = (lmbda / self._last) ** DAMPING
-            lmbda = _clamp(self._last * min(max(step, 1.0 / MAX_STEP), MAX_STEP))
-        return FrameRate(lmbda, _floor(frame_type) + self._complexity(cls) * lmbda**KAPPA)
+            step = (lmbda / path) ** DAMPING
+            lmbda = _clamp(path * min(max(step, 1.0 / MAX_STEP), MAX_STEP))
+        solved = lmbda
+        if self.intra_lambda is not None:
+            lmbda = min(lmbda, PREDICTED_ABOVE * self.intra_lambda)
+        self._asked = solved
+        return FrameRate(lmbda, _floor(frame_type) + self._complexity(cls) * lmbda**KAPPA, solved)
 
     def without_prediction(self, lmbda: float) -> float:
-        """The base λ a P/B frame planned at ``lmbda`` is coded and judged at where the intra check
-        codes it without prediction: no lower than λ_I · INTRA_BELOW^(-q), q = ``intra_expected``."""
+        """The base λ a P/B frame is coded and judged at where the intra check codes it without
+        prediction, from the λ the budget asks for (``FrameRate.solved``; such a frame keeps getting
+        cheaper as λ rises): no lower than λ_I · INTRA_BELOW^(-q), q = ``intra_expected``."""
         if self.intra_lambda is None:
             return lmbda
         return max(lmbda, self.intra_lambda * INTRA_BELOW ** -self.intra_expected)
@@ -428,7 +466,7 @@ class RateController:
     def coded_frame(self, frame_type: FrameType, depth: int, lmbda: float, bits: int, intra_coded: bool = False) -> None:
         """A frame of the segment was coded at base λ ``lmbda`` in ``bits`` (a P/B frame: without
         prediction, ``intra_coded``): learn from it."""
-        cls = (frame_type, depth)
+        cls = self._class(frame_type, depth)
         observed = math.log(max(bits - _floor(frame_type), MIN_LEFT * bits, 1)) - KAPPA * math.log(lmbda)
         if frame_type != FrameType.I:
             self._inter_frames += 1
@@ -442,11 +480,16 @@ class RateController:
         self.spent += bits
         self.coded += 1
         self._last = lmbda
+        # λ moves on from where the budget asked it to be, not from the cap a frame coded with
+        # prediction stopped at: a frame coded without prediction after it still gets cheaper with λ
+        capped = frame_type != FrameType.I and not intra_coded and self._asked is not None and lmbda < self._asked
+        self._path = self._asked if capped else lmbda
+        self._asked = None
         self._last_type = frame_type
         if frame_type == FrameType.I:
             self.intra_lambda = lmbda
 
 
 __all__ = [
-    "CONTENT_DISTANCE", "FrameClass", "FrameRate", "KAPPA", "inter_share", "intra_likelihood", "RateController", "Steer", "nominal_mix", "nominal_plan", "parse_bitrate",
+    "CONTENT_DISTANCE", "FIRST_INTER", "FrameClass", "FrameRate", "KAPPA", "inter_share", "intra_likelihood", "RateController", "Steer", "nominal_mix", "nominal_plan", "parse_bitrate",
 ]  # fmt: skip
