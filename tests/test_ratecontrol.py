@@ -15,7 +15,7 @@ from coolchic_stream.config import DEFAULT_LAMBDA, EncoderConfig
 from coolchic_stream.errors import ConfigError
 from coolchic_stream.gop import lambda_scale, schedule
 from coolchic_stream.ratecontrol import (
-    FIRST_INTER, FLOOR_BITS, INTRA_BELOW, INTRA_EVIDENCE, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, PREDICTED_ABOVE, RateController, Steer, inter_share, intra_likelihood,
+    CLASS_EVIDENCE, FIRST_INTER, FLOOR_BITS, INTRA_BELOW, INTRA_EVIDENCE, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, PREDICTED_ABOVE, RateController, Steer, inter_share, intra_likelihood,
     nominal_mix, nominal_plan, parse_bitrate,
 )  # fmt: skip
 from coolchic_stream.types import FrameType, GopStructure
@@ -226,6 +226,23 @@ def test_frames_coded_without_prediction_are_learnt_apart_from_those_coded_with(
     for depth in (1, 2, 3):
         rc.coded_frame(FrameType.B, depth, 1e-3, 400)
     assert rc.intra_expected == pytest.approx(1 / (4 + INTRA_EVIDENCE))
+
+
+def test_each_class_expects_intra_coding_as_its_own_frames_had_it() -> None:
+    """BBB 128²: the P anchors, far from their references, coded without prediction; the deepest B
+    frames, next to theirs, with it. Each class leans on its own frames, the pooled share counting
+    for CLASS_EVIDENCE of them, and is planned accordingly."""
+    plan = nominal_plan(GopStructure.RANDOM_ACCESS, 8, 32, 17)
+    rc = RateController(2000.0, Fraction(1), plan, motion_share=8.4)
+    rc.coded_frame(FrameType.I, 0, 1e-3, 8_000)
+    for frame_type, depth, intra_coded in [(FrameType.P, 0, True), (FrameType.B, 1, True), (FrameType.B, 3, False),
+                                           (FrameType.B, 3, False), (FrameType.P, 0, True), (FrameType.B, 3, False)]:  # fmt: skip
+        rc.coded_frame(frame_type, depth, 1e-3, 4_000 if intra_coded else 600, intra_coded)
+    pooled = rc.intra_expected
+    anchor, deep = rc.intra_expected_for((FrameType.P, 0)), rc.intra_expected_for((FrameType.B, 3))
+    assert deep < pooled < anchor < 1 and deep == pytest.approx(CLASS_EVIDENCE * pooled / (3 + CLASS_EVIDENCE))
+    assert rc.intra_expected_for((FrameType.B, 2)) == pytest.approx(pooled)  # none seen: the pooled share
+    assert rc.next_frame(FrameType.B, 3).planned_bits < rc.next_frame(FrameType.P, 0).planned_bits / 2
 
 
 def test_intra_coding_is_expected_where_motion_explains_little() -> None:
