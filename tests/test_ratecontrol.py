@@ -245,6 +245,21 @@ def test_each_class_expects_intra_coding_as_its_own_frames_had_it() -> None:
     assert rc.next_frame(FrameType.B, 3).planned_bits < rc.next_frame(FrameType.P, 0).planned_bits / 2
 
 
+def test_a_class_is_never_planned_dearer_than_a_frame_coded_without_prediction() -> None:
+    """The intra check codes a frame that would cost more with prediction without it: BBB 128²'s B
+    frames coded with prediction came out at 10x their prior, and a P anchor planned from that
+    content factor at more than a frame coded without prediction (2 259 bits planned, 699 coded)."""
+    plan = nominal_plan(GopStructure.RANDOM_ACCESS, 8, 32, 17)
+    rc = RateController(2000.0, Fraction(1), plan, motion_share=8.4)
+    rc.coded_frame(FrameType.I, 0, 1e-3, 8_000)
+    rc.coded_frame(FrameType.P, 0, 1e-3, 4_000, intra_coded=True)
+    rc.coded_frame(FrameType.B, 1, 1e-3, 6_000)  # with prediction, 10x its prior share
+    without = (4_000 - FLOOR_BITS) * 1e-3**-KAPPA  # m^intra
+    for frame_type, depth in [(FrameType.B, 1), (FrameType.P, 0), (FrameType.B, 2)]:
+        decision = rc.next_frame(frame_type, depth)
+        assert decision.planned_bits <= FLOOR_BITS + without * decision.lmbda**KAPPA * (1 + 1e-9)
+
+
 def test_intra_coding_is_expected_where_motion_explains_little() -> None:
     assert intra_likelihood(None) == 0.0 and intra_likelihood(0.02) == 0.0 and intra_likelihood(0.07) == 0.0
     assert 0 < intra_likelihood(0.3) < intra_likelihood(1.3) <= intra_likelihood(100) <= 0.75
