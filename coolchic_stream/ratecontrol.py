@@ -26,8 +26,9 @@ complexity times the class's prior share (``PRIOR_SHARE``), times the geometric 
 m^inter / (prior share · m_I) over the classes seen (how much dearer this content's motion is than
 the prior says), and never above m^intra (the intra check codes a frame that would cost more
 with prediction without it: on BBB 128² the B frames coded with prediction came out at 10x their
-prior, and a P anchor, planned from that, at more than a frame coded without prediction). m^intra, one for all classes, learnt from the frames coded without prediction,
-before one is ``INTRA_SHARE`` · m_I. q, the share of the frames left expected to be coded without
+prior, and a P anchor, planned from that, at more than a frame coded without prediction).
+m^intra, one for all classes, learnt from the frames coded without prediction, before one is
+``INTRA_SHARE`` · m_I. q, the share of the frames left expected to be coded without
 prediction: (n_intra + E · q₀) / (n + E) after n P/B frames of which n_intra were, q₀ guessed from
 the source before the I frame is coded (``intra_likelihood``: how much of a frame block flow leaves
 unexplained against the I frame's detail), worth E = ``INTRA_EVIDENCE`` frames. Each class then
@@ -44,20 +45,20 @@ frames left equal to what the budget has left solves
 
 F the floors of those frames, B - S floored at ``MIN_LEFT`` times what they would cost at the
 last λ, and B - S - F at ``MIN_LEFT`` · (B - S) (an overshoot is paid back, not by starving a
-frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from the
-previous P/B frame's λ_p, the frame takes λ_p · (λ/λ_p)^``DAMPING``, moving at most a factor
-``MAX_STEP``, within [``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after the I frame takes λ as
-solved). That is the λ the budget asks for, λ_s (``FrameRate.solved``); a frame coded with
-prediction takes min(λ_s, ``PREDICTED_ABOVE`` · λ_I), λ_I the segment's I frame's: past that such
-frames stop getting cheaper (measured on CIF BBB and the pan) while their quality keeps falling,
-and the power law above would raise λ into that for ever. The next frame's λ moves on from λ_s, not from the cap. A P/B frame that the
+frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from λ_p, the
+λ the budget asked for the previous P/B frame, the frame takes λ_s = λ_p · (λ/λ_p)^``DAMPING``,
+moving at most a factor ``MAX_STEP``, within [``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after
+the I frame takes λ as solved). λ_s is what the budget asks for (``FrameRate.solved``); a frame
+coded with prediction takes min(λ_s, ``PREDICTED_ABOVE`` · λ_I), λ_I the segment's I frame's:
+past that such frames stop getting cheaper (measured on CIF BBB and the pan) while their quality
+keeps falling, and the power law above would raise λ into that for ever. A P/B frame that the
 intra check also codes without prediction (such frames do keep getting cheaper) is coded, and
 judged, at
 
     λ_w = max(λ_s, λ_I · INTRA_BELOW^(-q))      (``without_prediction``)
 
-q the share of such frames expected (above). Where they are the
-exception (q near 0), the plan gave them no budget: one is coded like an I frame of the segment,
+q the share of such frames expected (above). Where they are the exception (q near 0), the plan
+gave them no budget: one is coded like an I frame of the segment,
 at no λ lower than λ_I (the pan at 26.4 kbit/s: λ fell to a fifth of λ_I where B frames cost less
 than their share, and a B frame coded without prediction at that λ took 8 704 bits, over half the
 budget). Where they are the rule, they are what the budget was planned on, and the I frame, one of
@@ -90,7 +91,7 @@ and twice its share, and the B frames' λ then swung 8× to pay it back.
 **Where the guess misses.** When the source promised motion that predicts and the intra check
 then codes most P/B frames without prediction, the I frame has already taken the share planned for
 cheap P/B frames, and λ cannot rise far enough to pay for frames costing half an I frame each:
-simulated (``tests/test_ratecontrol.py``), such a segment ends 21-57 % over its budget. Frames
+simulated (``tests/test_ratecontrol.py``), such a segment ends 21-58 % over its budget. Frames
 coded with prediction much dearer than the prior are paid back only as far as λ up to the cap buys
 (simulated, 3x the prior: 25-64 % over; 1.5x: on budget unless the I frame overshot too).
 
