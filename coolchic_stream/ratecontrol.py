@@ -52,20 +52,16 @@ the I frame takes λ as solved). λ_s is what the budget asks for (``FrameRate.s
 coded with prediction takes min(λ_s, ``PREDICTED_ABOVE`` · λ_I), λ_I the segment's I frame's:
 past that such frames stop getting cheaper (measured on CIF BBB and the pan) while their quality
 keeps falling, and the power law above would raise λ into that for ever. A P/B frame that the
-intra check also codes without prediction (such frames do keep getting cheaper) is coded, and
-judged, at
+intra check also codes without prediction (such frames do keep getting cheaper) is coded, and judged, at
 
     λ_w = max(λ_s, λ_I · INTRA_BELOW^(-q))      (``without_prediction``)
 
 q the share of such frames expected (above). Where they are the exception (q near 0), the plan
-gave them no budget: one is coded like an I frame of the segment,
-at no λ lower than λ_I (the pan at 26.4 kbit/s: λ fell to a fifth of λ_I where B frames cost less
-than their share, and a B frame coded without prediction at that λ took 8 704 bits, over half the
-budget). Where they are the rule, they are what the budget was planned on, and the I frame, one of
-them, must not fix the segment's rate: they go as low as the budget says, to λ_I / INTRA_BELOW
-(BBB 128² at 24.9 kbit/s: the I frame's λ steered to 0.19 where ~0.035 spends the budget, and the
-frames after it held there came out 48 % under).
-With fewer than ``HORIZON`` frames left, B - S - F is replaced by
+gave them no budget: one is coded like an I frame of the segment, at no λ lower than λ_I (the pan
+at 26.4 kbit/s: one coded at a fifth of λ_I took over half the budget). Where they are the rule,
+they are what the budget was planned on, and the I frame, one of them, must not fix the segment's
+rate: they go as low as the budget says, to λ_I / INTRA_BELOW (BBB 128² at 24.9 kbit/s, held at
+the I frame's λ 0.19: 48 % under). With fewer than ``HORIZON`` frames left, B - S - F is replaced by
 P + (B - S - F - P)·(L - k)/``HORIZON``, P what they are predicted to cost at λ_p: the last,
 cheap frames pay their share of the error, not all of it. So every frame's overshoot or
 undershoot is paid back by the frames after it in the segment, and the model the payment is
@@ -82,18 +78,14 @@ rate (divided by 1 + ``DECAY``·(1 - p)², what training at a share p of the pha
 it) plus its networks at ``NN_BITS_PER_PARAMETER`` and the headers: the look at the first frame
 costs no extra encode. Its coded bits then give m_I, and the frames after it are planned from that,
 at the λ the frame behaves as coded at: λ_eff = exp(∫₀¹ ln λ(p) dp) over the main phase
-(``Steer.effective``), not the λ steering ended at. The latents lag behind a moving λ: the pan's
-first frame steered down from 8.7e-3 to 4.1e-3 came out at 5 744 bits and 29.31 dB, where a training
-at a fixed 6e-3 gives 5 816 bits and 29.49 dB and one at 4.1e-3 6 504 bits and 29.87 dB; λ_eff was
-5.4e-3. Planned from the λ it ended at, the P anchor after it took a λ below the I frame's real one
-and twice its share, and the B frames' λ then swung 8× to pay it back.
+(``Steer.effective``), not the λ steering ended at: the latents lag behind a moving λ (README,
+*Rate control*, measured on the pan's first frame).
 
 **Where the guess misses.** When the source promised motion that predicts and the intra check
 then codes most P/B frames without prediction, the I frame has already taken the share planned for
-cheap P/B frames, and λ cannot rise far enough to pay for frames costing half an I frame each:
-simulated (``tests/test_ratecontrol.py``), such a segment ends 21-58 % over its budget. Frames
-coded with prediction much dearer than the prior are paid back only as far as λ up to the cap buys
-(simulated, 3x the prior: 25-64 % over; 1.5x: on budget unless the I frame overshot too).
+cheap P/B frames, and λ cannot rise far enough to pay for frames costing half an I frame each;
+frames coded with prediction much dearer than the prior are paid back only as far as λ up to the
+cap buys. Both end over budget, by bounds ``tests/test_ratecontrol.py`` states on simulated worlds.
 
 **Segments.** Nothing crosses an intra period (``encoder``): each segment has its own budget and
 model, so ``--jobs`` and ``--ray`` code the same stream. On an input of unknown length (stdin)
@@ -150,27 +142,23 @@ CONTENT_DISTANCE = 4  # the encoder holds a segment's I frame until this many fr
 # where λ kept rising for nothing while the model had no floor).
 FLOOR_BITS = 200
 # The budget left for the frames left never goes below this share of what they would cost at the
-# last λ: an overshoot is paid back by raising λ, as far as MAX_STEP lets it, not by starving them.
-# (A floor at a share of b̄, the average frame's budget, once exceeded what B frames cost: CIF BBB's
-# λ then fell through its last B frames while the segment was over budget.)
+# last λ: an overshoot is paid back by raising λ, as far as MAX_STEP lets it, not by starving them
+# (a floor at a share of the average frame's budget let CIF BBB's λ fall while over budget).
 MIN_LEFT = 0.25
 # From one frame to the next, λ moves DAMPING of the way (in the log domain) to the solved value,
-# and at most by MAX_STEP: classes cost what their frames happen to cost (an inter frame of a
-# class may cost a third of an intra-coded one), and chasing each miss at once swung λ 8x within
-# one pan segment, costing 9 % in rate at equal quality and intra checks that the swings set off.
+# and at most by MAX_STEP: chasing each frame's miss at once swung λ 8x within one pan segment,
+# costing 9 % in rate at equal quality and intra checks that the swings set off.
 DAMPING, MAX_STEP = 0.5, 2.0
 # The frames left pay back the segment's error in full only while there are HORIZON of them; the
 # last few pay their share (CIF BBB's last B frames, ~500 bits each, swung λ 8x absorbing it).
 HORIZON = 8
 LAMBDA_MIN, LAMBDA_MAX = 1e-6, 0.5
 # How far below the I frame's λ frames coded without prediction may go where all P/B frames are
-# expected to be (see ``RateController.without_prediction``): an I frame whose share was misjudged
-# lands far off on the flat part of its curve (BBB 128²: λ 0.19 for ~0.035), and the frames after
-# it then spend the segment's budget at a λ of its own.
+# expected to be (``RateController.without_prediction``).
 INTRA_BELOW = 8.0
 # Frames coded with prediction take no base λ above PREDICTED_ABOVE times the I frame's, where they
-# stop getting cheaper (CIF BBB at 69 kbit/s: B frames at 4, 7, 8, 13, 17 and 19x λ_I cost 328,
-# 208, 1 024, 464, 1 264 and 1 272 bits; the pan at 17.5 kbit/s 224-760 bits at 2-17x).
+# stop getting cheaper (CIF BBB at 69 kbit/s: B frames at 4-19x λ_I cost 208-1 272 bits, the
+# dearest at the highest λ; the pan at 17.5 kbit/s 224-760 bits at 2-17x).
 PREDICTED_ABOVE = 4.0
 # An I frame's latent bits per pixel at λ = PRIOR_LAMBDA, the steered training's first guess:
 # PRIOR_BPP_AT for a picture of spatial detail PRIOR_DETAIL (``lookahead.spatial_detail``) trained
@@ -186,8 +174,7 @@ PRIOR_ITERATIONS, ITERATIONS_EXPONENT = 1000, 0.25
 NN_BITS_PER_PARAMETER, NN_KAPPA = 5.4, -0.15
 FRAME_OVERHEAD_BITS = 250
 # The latent rate keeps falling after steering stops: at a share p of the main phase it is about
-# 1 + DECAY·(1-p)² times the final one (1.06-1.28 at p = 0.43-0.57 at a fixed λ; with steering
-# from a start near the target, frames ended 3-9 % above it with 0.6).
+# 1 + DECAY·(1-p)² times the final one (1.06-1.28 at p = 0.43-0.57 at a fixed λ).
 DECAY = 0.3
 # λ is steered from STEER_FROM to STEER_UNTIL of the I frame's main phase, then held: the rate of
 # the first iterations says little (5-6x the final one at 3 %), and a λ moved late has no time to act.
@@ -195,10 +182,9 @@ STEER_FROM, STEER_UNTIL = 0.25, 0.6
 STEER_STEPS = 20  # steering points spread over the main phase (those between STEER_FROM and STEER_UNTIL act)
 STEER_GAIN = 0.5  # of the full correction per step: the latents lag behind λ, more would oscillate
 MAX_STEER_STEP = 1.5
-# λ stays within this factor of its start: a training too short to reach the target rate (few
-# iterations) would otherwise drive λ far from where the frame's bits and λ agree, and the frames
-# after it are planned from that pair (seen: λ 1.4e-5 for an I frame that then cost 17 kbit). The
-# latents lag behind a moving λ: the further it moved, the more the bits come from an earlier one.
+# λ stays within this factor of its start: a training too short to reach the target rate would
+# otherwise drive λ far from where the frame's bits and λ agree (seen: λ 1.4e-5 for an I frame
+# that then cost 17 kbit), and the frames after it are planned from that pair.
 STEER_RANGE = 3.0
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
