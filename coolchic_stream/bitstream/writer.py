@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import builtins
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from construct import ConstructError
@@ -89,10 +93,11 @@ class ContainerWriter:
             raise BitstreamError("write() on a closed container")
         data = bytes(packet.data)
         unit = unit_bytes(UNIT_FRAME, data)
-        if packet.frame_type == FrameType.I:
-            self.random_access_points.append((packet.pts, packet.dts, self.offset))
-        self._emit(unit)
-        self.frames_written += 1
+        with _whole_unit():
+            if packet.frame_type == FrameType.I:
+                self.random_access_points.append((packet.pts, packet.dts, self.offset))
+            self._emit(unit)
+            self.frames_written += 1
         return len(unit)
 
     def close(self) -> None:
@@ -129,4 +134,25 @@ class ContainerWriter:
         self.close()
 
 
+@contextmanager
+def _whole_unit() -> Iterator[None]:
+    """Hold a Ctrl-C until a unit is written and counted: one landing between the bytes and the
+    bookkeeping left a frame in the file that the count the CLI reports (and the index) missed.
+    Python runs signal handlers in the main thread only; elsewhere there is nothing to hold."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # None: a handler not installed from Python, which this could not put back
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held and previous is signal.SIG_DFL:
+            os.kill(os.getpid(), signal.SIGINT)
+        elif held and callable(previous):
+            previous(signal.SIGINT, None)  # Python's default handler: KeyboardInterrupt, now
+
+
 # ------------------------------------------------------------------ reader
+
