@@ -169,9 +169,12 @@ PREDICTED_ABOVE = 4.0
 PRIOR_LAMBDA, PRIOR_BPP_AT, PRIOR_DETAIL, DETAIL_EXPONENT = 4e-3, 0.09, 4e-4, 0.5
 PRIOR_ITERATIONS, ITERATIONS_EXPONENT = 1000, 0.25
 # Fresh networks of an I frame at PRIOR_LAMBDA: about 5.4 bits per parameter (2 206-2 368 bits for
-# the fast preset's 427 parameters, BBB 128²), times (λ / PRIOR_LAMBDA)^NN_KAPPA (2 905 at 6e-4,
-# 1 364 at 5.2e-2); headers and the range coder's flush add about FRAME_OVERHEAD_BITS.
-NN_BITS_PER_PARAMETER, NN_KAPPA = 5.4, -0.15
+# the fast preset's 427 parameters, BBB 128²), times (λ / PRIOR_LAMBDA)^NN_KAPPA, and above NN_KNEE
+# falling faster, at NN_KAPPA_ABOVE (I frames of the pan, CIF and BBB 128², fast preset: 3 025-3 203
+# bits at 4-5e-4, 1 468-2 050 at 1-2e-2, 1 313-1 511 at 3.2-3.8e-2, 678-935 at 0.19, where a single
+# slope put 1 300 and steered BBB's I frame at 24.9 kbit/s to λ 0.19 and 21.5 dB); headers and
+# the range coder's flush add about FRAME_OVERHEAD_BITS.
+NN_BITS_PER_PARAMETER, NN_KAPPA, NN_KNEE, NN_KAPPA_ABOVE = 5.4, -0.15, 2e-2, -0.4
 FRAME_OVERHEAD_BITS = 250
 # The latent rate keeps falling after steering stops: at a share p of the main phase it is about
 # 1 + DECAY·(1-p)² times the final one (1.06-1.28 at p = 0.43-0.57 at a fixed λ).
@@ -317,7 +320,8 @@ class Steer:
 
     def networks(self, lmbda: float) -> float:
         """Estimated bits of the frame's networks and headers at ``lmbda``."""
-        return self.nn_bits * (lmbda / PRIOR_LAMBDA) ** NN_KAPPA + FRAME_OVERHEAD_BITS
+        below = (min(lmbda, NN_KNEE) / PRIOR_LAMBDA) ** NN_KAPPA
+        return self.nn_bits * below * (max(lmbda, NN_KNEE) / NN_KNEE) ** NN_KAPPA_ABOVE + FRAME_OVERHEAD_BITS
 
 
 def _floor(frame_type: FrameType) -> float:
