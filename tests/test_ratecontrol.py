@@ -15,7 +15,8 @@ from coolchic_stream.config import DEFAULT_LAMBDA, EncoderConfig
 from coolchic_stream.errors import ConfigError
 from coolchic_stream.gop import lambda_scale, schedule
 from coolchic_stream.ratecontrol import (
-    CLASS_EVIDENCE, FIRST_INTER, FLOOR_BITS, INTRA_BELOW, INTRA_EVIDENCE, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, PREDICTED_ABOVE, RateController, Steer, inter_share, intra_likelihood,
+    CLASS_EVIDENCE, FIRST_INTER, FLOOR_BITS, INTRA_BELOW, INTRA_EVIDENCE, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, NN_BITS_PER_PARAMETER, NN_KAPPA, NN_KAPPA_ABOVE,
+    FRAME_OVERHEAD_BITS, NN_KNEE, PREDICTED_ABOVE, RateController, Steer, inter_share, intra_likelihood,
     nominal_mix, nominal_plan, parse_bitrate,
 )  # fmt: skip
 from coolchic_stream.types import FrameType, GopStructure
@@ -194,6 +195,28 @@ def test_steering_moves_lambda_toward_the_target_and_holds_outside_its_window() 
     assert down < up
     assert steer.update(0.9, 50_000) == down  # held after the window
     assert len(steer.history) == 2
+
+
+@pytest.mark.parametrize("lmbda, measured", [(4.8e-4, (3025, 3203)), (1.5e-2, (1468, 2050)), (3.5e-2, (1313, 1511)), (0.19, (678, 935))])
+def test_the_networks_estimate_follows_what_i_frames_measured(lmbda: float, measured: tuple[int, int]) -> None:
+    """An I frame's networks at the fast preset (427 parameters), as `inspect` measured them on the
+    pan, CIF BBB and BBB 128² (the NN constants' comment): the estimate steering adds to the latent
+    rate (headers apart) lies within 20 % of that range. A single slope put 1 300 bits at λ 0.19,
+    where BBB's I frame at 24.9 kbit/s was then steered to λ 0.19 and 21.5 dB."""
+    steer = Steer(1e-3, target_bits=2000, nn_bits=427 * NN_BITS_PER_PARAMETER)
+    networks = steer.networks(lmbda) - FRAME_OVERHEAD_BITS
+    assert 0.8 * measured[0] <= networks <= 1.2 * measured[1]
+
+
+def test_the_networks_estimate_is_continuous_with_a_steeper_slope_above_the_knee() -> None:
+    steer = Steer(1e-3, target_bits=2000, nn_bits=2000)
+
+    def slope(a: float, b: float) -> float:
+        return math.log((steer.networks(b) - FRAME_OVERHEAD_BITS) / (steer.networks(a) - FRAME_OVERHEAD_BITS)) / math.log(b / a)
+
+    assert slope(NN_KNEE / 10, NN_KNEE / 2) == pytest.approx(NN_KAPPA)
+    assert slope(NN_KNEE * 2, NN_KNEE * 10) == pytest.approx(NN_KAPPA_ABOVE)
+    assert steer.networks(NN_KNEE * (1 + 1e-9)) == pytest.approx(steer.networks(NN_KNEE * (1 - 1e-9)))
 
 
 def test_a_steered_frame_is_modelled_at_the_mean_lambda_of_its_training() -> None:
