@@ -6,6 +6,8 @@ so that a bad option is reported before any frame is read.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
@@ -52,6 +54,26 @@ PRESETS: dict[Preset, PresetSettings] = {
     Preset.MEDIUM: PresetSettings(3000, Complexity.MOP, 4, 60, 300, 100, True, 0),
     Preset.SLOW: PresetSettings(10000, Complexity.HOP, 5, 200, 500, 100, True, 4),
 }
+
+
+_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
+_BITRATE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmg]?)(?:bps|b/s|bit/s)?\s*$", re.IGNORECASE)
+
+
+def parse_bitrate(value: object) -> float:
+    """Bits per second from ``300k``, ``1.2M``, ``2.5e5`` or a number (k, M, G: powers of 1000)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"--bitrate {value!r} is not a bitrate", "e.g. 300k, 1.2M or 250000")
+    if isinstance(value, (int, float)):
+        rate = float(value)
+    else:
+        match = _BITRATE.match(str(value))
+        if match is None:
+            raise ConfigError(f"--bitrate {value!r} is not a bitrate", "e.g. 300k, 1.2M or 250000 (bits per second)")
+        rate = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
+    if not (math.isfinite(rate) and rate > 0):
+        raise ConfigError(f"--bitrate {value!r} must be a positive number of bits per second", "e.g. 300k")
+    return rate
 
 
 def _parse_enum(enum_type: type, value: object, option: str):
@@ -152,8 +174,6 @@ class EncoderConfig:
                 raise ConfigError(f"--gop {self.gop!r} is not valid", "choose one of intra, lowdelay, ra")
             object.__setattr__(self, "gop", GOP_NAMES[self.gop])
         if self.bitrate is not None:
-            from .ratecontrol import parse_bitrate
-
             if self.lmbda is not None:
                 raise ConfigError(f"--lambda {self.lmbda} and --bitrate {self.bitrate} exclude each other", "give one of them")
             object.__setattr__(self, "bitrate", parse_bitrate(self.bitrate))

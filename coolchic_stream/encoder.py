@@ -44,7 +44,7 @@ from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_network
 from .gop import FrameJob, GopScheduler, GroupPlan, lambda_scale
 from .lookahead import Lookahead
 from .parallel.aside import IntraAside, IntraRequest
-from .ratecontrol import CONTENT_DISTANCE, PRIOR_LAMBDA, FrameRate, RateController, Steer, nominal_plan
+from .ratecontrol import PRIOR_LAMBDA, FrameRate, RateController, Steer, look_distance, nominal_plan, segment_frames
 from .threads import torch_threads
 from .train.coding import FrameCodingResult, code_intra
 from .types import FrameStats, FrameType, GopStructure, Packet, Picture, TrainingProgress
@@ -152,18 +152,13 @@ class Encoder:
 
     def _waits_for_content(self, jobs: list[FrameJob]) -> bool:
         """Whether rate control holds these jobs: a segment's I frame waits until the frame
-        ``CONTENT_DISTANCE`` after it (within the segment) is in, to see how well motion predicts
+        ``ratecontrol.look_distance`` after it (within the segment) is in, to see how well motion predicts
         this content."""
         first = jobs[0] if jobs else None
         return (
             first is not None and first.frame_type == FrameType.I and self._segment_start(first.display_index)
-            and self.config.gop != GopStructure.INTRA and self._next_display <= first.display_index + self._look_distance()
+            and self.config.gop != GopStructure.INTRA and self._next_display <= first.display_index + look_distance(self.config.intra_period)
         )  # fmt: skip
-
-    def _look_distance(self) -> int:
-        """How far after a segment's I frame rate control looks: within the segment, which is all
-        a worker coding it alone sees."""
-        return min(CONTENT_DISTANCE, self.config.intra_period - 1)
 
     def _queue(self, picture: Picture) -> list[FrameJob]:
         if self._format is None:
@@ -185,13 +180,12 @@ class Encoder:
     def _segment_rate(self, start: int, first: Picture) -> RateController:
         """A new segment's rate controller: its budget covers the intra period, or what is left of
         a stream of known length; how dear its P/B frames will be is guessed from how well block
-        flow predicts the latest picture in, up to ``CONTENT_DISTANCE`` after ``first``."""
+        flow predicts the latest picture in, up to ``ratecontrol.look_distance`` after ``first``."""
         config = self.config
         assert config.bitrate is not None and config.frame_rate is not None
-        frames = 1 if config.gop == GopStructure.INTRA else config.intra_period
-        if config.stream_frames is not None:
-            frames = max(min(frames, config.stream_frames - start), 1)
-        later = [d for d in self._pending if start < d <= start + self._look_distance()]
+        left = None if config.stream_frames is None else config.stream_frames - start
+        frames = segment_frames(config.gop, config.intra_period, left)
+        later = [d for d in self._pending if start < d <= start + look_distance(config.intra_period)]
         share = None
         if later and config.gop != GopStructure.INTRA:
             from .lookahead import motion_share

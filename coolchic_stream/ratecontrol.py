@@ -96,12 +96,10 @@ by what that period's I frame took beyond its share of the frames actually sent.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .errors import ConfigError
 from .types import FrameType, GopStructure
 
 # bits ∝ λ^κ: the log-log slope of rate against λ at the fast preset (tools/rd_benchmark.py runs in
@@ -190,26 +188,6 @@ MAX_STEER_STEP = 1.5
 # that then cost 17 kbit), and the frames after it are planned from that pair.
 STEER_RANGE = 3.0
 
-_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
-_BITRATE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmg]?)(?:bps|b/s|bit/s)?\s*$", re.IGNORECASE)
-
-
-def parse_bitrate(value: object) -> float:
-    """Bits per second from ``300k``, ``1.2M``, ``2.5e5`` or a number (k, M, G: powers of 1000)."""
-    if isinstance(value, bool):
-        raise ConfigError(f"--bitrate {value!r} is not a bitrate", "e.g. 300k, 1.2M or 250000")
-    if isinstance(value, (int, float)):
-        rate = float(value)
-    else:
-        match = _BITRATE.match(str(value))
-        if match is None:
-            raise ConfigError(f"--bitrate {value!r} is not a bitrate", "e.g. 300k, 1.2M or 250000 (bits per second)")
-        rate = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
-    if not (math.isfinite(rate) and rate > 0):
-        raise ConfigError(f"--bitrate {value!r} must be a positive number of bits per second", "e.g. 300k")
-    return rate
-
-
 def intra_likelihood(motion_share: float | None) -> float:
     """The share of P/B frames the intra check is expected to code without prediction, from the
     source's motion share r (0 when unknown)."""
@@ -245,6 +223,19 @@ def nominal_plan(structure: GopStructure, gop_size: int, intra_period: int, fram
     if len(classes) > 1:
         classes[1] = (classes[1][0], FIRST_INTER)
     return tuple(classes)
+
+
+def segment_frames(structure: GopStructure, intra_period: int, frames_left: int | None) -> int:
+    """How many frames a segment's budget covers: one intra period (one frame intra-only), or what
+    is left of a stream of known length (``frames_left``, None from stdin)."""
+    frames = 1 if structure == GopStructure.INTRA else intra_period
+    return frames if frames_left is None else max(min(frames, frames_left), 1)
+
+
+def look_distance(intra_period: int) -> int:
+    """How far after a segment's I frame the source guess looks: within the segment, all that a
+    worker coding it alone sees."""
+    return min(CONTENT_DISTANCE, intra_period - 1)
 
 
 def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Counter[FrameClass]:
@@ -499,5 +490,6 @@ class RateController:
 
 
 __all__ = [
-    "CONTENT_DISTANCE", "FIRST_INTER", "FrameClass", "FrameRate", "KAPPA", "inter_share", "intra_likelihood", "RateController", "Steer", "nominal_mix", "nominal_plan", "parse_bitrate",
+    "CONTENT_DISTANCE", "FIRST_INTER", "FrameClass", "FrameRate", "KAPPA", "inter_share", "intra_likelihood", "look_distance", "RateController", "Steer", "nominal_mix", "nominal_plan",
+    "segment_frames",
 ]  # fmt: skip

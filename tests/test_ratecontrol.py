@@ -11,13 +11,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from coolchic_stream.config import DEFAULT_LAMBDA, EncoderConfig
+from coolchic_stream.config import DEFAULT_LAMBDA, EncoderConfig, parse_bitrate
 from coolchic_stream.errors import ConfigError
 from coolchic_stream.gop import lambda_scale, schedule
 from coolchic_stream.ratecontrol import (
     CLASS_EVIDENCE, FIRST_INTER, FLOOR_BITS, INTRA_BELOW, INTRA_EVIDENCE, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, NN_BITS_PER_PARAMETER, NN_KAPPA, NN_KAPPA_ABOVE,
     FRAME_OVERHEAD_BITS, NN_KNEE, PREDICTED_ABOVE, RateController, Steer, inter_share, intra_likelihood,
-    nominal_mix, nominal_plan, parse_bitrate,
+    CONTENT_DISTANCE, look_distance, nominal_mix, nominal_plan, segment_frames,
 )  # fmt: skip
 from coolchic_stream.types import FrameType, GopStructure
 
@@ -65,6 +65,14 @@ def test_the_nominal_mix_is_one_intra_period_without_its_i_frame() -> None:
     plan = nominal_plan(GopStructure.RANDOM_ACCESS, 8, 32, 17)  # a stream that ends inside the period
     assert len(plan) == 17 and plan[0] == (FrameType.I, 0) and plan[1] == (FrameType.P, FIRST_INTER)
     assert nominal_plan(GopStructure.INTRA, 1, 1, 1) == ((FrameType.I, 0),)
+
+
+def test_a_segment_covers_its_intra_period_or_what_is_left_of_a_known_stream() -> None:
+    ra = GopStructure.RANDOM_ACCESS
+    assert segment_frames(ra, 32, None) == 32  # stdin: the length is unknown
+    assert segment_frames(ra, 32, 17) == 17 and segment_frames(ra, 32, 100) == 32
+    assert segment_frames(GopStructure.INTRA, 32, 17) == 1  # intra-only: every frame is a segment
+    assert look_distance(32) == CONTENT_DISTANCE and look_distance(2) == 1  # never past the segment
 
 
 def _simulate(world: dict[tuple[FrameType, int], float], frames: int, frame_bits: float, structure=GopStructure.RANDOM_ACCESS,

@@ -28,7 +28,8 @@ if str(ROOT) not in sys.path:
 from coolchic_stream.gop import lambda_scale  # noqa: E402
 from coolchic_stream.lookahead import motion_share  # noqa: E402
 from coolchic_stream.media.y4m import Y4mReader  # noqa: E402
-from coolchic_stream.ratecontrol import CONTENT_DISTANCE, FLOOR_BITS, KAPPA, RateController, nominal_plan, parse_bitrate  # noqa: E402
+from coolchic_stream.config import parse_bitrate  # noqa: E402
+from coolchic_stream.ratecontrol import FLOOR_BITS, KAPPA, RateController, look_distance, nominal_plan, segment_frames  # noqa: E402
 from coolchic_stream.types import FrameType, GopStructure  # noqa: E402
 
 TYPES = {"I": FrameType.I, "P": FrameType.P, "B": FrameType.B}
@@ -61,8 +62,8 @@ def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: fl
         kind, depth, bits, lmbda = TYPES[f["type"]], f["depth"], f["bits"], f["lambda"]
         start = f["display_index"] - f["display_index"] % period
         if kind == FrameType.I and f["display_index"] == start:  # a segment: as Encoder._segment_rate
-            count = 1 if gop == GopStructure.INTRA else max(min(period, len(pictures) - start), 1)
-            later = [d for d in range(start + 1, start + min(CONTENT_DISTANCE, period - 1) + 1) if d < len(pictures)]
+            count = segment_frames(gop, period, len(pictures) - start)
+            later = [d for d in range(start + 1, start + look_distance(period) + 1) if d < len(pictures)]
             guess = motion_share(pictures[start], pictures[max(later)]) if later and gop != GopStructure.INTRA else None
             rc = RateController(bitrate, frame_rate, nominal_plan(gop, gop_size, period, count), guess)
         if rc is None:
