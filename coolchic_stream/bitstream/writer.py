@@ -149,7 +149,7 @@ def _whole_unit() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous)
         if held and previous is signal.SIG_DFL:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
         elif held and callable(previous):
             previous(signal.SIGINT, None)  # Python's default handler: KeyboardInterrupt, now
 
