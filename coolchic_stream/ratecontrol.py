@@ -28,12 +28,11 @@ the prior says), and never above m^intra (the intra check codes a frame that wou
 with prediction without it: on BBB 128² the B frames coded with prediction came out at 10x their
 prior, and a P anchor, planned from that, at more than a frame coded without prediction).
 m^intra, one for all classes, learnt from the frames coded without prediction, before one is
-``INTRA_SHARE`` · m_I. q, the share of the frames left expected to be coded without
-prediction: (n_intra + E · q₀) / (n + E) after n P/B frames of which n_intra were, q₀ guessed from
-the source before the I frame is coded (``intra_likelihood``: how much of a frame block flow leaves
-unexplained against the I frame's detail), worth E = ``INTRA_EVIDENCE`` frames. Each class then
-leans on its own frames (P anchors, far from their references, fail where the deepest B frames
-predict): q_c = (n_intra,c + E_c · q) / (n_c + E_c), E_c = ``CLASS_EVIDENCE``, is the q of m_c.
+``INTRA_SHARE`` · m_I. q_c, the share of the class's frames left expected to be coded without
+prediction (``intra_expectation``: guessed from the source before the I frame is coded, then
+learnt from the frames coded, a class far from its references, a P anchor, expected to fail more
+often than one next to them, a B frame at depth 3), is the q of m_c; q, the share over all P/B
+frames, is the q below.
 
 **Budget.** A segment of L frames at b̄ = bitrate / frame rate bits per frame may spend B = L·b̄.
 Before frame k (k frames of the segment coded, S bits spent), the frames left are that frame, of
@@ -100,6 +99,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from .intra_expectation import FrameClass, IntraExpectation, intra_likelihood
 from .types import FrameType, GopStructure
 
 # bits ∝ λ^κ: the log-log slope of rate against λ at the fast preset (tools/rd_benchmark.py runs in
@@ -119,21 +119,6 @@ PRIOR_SHARE_B = (0.04, 0.014, 0.012, 0.012)  # B frames at depth 1, 2, 3, 4 and 
 # Where it does not, the intra check codes most P/B frames without prediction, at about this share
 # of the I frame (BBB 128² 32- and the sample: 0.43-0.65).
 INTRA_SHARE = 0.6
-# How likely that is comes from the source: r = the luma MSE of a frame predicted by block flow from
-# the I frame a few frames back (``lookahead.motion_share``) over the I frame's spatial detail
-# (mean squared luma gradient). Measured at distance 4: 0.018 (pan), 0.07 (CIF BBB 57-), none of
-# whose P/B frames were intra-coded; 1.3 (the sample), 8.4 (BBB 128² 32-): 50-75 % intra-coded.
-# The share intra-coded grows linearly in log r from INTRA_FROM (none) to INTRA_AT (INTRA_LIKELY).
-INTRA_FROM, INTRA_AT, INTRA_LIKELY, INTRA_MOST = 0.1, 1.3, 0.7, 0.75
-# Then each P/B frame coded tells: the guess counts as INTRA_EVIDENCE frames against those the
-# intra check coded with and without prediction. (Simulated, a segment whose source promised intra
-# coding that never came ended 21 % under its budget with 2, 11 % with 1, 5 % with 0.5.)
-INTRA_EVIDENCE = 0.5
-# A class's own frames tell more: the P anchors, far from their references, fail where the deepest
-# B frames, next to theirs, predict (BBB 128² 32- at 62.7 kbit/s: P 4 of 4 coded without
-# prediction, B at depth 1 2 of 4, depth 2 1 of 4, depth 3 0 of 4). The share over all P/B frames
-# counts as CLASS_EVIDENCE of a class's frames.
-CLASS_EVIDENCE = 1.0
 CONTENT_DISTANCE = 4  # the encoder holds a segment's I frame until this many frames after it are in
 # A P/B frame costs at least its headers, its modes and nearly empty latent streams whatever λ: the
 # model's m_c·λ^κ is what it spends beyond FLOOR_BITS (the pan at 128²: 232 bits at base λ 0.02-0.05,
@@ -188,14 +173,6 @@ MAX_STEER_STEP = 1.5
 # that then cost 17 kbit), and the frames after it are planned from that pair.
 STEER_RANGE = 3.0
 
-def intra_likelihood(motion_share: float | None) -> float:
-    """The share of P/B frames the intra check is expected to code without prediction, from the
-    source's motion share r (0 when unknown)."""
-    if motion_share is None or motion_share <= INTRA_FROM:
-        return 0.0
-    return min(INTRA_LIKELY * math.log(motion_share / INTRA_FROM) / math.log(INTRA_AT / INTRA_FROM), INTRA_MOST)
-
-
 def inter_share(frame_type: FrameType, depth: int) -> float:
     """Complexity of a P/B class coded with prediction, as a share of the I frame's, before the
     segment codes one (1 for the I frame)."""
@@ -206,9 +183,6 @@ def inter_share(frame_type: FrameType, depth: int) -> float:
     if frame_type == FrameType.P:
         return PRIOR_SHARE.get((frame_type, depth), PRIOR_SHARE[(FrameType.P, 0)])
     return PRIOR_SHARE_B[min(max(depth, 1), len(PRIOR_SHARE_B)) - 1]
-
-
-FrameClass = tuple[FrameType, int]  # (type, hierarchy depth)
 
 
 def nominal_plan(structure: GopStructure, gop_size: int, intra_period: int, frames: int) -> tuple[FrameClass, ...]:
@@ -339,13 +313,12 @@ class RateController:
         self.frames = len(plan)
         self.plan = plan
         self.intra = intra_likelihood(motion_share)
+        self._expect = IntraExpectation(self.intra, [c for c in plan if c[0] != FrameType.I])
         self.spent = 0.0
         self.coded = 0
         self._log_m: dict[tuple[FrameType, int], float] = {}  # the I frame, and P/B classes coded with prediction
         self._log_intra: float | None = None  # P/B frames coded without prediction, whatever their class
-        self._inter_frames = 0  # P/B frames coded so far, and how many of them without prediction
-        self._intra_frames = 0
-        self._by_class: Counter[tuple[FrameClass, bool]] = Counter()  # P/B frames coded, by class and without prediction
+        self._inter_frames = 0  # P/B frames coded so far
         self._last: float | None = None  # λ the last frame was coded at
         self._path: float | None = None  # and the λ the budget had asked for it (past the cap)
         self._asked: float | None = None  # the λ solved for the frame being coded
@@ -373,15 +346,14 @@ class RateController:
 
     @property
     def intra_expected(self) -> float:
-        """The share of the P/B frames left expected to be coded without prediction: the source's
-        guess (``intra_likelihood``), worth ``INTRA_EVIDENCE`` frames, then what the check did."""
-        return (self._intra_frames + INTRA_EVIDENCE * self.intra) / (self._inter_frames + INTRA_EVIDENCE)
+        """The share of the P/B frames left expected to be coded without prediction, over all
+        classes (``IntraExpectation.pooled``)."""
+        return self._expect.pooled
 
     def intra_expected_for(self, cls: FrameClass) -> float:
-        """The share of a class's frames left expected to be coded without prediction: what the
-        check did to that class, ``intra_expected`` (all classes) worth ``CLASS_EVIDENCE`` frames."""
-        intra, inter = self._by_class[(cls, True)], self._by_class[(cls, False)]
-        return (intra + CLASS_EVIDENCE * self.intra_expected) / (intra + inter + CLASS_EVIDENCE)
+        """The share of a class's frames left expected to be coded without prediction
+        (``IntraExpectation.for_class``)."""
+        return self._expect.for_class(cls)
 
     def _complexity(self, cls: tuple[FrameType, int]) -> float:
         """m_c: for the I frame, observed; for a P/B class, the mix of its complexity coded with
@@ -468,8 +440,7 @@ class RateController:
         observed = math.log(max(bits - _floor(frame_type), MIN_LEFT * bits, 1)) - KAPPA * math.log(lmbda)
         if frame_type != FrameType.I:
             self._inter_frames += 1
-            self._intra_frames += intra_coded
-            self._by_class[(cls, intra_coded)] += 1
+            self._expect.coded(cls, intra_coded)
         if intra_coded and frame_type != FrameType.I:
             old = self._log_intra
             self._log_intra = observed if old is None else (1 - LEARNING_RATE) * old + LEARNING_RATE * observed
