@@ -14,7 +14,7 @@ import pytest
 from coolchic_stream.config import DEFAULT_LAMBDA, EncoderConfig, parse_bitrate
 from coolchic_stream.errors import ConfigError
 from coolchic_stream.gop import lambda_scale, schedule
-from coolchic_stream.intra_expectation import CLASS_EVIDENCE, INTRA_EVIDENCE, log_odds
+from coolchic_stream.intra_expectation import CLASS_EVIDENCE, INTRA_EVIDENCE, INTRA_LIKELY, INTRA_MOST, log_odds
 from coolchic_stream.ratecontrol import (
     FIRST_INTER, FLOOR_BITS, INTRA_BELOW, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, NN_BITS_PER_PARAMETER, NN_KAPPA, NN_KAPPA_ABOVE,
     FRAME_OVERHEAD_BITS, NN_KNEE, PREDICTED_ABOVE, RateController, Steer, inter_share, intra_likelihood,
@@ -133,14 +133,15 @@ def test_a_world_that_matches_the_prior_is_coded_at_one_lambda_on_budget() -> No
     assert max(lambdas) / min(lambdas) < 1.01
 
 
-# P/B frames as the prior says where motion predicts, cheaper, or mostly coded without
-# prediction (more often far from their references, or, spread evenly, as often wherever they sit),
-# and what the source analysis measured: right (within 5 % of the budget), nothing, or a motion
-# share that expects intra coding where inter coding works (within 12 %: λ moves smoothly, so a
-# model that far off is not caught up with at once)
+# P/B frames as the prior says where motion predicts, cheaper, or many coded without prediction
+# (INTRA_LIKELY of them, more often far from their references, or, spread evenly, as often wherever
+# they sit), and what the source analysis measured: right (within 5 % of the budget; 6 % where
+# frames coded without prediction, half an I frame each, or with it, a fiftieth, come as a surprise),
+# nothing, or a motion share that expects intra coding where inter coding works (within 12 %: λ
+# moves smoothly, so a model that far off is not caught up with at once)
 @pytest.mark.parametrize("content, intra, by_place, motion, tolerance", [
-    (1.0, 0.0, True, 0.05, 0.05), (1.0, 0.7, True, 1.3, 0.05), (1.0, 0.7, False, 1.3, 0.05), (0.3, 0.0, True, None, 0.12),
-    (1.0, 0.0, True, 1.3, 0.12),
+    (1.0, 0.0, True, 0.05, 0.05), (1.0, INTRA_LIKELY, True, 1.3, 0.06), (1.0, INTRA_LIKELY, False, 1.3, 0.06),
+    (0.3, 0.0, True, None, 0.12), (1.0, 0.0, True, 1.3, 0.12),
 ])  # fmt: skip
 @pytest.mark.parametrize("i_miss", [0.7, 1.0, 1.3])
 def test_the_segment_lands_on_its_budget_whatever_the_content(
@@ -150,13 +151,15 @@ def test_the_segment_lands_on_its_budget_whatever_the_content(
     world = {(FrameType.I, 0): 450.0} | {c: 450.0 * inter_share(*c) * content for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
     rc, lambdas = _simulate(world, 32, 2000.0, i_miss=i_miss, motion_share=motion, intra=intra, by_place=by_place)
     assert abs(rc.spent / rc.budget - 1) < tolerance, (rc.spent, rc.budget)
-    steps = [b / a for a, b in zip(lambdas[1:], lambdas[2:])]
-    assert all(1 / MAX_STEP - 1e-9 <= s <= MAX_STEP + 1e-9 for s in steps)  # after the I frame, λ moves smoothly
-    if tolerance == 0.05:  # a model that is right settles at once, or within a factor 3 where frames
-        # coded with and without prediction (a hundredth and half of the I frame) alternate where
-        # their place says; where they do not (spread evenly), it expects the deep B frames predicted
-        # and finds them not: within a factor 8
-        assert max(lambdas[1:]) / min(lambdas[1:]) < (1.3 if intra == 0 else 3.0 if by_place else 8.0)
+    # after the I frame, the budget's λ moves smoothly (a frame coded without prediction takes no λ
+    # below ``without_prediction``'s floor: the steps between frames coded with prediction)
+    without = _without_prediction(rc.plan, intra, by_place)
+    steps = [lambdas[k + 1] / lambdas[k] for k in range(1, len(lambdas) - 1) if not without[k] and not without[k + 1]]
+    assert all(1 / MAX_STEP - 1e-9 <= s <= MAX_STEP + 1e-9 for s in steps)
+    if intra == 0 and tolerance == 0.05:  # a model that is right settles at once
+        assert max(lambdas[1:]) / min(lambdas[1:]) < 1.3
+    elif intra > 0:  # where each frame's cost is a surprise, λ keeps moving, within a factor 7
+        assert max(lambdas[1:]) / min(lambdas[1:]) < 7.0
 
 
 def test_dearer_frames_coded_with_prediction_are_paid_back_as_far_as_lambda_up_to_its_cap_buys() -> None:
@@ -325,11 +328,11 @@ def test_a_class_is_never_planned_dearer_than_a_frame_coded_without_prediction()
 
 def test_intra_coding_is_expected_where_motion_explains_little() -> None:
     assert intra_likelihood(None) == 0.0 and intra_likelihood(0.02) == 0.0 and intra_likelihood(0.07) == 0.0
-    assert 0 < intra_likelihood(0.3) < intra_likelihood(1.3) <= intra_likelihood(100) <= 0.75
-    assert intra_likelihood(1.3) == pytest.approx(0.7)
+    assert 0 < intra_likelihood(0.3) < intra_likelihood(1.3) <= intra_likelihood(100) <= INTRA_MOST
+    assert intra_likelihood(1.3) == pytest.approx(INTRA_LIKELY)
     plan = nominal_plan(GopStructure.RANDOM_ACCESS, 8, 32, 17)
     # before a P/B frame is coded, the controller expects that share of them without prediction
-    assert RateController(2000.0, Fraction(1), plan, motion_share=1.3).intra_expected == pytest.approx(0.7)
+    assert RateController(2000.0, Fraction(1), plan, motion_share=1.3).intra_expected == pytest.approx(INTRA_LIKELY)
     assert RateController(2000.0, Fraction(1), plan, motion_share=0.02).intra_expected == 0.0
 
 
@@ -392,12 +395,13 @@ def test_a_frame_coded_without_prediction_goes_below_the_i_frame_only_as_far_as_
 
 
 @pytest.mark.parametrize("i_miss", [0.85, 1.0, 1.3])
-def test_a_segment_mostly_coded_without_prediction_spends_its_budget_when_they_cost_less_than_planned(i_miss: float) -> None:
-    """BBB 128² 32-: 70 % of the P/B frames coded without prediction at 0.45 of the I frame's
-    complexity (INTRA_SHARE plans more), the I frame on target or over it, or short of it."""
+def test_a_segment_much_coded_without_prediction_spends_its_budget_when_they_cost_less_than_planned(i_miss: float) -> None:
+    """BBB 128² 32-: 43 % of the P/B frames coded without prediction (34 of 80 in five encodes; 70 %
+    before motion pre-training's step-size fix, e9f808f) at 0.45 of the I frame's complexity
+    (INTRA_SHARE plans more), the I frame on target or over it, or short of it."""
     world = {(FrameType.I, 0): 450.0} | {c: 450.0 * inter_share(*c) * 3 for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
     for frames in (17, 32):
-        rc, lambdas = _simulate(world, frames, 2000.0, i_miss=i_miss, motion_share=8.4, intra=0.7, intra_share=0.45)
+        rc, lambdas = _simulate(world, frames, 2000.0, i_miss=i_miss, motion_share=8.4, intra=0.43, intra_share=0.45)
         assert abs(rc.spent / rc.budget - 1) < 0.1, (frames, rc.spent / rc.budget)
         assert min(lambdas[1:]) < lambdas[0]
 
