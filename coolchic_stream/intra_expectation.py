@@ -47,9 +47,9 @@ INTRA_FROM, INTRA_AT, INTRA_LIKELY, INTRA_MOST = 0.1, 1.3, 0.45, 0.45
 INTRA_EVIDENCE = 0.5
 # Log-odds of a frame being coded without prediction by its depth, against a B frame at depth 2
 # (the P anchors and the segment's first P/B frame at depth <= 0): fitted with one level per encode
-# on 22 BBB 128² encodes at 2.6e-3 to 0.19 (352 P/B frames, formats 6.0, fast preset): P anchors 124
-# of 130 coded without prediction, B frames at depth 1 76 of 118, depth 2 89 of 164, depth 3 72 of
-# 260 (fit: +4.4, +1.0, 0, -1.8; the anchors' held at +3, nearly all of them fail).
+# on 22 BBB 128² encodes from λ ≈ 2e-3 to 0.19 (352 P/B frames, format 6.0, fast preset): P anchors 62
+# of 64 coded without prediction, B frames at depth 1 41 of 61, depth 2 49 of 87, depth 3 41 of 140
+# (fit: +4.4, +1.0, 0, -1.8; the anchors' held at +3, nearly all of them fail).
 INTRA_LOG_ODDS = (3.0, 1.0, 0.0, -1.8)  # depth <= 0, 1, 2, 3 and deeper
 # A class's own frames count for more than its place: the pooled expectation counts as
 # CLASS_EVIDENCE of them.
