@@ -14,7 +14,7 @@ import pytest
 from coolchic_stream.config import DEFAULT_LAMBDA, EncoderConfig, parse_bitrate
 from coolchic_stream.errors import ConfigError
 from coolchic_stream.gop import lambda_scale, schedule
-from coolchic_stream.intra_expectation import CLASS_EVIDENCE, INTRA_EVIDENCE, INTRA_LIKELY, INTRA_MOST, log_odds
+from coolchic_stream.intra_expectation import CLASS_EVIDENCE, INTRA_EVIDENCE, INTRA_LIKELY, INTRA_MOST, IntraExpectation
 from coolchic_stream.ratecontrol import (
     FIRST_INTER, FLOOR_BITS, INTRA_BELOW, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, NN_BITS_PER_PARAMETER, NN_KAPPA, NN_KAPPA_ABOVE,
     FRAME_OVERHEAD_BITS, NN_KNEE, PREDICTED_ABOVE, RateController, Steer, inter_share, intra_likelihood,
@@ -82,15 +82,12 @@ def _without_prediction(plan: tuple, intra: float, by_place: bool) -> list[bool]
     its place gives it (``INTRA_LOG_ODDS``, as measured on BBB 128²)."""
     if not by_place:
         return [c[0] != FrameType.I and math.floor(k * intra) > math.floor((k - 1) * intra) for k, c in enumerate(plan)]
-    odds = [log_odds(c) for c in plan if c[0] != FrameType.I]
-    low, high = -40.0, 40.0
-    for _ in range(60):
-        level = (low + high) / 2
-        low, high = (level, high) if sum(1 / (1 + math.exp(-level - b)) for b in odds) < intra * len(odds) else (low, level)
+    # before any frame is coded, the expectation spreads the share over the plan by place
+    place = IntraExpectation(intra, [c for c in plan if c[0] != FrameType.I])
     seen: Counter = Counter()
     coded = []
     for c in plan:
-        share = 1 / (1 + math.exp(-level - log_odds(c))) if c[0] != FrameType.I else 0.0
+        share = place.for_class(c) if c[0] != FrameType.I else 0.0
         seen[c] += 1
         coded.append(math.floor(seen[c] * share + 0.5) > math.floor((seen[c] - 1) * share + 0.5))
     return coded
