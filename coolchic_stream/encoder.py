@@ -148,7 +148,7 @@ class Encoder:
             jobs, self._held = self._held + jobs, []
             if picture is not None and self._waits_for_content(jobs):
                 jobs, self._held = [], jobs
-        return (self._encode(job) for job in jobs)
+        return (self._encode(job, jobs[i + 1 :]) for i, job in enumerate(jobs))
 
     def _waits_for_content(self, jobs: list[FrameJob]) -> bool:
         """Whether rate control holds these jobs: a segment's I frame waits until the frame
@@ -194,8 +194,9 @@ class Encoder:
         plan = nominal_plan(config.gop, config.gop_size, config.intra_period, frames)
         return RateController(config.bitrate, config.frame_rate, plan, share)
 
-    def _base_lambda(self, job: FrameJob, source: Picture) -> tuple[float, Steer | None]:
-        """The frame's base λ (before depth scaling) and, for a rate-controlled I frame, its steer."""
+    def _base_lambda(self, job: FrameJob, source: Picture, later: list[FrameJob]) -> tuple[float, Steer | None]:
+        """The frame's base λ (before depth scaling) and, for a rate-controlled I frame, its steer
+        (``later``: the jobs scheduled after it, whose classes rate control plans with up to the next I frame)."""
         self._decision = None
         if self.config.bitrate is None:
             assert self.config.lmbda is not None
@@ -212,7 +213,12 @@ class Encoder:
                 source.height * source.width, parameters, self.config.intra_iterations, spatial_detail(source)
             )
             return steer.lmbda, steer
-        self._decision = self.rate.next_frame(job.frame_type, job.depth)
+        known = []
+        for j in later:
+            if j.frame_type == FrameType.I:
+                break
+            known.append((j.frame_type, j.depth))
+        self._decision = self.rate.next_frame(job.frame_type, job.depth, known)
         return self._decision.lmbda, None
 
     def _plan(self, anchor: int, pending: list[int]) -> GroupPlan:
@@ -221,11 +227,11 @@ class Encoder:
         return self.lookahead.plan(anchor, pending)
 
     # ------------------------------------------------------------------ one frame
-    def _encode(self, job: FrameJob) -> Packet:
+    def _encode(self, job: FrameJob, later: list[FrameJob]) -> Packet:
         with torch_threads(self.config.threads):
-            return self._encode_job(job)
+            return self._encode_job(job, later)
 
-    def _encode_job(self, job: FrameJob) -> Packet:
+    def _encode_job(self, job: FrameJob, later: list[FrameJob]) -> Packet:
         start = time.perf_counter()
         if job.frame_type == FrameType.I and self._segment_start(job.display_index):
             self._warm_start = None  # nothing learnt before a segment carries into it
@@ -235,7 +241,7 @@ class Encoder:
         distances = [abs(job.display_index - r) for r in job.references]
         # what the coded frame inherits, in order (framecodec.FrameNetworks)
         inherited = [] if job.frame_type == FrameType.I else [*ref_networks, self._last.before(job.coding_index)]
-        base, steer = self._base_lambda(job, source)
+        base, steer = self._base_lambda(job, source, later)
         lmbda = base * lambda_scale(job.depth)
 
         def report(phase: str, iteration: int, total: int, loss: float, psnr_db: float) -> None:

@@ -36,9 +36,10 @@ frames, is the q below.
 
 **Budget.** A segment of L frames at b̄ = bitrate / frame rate bits per frame may spend B = L·b̄.
 Before frame k (k frames of the segment coded, S bits spent), the frames left are that frame, of
-class c(k), and those the segment's fixed structure puts after it (``nominal_plan``: the adaptive
-GOP may code other classes, as many frames). The base λ that makes the predicted bits of the
-frames left equal to what the budget has left solves
+class c(k), those the GOP has already scheduled after it (the rest of its group, as the adaptive GOP
+split it: P anchors where the fixed structure has B frames), then those the segment's fixed
+structure puts after them (``nominal_plan``), as many frames in all. The base λ that makes the
+predicted bits of the frames left equal to what the budget has left solves
 
     (m_c(k) + Σ_{j>k} m_c(j)) · λ^κ = B - S - F   ⇒   λ = ((B - S - F) / (m_c(k) + Σ_{j>k} m_c(j)))^(1/κ)
 
@@ -96,6 +97,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -319,6 +321,7 @@ class RateController:
         self._log_m: dict[tuple[FrameType, int], float] = {}  # the I frame, and P/B classes coded with prediction
         self._log_intra: float | None = None  # P/B frames coded without prediction, whatever their class
         self._inter_frames = 0  # P/B frames coded so far
+        self._known: tuple[FrameClass, ...] = ()  # the classes scheduled after the frame being coded
         self._last: float | None = None  # λ the last frame was coded at
         self._path: float | None = None  # and the λ the budget had asked for it (past the cap)
         self._asked: float | None = None  # the λ solved for the frame being coded
@@ -331,7 +334,12 @@ class RateController:
 
     def _classes_left(self, cls: FrameClass) -> list[FrameClass]:
         """The next frame's class, then those planned after it."""
-        return [cls, *self.plan[self.coded + 1 :]]
+        return [cls, *self._later()]
+
+    def _later(self) -> list[FrameClass]:
+        """The classes planned after the next frame: those the GOP already scheduled (``known``
+        of :meth:`next_frame`), then the fixed structure's."""
+        return [*self._known, *self.plan[self.coded + 1 + len(self._known) :]]
 
     def _left(self, cls: FrameClass) -> float:
         """Bits left for the next frame (of class ``cls``) and those planned after it: what the
@@ -375,7 +383,7 @@ class RateController:
 
     def _after(self) -> float:
         """Σ m_c of the frames planned after the next one."""
-        return sum(self._complexity(c) for c in self.plan[self.coded + 1 :])
+        return sum(self._complexity(c) for c in self._later())
 
     def _spendable(self, cls: FrameClass) -> float:
         """What is left (``_left``) beyond the floors of the next frame and those after it."""
@@ -402,9 +410,12 @@ class RateController:
         P/B frame is one of its own (``FIRST_INTER``)."""
         return (frame_type, FIRST_INTER) if frame_type != FrameType.I and self._inter_frames == 0 else (frame_type, depth)
 
-    def next_frame(self, frame_type: FrameType, depth: int) -> FrameRate:
-        """Base λ for the next P/B frame to code (after the segment's I frame)."""
+    def next_frame(self, frame_type: FrameType, depth: int, known: Sequence[FrameClass] = ()) -> FrameRate:
+        """Base λ for the next P/B frame to code (after the segment's I frame); ``known``: the
+        classes the GOP has scheduled after it in the segment, in coding order (the adaptive GOP
+        codes P anchors, at many times a B frame's bits, where the fixed structure has B frames)."""
         cls = self._class(frame_type, depth)
+        self._known = tuple(known)[: max(self.frames - self.coded - 1, 0)]
         weight = self._complexity(cls) + self._after()
         spendable = self._spendable(cls)
         path = self._path
@@ -455,6 +466,7 @@ class RateController:
         capped = frame_type != FrameType.I and not intra_coded and self._asked is not None and lmbda < self._asked
         self._path = self._asked if capped else lmbda
         self._asked = None
+        self._known = ()
         self._last_type = frame_type
         if frame_type == FrameType.I:
             self.intra_lambda = lmbda

@@ -29,6 +29,7 @@ from coolchic_stream.gop import lambda_scale  # noqa: E402
 from coolchic_stream.lookahead import motion_share  # noqa: E402
 from coolchic_stream.media.y4m import Y4mReader  # noqa: E402
 from coolchic_stream.config import parse_bitrate  # noqa: E402
+from coolchic_stream.intra_expectation import FrameClass  # noqa: E402
 from coolchic_stream.ratecontrol import FLOOR_BITS, KAPPA, RateController, look_distance, nominal_plan, segment_frames  # noqa: E402
 from coolchic_stream.types import FrameType, GopStructure  # noqa: E402
 
@@ -49,6 +50,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def scheduled_after(frames: list[dict], k: int, start: int, gop_size: int) -> list[FrameClass]:
+    """The classes the encoder knew were scheduled after frame ``k`` (coding order) of a segment
+    starting at ``start``: the rest of its group (the scheduler releases a group's jobs together,
+    display indices start + 1 + j·gop_size to start + (j + 1)·gop_size; 1 where each frame is
+    released alone), up to an I frame."""
+    group = (frames[k]["display_index"] - start - 1) // gop_size
+    known = []
+    for f in frames[k + 1 :]:
+        if f["type"] == "I" or (f["display_index"] - start - 1) // gop_size != group:
+            break
+        known.append((TYPES[f["type"]], f["depth"]))
+    return known
+
+
 def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: float, gop: GopStructure, gop_size: int,
            period: int) -> dict:
     """``frames``: the recorded ``--stats`` frames in coding order; ``pictures``: the input. ->
@@ -58,7 +73,7 @@ def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: fl
     same = decisions = 0
     total = 0.0
     rows = []
-    for f in frames:
+    for k, f in enumerate(frames):
         kind, depth, bits, lmbda = TYPES[f["type"]], f["depth"], f["bits"], f["lambda"]
         start = f["display_index"] - f["display_index"] % period
         if kind == FrameType.I and f["display_index"] == start:  # a segment: as Encoder._segment_rate
@@ -72,7 +87,7 @@ def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: fl
             rc.coded_frame(kind, depth, lmbda, bits)
             total += bits
             continue
-        decision = rc.next_frame(kind, depth)
+        decision = rc.next_frame(kind, depth, scheduled_after(frames, k, start, gop_size if gop == GopStructure.RANDOM_ACCESS else 1))
         if f["intra_coded"]:  # --stats has a frame coded without prediction's base λ, the others' depth-scaled
             recorded, now = lmbda, rc.without_prediction(decision.solved)
             new_bits = bits * (now / recorded) ** KAPPA
