@@ -17,7 +17,7 @@ from coolchic_stream.gop import lambda_scale, schedule
 from coolchic_stream.intra_expectation import CLASS_EVIDENCE, INTRA_EVIDENCE, INTRA_LIKELY, INTRA_MOST, IntraExpectation
 from coolchic_stream.ratecontrol import (
     FIRST_INTER, FLOOR_BITS, INTRA_BELOW, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, NN_BITS_PER_PARAMETER, NN_KAPPA, NN_KAPPA_ABOVE,
-    FRAME_OVERHEAD_BITS, NN_KNEE, PREDICTED_ABOVE, RateController, Steer, inter_share, intra_likelihood,
+    FRAME_OVERHEAD_BITS, NN_KNEE, PREDICTED_ABOVE, FrameRate, RateController, Steer, inter_share, intra_likelihood,
     CONTENT_DISTANCE, look_distance, nominal_mix, nominal_plan, segment_frames,
 )  # fmt: skip
 from coolchic_stream.types import FrameType, GopStructure
@@ -195,6 +195,57 @@ def test_an_overspent_segment_pays_back_without_starving_a_frame() -> None:
     rc.coded_frame(FrameType.P, 0, first.lmbda, 2_000)
     second = rc.next_frame(FrameType.B, 1)  # dearer than planned: λ rises from where it was asked to, by MAX_STEP at most
     assert first.solved < second.solved <= first.solved * MAX_STEP and second.lmbda == first.lmbda
+
+
+def test_the_frames_left_are_planned_as_the_gop_scheduled_them() -> None:
+    """The adaptive GOP splits a group into mini-GOPs where motion is fast (BBB 128² at 62.7 kbit/s:
+    P anchors 1-2 frames apart where the fixed structure has B frames): planned with the fixed
+    structure's cheap B frames, λ fell while the P anchors overspent. The classes the GOP scheduled
+    for the rest of the group replace the fixed structure's for as many frames, the rest stays."""
+    plan = nominal_plan(GopStructure.RANDOM_ACCESS, 8, 17, 17)
+
+    def after_two(known: list) -> tuple[RateController, FrameRate]:
+        rc = RateController(25_000, Fraction(25), plan)  # 17 000 bits
+        rc.coded_frame(FrameType.I, 0, 1e-3, 6_000)
+        first = rc.next_frame(FrameType.P, 0)
+        rc.coded_frame(FrameType.P, 0, first.lmbda, 2_000)
+        return rc, rc.next_frame(FrameType.P, 0, known)
+
+    anchors = [(FrameType.P, 0), (FrameType.B, 1), (FrameType.P, 0), (FrameType.B, 1), (FrameType.B, 2)]
+    (_, fixed), (split, decision) = after_two([]), after_two(anchors)
+    assert decision.lmbda > fixed.lmbda * 1.2  # dearer frames ahead: a higher λ for this one
+    assert split._classes_left((FrameType.P, 0)) == [(FrameType.P, 0), *anchors, *plan[2 + 1 + len(anchors) :]]
+    assert len(split._classes_left((FrameType.P, 0))) == len(plan) - 2
+    # more scheduled than the segment has left (a plan of a shorter segment): only what fits counts
+    short, _ = after_two(anchors * 4)
+    assert len(short._classes_left((FrameType.P, 0))) == len(plan) - 2
+    # once coded, the next frame is planned with what it is given, not with the last frame's
+    split.coded_frame(FrameType.P, 0, decision.lmbda, 2_000)
+    split.next_frame(FrameType.B, 1)
+    assert split._classes_left((FrameType.B, 1)) == [(FrameType.B, 1), *plan[4:]]
+
+
+def test_the_encoder_gives_rate_control_the_rest_of_each_group(monkeypatch) -> None:
+    """``Encoder`` passes each P/B frame the classes of the jobs released with it that follow it."""
+    from coolchic_stream.encoder import Encoder
+
+    given: list[tuple] = []
+    plain = RateController.next_frame
+    monkeypatch.setattr(RateController, "next_frame", lambda rc, t, d, known=(): given.append((t, d, tuple(known))) or plain(rc, t, d, known))
+    pics = [make_picture(23, 17, pts=i, shift=i) for i in range(5)]
+    config = EncoderConfig(preset="test", iterations=10, bitrate="20k", frame_rate=Fraction(25), gop_size=2,
+                           intra_period=8, stream_frames=5, adaptive_gop=False)  # fmt: skip
+    enc = Encoder(config)
+    [q for p in pics for q in enc.send(p)] + enc.flush()
+    # groups (P2, B1) and (P4, B3), released with the I frame (it waits for the frames it looks at):
+    # each frame knows those after it
+    b, p = (FrameType.B, 1), (FrameType.P, 0)
+    assert given == [(*p, (b, p, b)), (*b, (p, b)), (*p, (b,)), (*b, ())]
+    # later groups come alone: (P6, B5), then P7, the segment's last frame
+    given.clear()
+    enc = Encoder(replace(config, stream_frames=8))
+    [q for pic in [make_picture(23, 17, pts=i, shift=i) for i in range(8)] for q in enc.send(pic)] + enc.flush()
+    assert given[4:] == [(*p, (b,)), (*b, ()), (*p, ())]
 
 
 def test_an_overspent_segment_never_lowers_lambda() -> None:

@@ -10,8 +10,12 @@ same clip, keyint = the intra period):
    run side by side with the first (so both see the same machine), its time against the first
    one's; without a curve, afterwards, at the bits-weighted geometric mean of the rate-controlled
    frames' base λ;
-3. BD-rate (VCEG-M33, PSNR-YUV 6:1:1, payload rates) of the rate-controlled points against the
-   λ points (those of step 2, and the curve's).
+3. ``--between`` more λ encodes, evenly spaced in log λ between each two neighbouring λ of step 2:
+   one encode's training luck moves a point by tenths of a dB (the same code's three λ points
+   have come out 6-7 % BD-rate apart from one run to the next, README *Rate control*), so the
+   curve the rate-controlled points are judged against needs more than three;
+4. BD-rate (VCEG-M33, PSNR-YUV 6:1:1, payload rates) of the rate-controlled points against all the
+   λ points (steps 2 and 3, and the curve's), and, for comparison, against step 2's alone.
 
 Encodes run ``--workers`` at a time, each on one torch thread: compare the times of one run only.
 Rates are of the coded frames (``Packet.data``), as ``--bitrate`` aims and rd_benchmark reports.
@@ -64,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--intra-period", type=int, default=32)
     p.add_argument("--lambda-curve", default=None, help="rd.json of tools/rd_benchmark.py with the same clip and settings")
     p.add_argument("--no-time-compare", action="store_true", help="rate-controlled encodes only")
+    p.add_argument("--between", type=int, default=1, help="λ encodes between each two neighbouring matched λ")
     p.add_argument("--workers", type=int, default=1, help="encodes run side by side")
     p.add_argument("--out", default="out/rc")
     return p.parse_args(argv)
@@ -111,6 +116,12 @@ def measure(run: dict, frames: list, fps) -> dict:
         "lambdas": [float(v) for v in lambdas],
         "types": "".join(r["type"][0] + ("i" if r["intra_coded"] else "") for r in rows),
     }
+
+
+def between_lambdas(lambdas: list[float], count: int) -> list[float]:
+    """``count`` λ evenly spaced in log λ strictly between each two neighbouring ``lambdas``."""
+    ordered = sorted(set(lambdas))
+    return [a * (b / a) ** (k / (count + 1)) for a, b in zip(ordered, ordered[1:]) for k in range(1, count + 1)]
 
 
 def interpolate_lambda(curve: list[tuple[float, float]], rate: float) -> float:
@@ -174,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                 lambdas = [r["base_lambda"] for r in rc]
                 matched = [measure(r, clip.frames, clip.fps) | {"lambda": lm} for r, lm in zip(pool.map(lambda_run, lambdas), lambdas)]
 
+        between = between_lambdas([m["lambda"] for m in matched], args.between)
+        denser = [measure(r, clip.frames, clip.fps) | {"lambda": lm} for r, lm in zip(pool.map(lambda_run, between), between)]
+
     print("\ntarget kbit/s  achieved  error   PSNR-YUV  time s | λ encode: λ       kbit/s  PSNR-YUV  time s  time ratio")
     for i, r in enumerate(rc):
         line = f"{r['target']:12.1f}  {r['kbps']:8.1f}  {100 * (r['kbps'] / r['target'] - 1):+5.1f} %  {r['psnr']:8.2f}  {r['seconds']:6.0f}"
@@ -181,12 +195,20 @@ def main(argv: list[str] | None = None) -> int:
             m = matched[i]
             line += f" | {m['lambda']:13.4g}  {m['kbps']:6.1f}  {m['psnr']:8.2f}  {m['seconds']:6.0f}  {r['seconds'] / m['seconds']:10.2f}"
         print(line)
-    points = [(m["kbps"], m["psnr"]) for m in matched] + [(c[1], c[2]) for c in curve]
-    result = {"args": vars(args), "targets": targets, "rate_controlled": rc, "lambda_matched": matched, "curve": curve}
+    for m in denser:
+        print(f"{'λ encode between':>45} | {m['lambda']:13.4g}  {m['kbps']:6.1f}  {m['psnr']:8.2f}  {m['seconds']:6.0f}")
+    points = [(m["kbps"], m["psnr"]) for m in matched + denser] + [(c[1], c[2]) for c in curve]
+    result = {"args": vars(args), "targets": targets, "rate_controlled": rc, "lambda_matched": matched,
+              "lambda_between": denser, "curve": curve}  # fmt: skip
+    rc_rates, rc_psnr = [r["kbps"] for r in rc], [r["psnr"] for r in rc]
     if len(points) >= 2:
-        bd = bd_rate([p[0] for p in points], [p[1] for p in points], [r["kbps"] for r in rc], [r["psnr"] for r in rc])
+        bd = bd_rate([p[0] for p in points], [p[1] for p in points], rc_rates, rc_psnr)
         result["bd_rate_vs_lambda_pct"] = bd
         print(f"\nBD-rate of the rate-controlled points against the λ points ({len(points)}): {bd:+.2f} %")
+    if denser and len(matched) >= 2:
+        alone = bd_rate([m["kbps"] for m in matched], [m["psnr"] for m in matched], rc_rates, rc_psnr)
+        result["bd_rate_vs_matched_pct"] = alone
+        print(f"  (against the {len(matched)} matched λ points alone: {alone:+.2f} %)")
     worst = max(abs(r["kbps"] / r["target"] - 1) for r in rc)
     print(f"largest rate error: {100 * worst:.1f} %")
     (out / "rc.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
