@@ -31,6 +31,7 @@ import math
 import time
 from dataclasses import dataclass
 from collections.abc import Iterator
+from itertools import takewhile
 from typing import Callable
 
 import numpy as np
@@ -196,7 +197,8 @@ class Encoder:
 
     def _base_lambda(self, job: FrameJob, source: Picture, later: list[FrameJob]) -> tuple[float, Steer | None]:
         """The frame's base λ (before depth scaling) and, for a rate-controlled I frame, its steer
-        (``later``: the jobs scheduled after it, whose classes rate control plans with up to the next I frame)."""
+        (``later``: the jobs released with it that follow it; rate control plans with their classes
+        up to the next I frame)."""
         self._decision = None
         if self.config.bitrate is None:
             assert self.config.lmbda is not None
@@ -213,11 +215,7 @@ class Encoder:
                 source.height * source.width, parameters, self.config.intra_iterations, spatial_detail(source)
             )
             return steer.lmbda, steer
-        known = []
-        for j in later:
-            if j.frame_type == FrameType.I:
-                break
-            known.append((j.frame_type, j.depth))
+        known = [(j.frame_type, j.depth) for j in takewhile(lambda j: j.frame_type != FrameType.I, later)]
         self._decision = self.rate.next_frame(job.frame_type, job.depth, known)
         return self._decision.lmbda, None
 
