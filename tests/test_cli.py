@@ -408,11 +408,11 @@ import coolchic_stream.encoder as encoder_module
 from coolchic_stream.cli import main
 original = encoder_module.Encoder._encode
 calls = []
-def code_one(self, job):
+def code_one(self, job, *rest):
     calls.append(job.display_index)
     if len(calls) == 4:
         raise KeyboardInterrupt  # what Ctrl-C does in the middle of the fourth coded frame
-    return original(self, job)
+    return original(self, job, *rest)
 encoder_module.Encoder._encode = code_one
 sys.exit(main(sys.argv[1:]))
 """
