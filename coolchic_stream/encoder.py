@@ -45,7 +45,7 @@ from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_network
 from .gop import FrameJob, GopScheduler, GroupPlan, lambda_scale
 from .lookahead import Lookahead
 from .parallel.aside import IntraAside, IntraRequest
-from .ratecontrol import PRIOR_LAMBDA, FrameRate, RateController, Steer, look_distance, nominal_plan, segment_frames
+from .ratecontrol import PRIOR_LAMBDA, FrameRate, RateController, Steer, look_distance, nominal_plan, segment_frames, waits_for_look
 from .threads import torch_threads
 from .train.coding import FrameCodingResult, code_intra
 from .types import FrameStats, FrameType, GopStructure, Packet, Picture, TrainingProgress
@@ -158,7 +158,7 @@ class Encoder:
         first = jobs[0] if jobs else None
         return (
             first is not None and first.frame_type == FrameType.I and self._segment_start(first.display_index)
-            and self.config.gop != GopStructure.INTRA and self._next_display <= first.display_index + look_distance(self.config.intra_period)
+            and self.config.gop != GopStructure.INTRA and waits_for_look(first.display_index, self._next_display, self.config.intra_period)
         )  # fmt: skip
 
     def _queue(self, picture: Picture) -> list[FrameJob]:

@@ -214,6 +214,12 @@ def look_distance(intra_period: int) -> int:
     return min(CONTENT_DISTANCE, intra_period - 1)
 
 
+def waits_for_look(first_display: int, next_display: int, intra_period: int) -> bool:
+    """Whether a segment's I frame (display index ``first_display``) is still held, the next picture
+    to arrive being ``next_display``: its source guess looks ``look_distance`` frames after it."""
+    return next_display <= first_display + look_distance(intra_period)
+
+
 def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Counter[FrameClass]:
     """P/B classes of one intra period of the fixed structure, with their counts."""
     plan = nominal_plan(structure, gop_size, intra_period, intra_period)
@@ -474,5 +480,5 @@ class RateController:
 
 __all__ = [
     "CONTENT_DISTANCE", "FIRST_INTER", "FrameClass", "FrameRate", "KAPPA", "inter_share", "intra_likelihood", "look_distance", "RateController", "Steer", "nominal_mix", "nominal_plan",
-    "segment_frames",
+    "segment_frames", "waits_for_look",
 ]  # fmt: skip

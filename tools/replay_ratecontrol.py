@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from coolchic_stream.gop import lambda_scale  # noqa: E402
+from coolchic_stream.gop import GopScheduler, lambda_scale  # noqa: E402
 from coolchic_stream.lookahead import motion_share  # noqa: E402
 from coolchic_stream.media.y4m import Y4mReader  # noqa: E402
 from coolchic_stream.config import parse_bitrate  # noqa: E402
 from coolchic_stream.intra_expectation import FrameClass  # noqa: E402
-from coolchic_stream.ratecontrol import FLOOR_BITS, KAPPA, RateController, look_distance, nominal_plan, segment_frames  # noqa: E402
+from coolchic_stream.ratecontrol import FLOOR_BITS, KAPPA, RateController, look_distance, nominal_plan, segment_frames, waits_for_look  # noqa: E402
 from coolchic_stream.types import FrameType, GopStructure  # noqa: E402
 
 TYPES = {"I": FrameType.I, "P": FrameType.P, "B": FrameType.B}
@@ -50,15 +50,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def scheduled_after(frames: list[dict], k: int, start: int, gop_size: int) -> list[FrameClass]:
-    """The classes the encoder knew were scheduled after frame ``k`` (coding order) of a segment
-    starting at ``start``: the rest of its group (the scheduler releases a group's jobs together,
-    display indices start + 1 + j·gop_size to start + (j + 1)·gop_size; 1 where each frame is
-    released alone), up to an I frame."""
-    group = (frames[k]["display_index"] - start - 1) // gop_size
+def release_batches(gop: GopStructure, gop_size: int, period: int, count: int) -> dict[int, int]:
+    """Display index -> which batch of jobs the encoder released it in (``Encoder.encode``: the
+    scheduler's releases, a segment's I frame held with them until ``waits_for_look`` lets it go).
+    The adaptive GOP splits a batch differently, never moves a frame to another."""
+    scheduler = GopScheduler(gop, gop_size, period)
+    batch: dict[int, int] = {}
+    held: list = []
+    for d in range(count + 1):
+        jobs = held + (scheduler.push(d) if d < count else scheduler.flush())
+        first = jobs[0] if jobs else None
+        if d < count and first is not None and first.frame_type == FrameType.I and first.display_index % period == 0 \
+                and gop != GopStructure.INTRA and waits_for_look(first.display_index, d + 1, period):
+            held = jobs
+            continue
+        held = []
+        for job in jobs:
+            batch[job.display_index] = d
+    return batch
+
+
+def scheduled_after(frames: list[dict], k: int, batch: dict[int, int]) -> list[FrameClass]:
+    """The classes the encoder gave rate control with frame ``k`` (coding order): the frames
+    released with it that follow it, up to an I frame."""
     known = []
     for f in frames[k + 1 :]:
-        if f["type"] == "I" or (f["display_index"] - start - 1) // gop_size != group:
+        if f["type"] == "I" or batch[f["display_index"]] != batch[frames[k]["display_index"]]:
             break
         known.append((TYPES[f["type"]], f["depth"]))
     return known
@@ -73,6 +90,7 @@ def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: fl
     same = decisions = 0
     total = 0.0
     rows = []
+    batch = release_batches(gop, gop_size, period, len(pictures))
     for k, f in enumerate(frames):
         kind, depth, bits, lmbda = TYPES[f["type"]], f["depth"], f["bits"], f["lambda"]
         start = f["display_index"] - f["display_index"] % period
@@ -87,7 +105,7 @@ def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: fl
             rc.coded_frame(kind, depth, lmbda, bits)
             total += bits
             continue
-        decision = rc.next_frame(kind, depth, scheduled_after(frames, k, start, gop_size if gop == GopStructure.RANDOM_ACCESS else 1))
+        decision = rc.next_frame(kind, depth, scheduled_after(frames, k, batch))
         if f["intra_coded"]:  # --stats has a frame coded without prediction's base λ, the others' depth-scaled
             recorded, now = lmbda, rc.without_prediction(decision.solved)
             new_bits = bits * (now / recorded) ** KAPPA

@@ -24,3 +24,14 @@ def test_a_recorded_encode_replays_to_the_same_decisions_and_another_target_does
     assert f"recorded {stats['totals']['kbps']:.2f} kbit/s, replayed {stats['totals']['kbps']:.2f}" in line
     assert main([*common, "--bitrate", "20k"]) == 0  # the recorded I frames, then other P/B decisions
     assert "(another encode" in capsys.readouterr().out
+
+
+def test_the_replay_groups_frames_as_the_encoder_releases_them() -> None:
+    """As ``test_the_encoder_gives_rate_control_the_rest_of_each_group``: the held I frame goes with
+    both groups after it, later groups alone, the segment's last frame alone."""
+    from coolchic_stream.types import GopStructure
+    from tools.replay_ratecontrol import release_batches
+
+    batch = release_batches(GopStructure.RANDOM_ACCESS, 2, 8, 8)
+    assert len({batch[d] for d in range(5)}) == 1
+    assert batch[5] == batch[6] != batch[4] and batch[7] not in (batch[4], batch[6])
