@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "--jobs or --ray, on a machine with 2+ CPUs training on the CPU)")
     enc.add_argument("--threads", type=_positive_int, default=1,
                      help="torch threads per encoding process (default 1; the output depends on it, not on --jobs)")
+    enc.add_argument("--seed", type=_non_negative_int, default=0,
+                     help="seed of every frame's training: another seed, another encode of the same rate and quality on average")
     enc.add_argument("--stats", metavar="FILE", help="per-frame statistics as .csv or .json")
     enc.add_argument("--quiet", "-q", action="store_true", help="no progress or summary on stderr")
 
@@ -216,6 +218,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         "nn_prediction": args.nn_prediction,
         "adaptive_gop": not args.fixed_gop,
         "threads": args.threads,
+        "seed": args.seed,
     }
     if args.gop_size is not None:
         options["gop_size"] = args.gop_size

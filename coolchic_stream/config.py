@@ -120,6 +120,9 @@ INTRA_CHECK_SHARE = 0.5  # of the last I frame's D + λ·R: an inter frame that 
 # against 0.72-0.91; 21 frames). The fresh one is trained only where the first costs over this share.
 SCRATCH_SHARE = 0.9
 
+# Seeds below this keep every training's torch seed (``training_seed``) within what torch accepts.
+MAX_SEED = 2**32
+
 GOP_NAMES = {"intra": GopStructure.INTRA, "lowdelay": GopStructure.LOWDELAY, "ra": GopStructure.RANDOM_ACCESS}
 
 
@@ -194,6 +197,8 @@ class EncoderConfig:
             isinstance(self.stream_frames, bool) or not isinstance(self.stream_frames, int) or self.stream_frames < 1
         ):
             raise ConfigError(f"stream length {self.stream_frames!r} must be a positive frame count", "or None when unknown")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < MAX_SEED:
+            raise ConfigError(f"--seed {self.seed!r} is out of range", f"use an integer from 0 to {MAX_SEED - 1}")
         if self.iterations is not None and self.iterations < 1:
             raise ConfigError(f"--iterations {self.iterations} must be positive", "e.g. 1000")
         if self.device != "cpu" and not self.device.startswith("cuda"):
