@@ -17,6 +17,11 @@ same clip, keyint = the intra period):
 4. BD-rate (VCEG-M33, PSNR-YUV 6:1:1, payload rates) of the rate-controlled points against all the
    λ points (steps 2 and 3, and the curve's), and, for comparison, against step 2's alone.
 
+With ``--seeds K`` every encode above runs K times, with ``--seed`` 0 to K-1, and each point is the
+mean rate and PSNR of its K encodes (the expected encode at that target or λ; how far one seed's
+encode lands from another's is printed per point): the rate errors and times are the mean's, the
+worst seed's rate error is printed beside them.
+
 Encodes run ``--workers`` at a time, each on one torch thread: compare the times of one run only.
 Rates are of the coded frames (``Packet.data``), as ``--bitrate`` aims and rd_benchmark reports.
 
@@ -69,13 +74,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lambda-curve", default=None, help="rd.json of tools/rd_benchmark.py with the same clip and settings")
     p.add_argument("--no-time-compare", action="store_true", help="rate-controlled encodes only")
     p.add_argument("--between", type=int, default=1, help="λ encodes between each two neighbouring matched λ")
+    p.add_argument("--seeds", type=int, default=1, help="encodes per point, --seed 0 to N-1, averaged")
     p.add_argument("--workers", type=int, default=1, help="encodes run side by side")
     p.add_argument("--out", default="out/rc")
     return p.parse_args(argv)
 
 
-def encode(clip: Path, out: Path, option: list[str], args: argparse.Namespace) -> dict:
-    """One CLI encode -> its stats and wall-clock seconds."""
+def seeded(out: Path, option: list[str], seed: int) -> tuple[Path, list[str]]:
+    """The output file and options of an encode at ``seed`` (0: the CLI's default, the plain name)."""
+    if not seed:
+        return out, option
+    return out.with_name(f"{out.stem}_s{seed}{out.suffix}"), [*option, "--seed", str(seed)]
+
+
+def encode(clip: Path, out: Path, option: list[str], args: argparse.Namespace, seed: int = 0) -> dict:
+    """One CLI encode at ``seed`` -> its stats and wall-clock seconds."""
+    out, option = seeded(out, option, seed)
     stats = out.with_suffix(".json")
     cmd = [sys.executable, "-m", "coolchic_stream", "encode", str(clip), str(out), "--quiet", "--preset", args.preset,
            "--gop", args.gop, "--gop-size", str(args.gop_size), "--intra-period", str(args.intra_period),
@@ -118,6 +132,28 @@ def measure(run: dict, frames: list, fps) -> dict:
     }
 
 
+def mean_point(runs: list[dict]) -> dict:
+    """One point from the measures of its seeds' encodes: mean rate, PSNR and seconds, the
+    geometric mean of their base λ; the seeds' own under ``seeds``."""
+    first = runs[0]
+    if len(runs) == 1:
+        return first
+    return first | {
+        "kbps": float(np.mean([r["kbps"] for r in runs])),
+        "psnr": float(np.mean([r["psnr"] for r in runs])),
+        "seconds": float(np.mean([r["seconds"] for r in runs])),
+        "base_lambda": float(np.exp(np.mean([math.log(r["base_lambda"]) for r in runs]))),
+        "seeds": runs,
+    }
+
+
+def spread(point: dict) -> str:
+    """How far its seeds' encodes lie apart: rate and PSNR ranges."""
+    runs = point.get("seeds", [point])
+    rates, psnrs = [r["kbps"] for r in runs], [r["psnr"] for r in runs]
+    return f"{len(runs)} seeds: {min(rates):.1f}-{max(rates):.1f} kbit/s, {min(psnrs):.2f}-{max(psnrs):.2f} dB"
+
+
 def between_lambdas(lambdas: list[float], count: int) -> list[float]:
     """``count`` λ evenly spaced in log λ strictly between each two neighbouring ``lambdas``."""
     ordered = sorted(set(lambdas))
@@ -155,38 +191,52 @@ def main(argv: list[str] | None = None) -> int:
         rd = json.loads(Path(args.lambda_curve).read_text())
         curve = [(float(r["setting"].split("=")[1]), r["kbps"], r["psnr_yuv611"]) for r in rd["rows"] if r["codec"] == "coolchic"]
 
-    def rc_run(t: float) -> dict:
-        return encode(source, out / f"rc_{t:g}k.ccv", ["--bitrate", f"{t:g}k"], args)
+    seeds = range(max(args.seeds, 1))
 
-    def lambda_run(lm: float) -> dict:
-        return encode(source, out / f"lambda_{lm:.4g}.ccv", ["--lambda", f"{lm:.4g}"], args)
+    def rc_run(job: tuple[float, int]) -> dict:
+        t, seed = job
+        return encode(source, out / f"rc_{t:g}k.ccv", ["--bitrate", f"{t:g}k"], args, seed)
+
+    def lambda_run(job: tuple[float, int]) -> dict:
+        lm, seed = job
+        return encode(source, out / f"lambda_{lm:.4g}.ccv", ["--lambda", f"{lm:.4g}"], args, seed)
+
+    def points(runs: list[dict], values: list[float], key: str) -> list[dict]:
+        """Measures of the runs of ``values`` x ``seeds`` (in that order), averaged per value."""
+        measured = [measure(r, clip.frames, clip.fps) for r in runs]
+        return [mean_point(measured[i * len(seeds) : (i + 1) * len(seeds)]) | {key: v} for i, v in enumerate(values)]
+
+    def jobs(values: list[float]) -> list[tuple[float, int]]:
+        return [(v, seed) for v in values for seed in seeds]
 
     def report(r: dict) -> None:
         print(f"  --bitrate {r['target']:g}k: {r['kbps']:.1f} kbit/s ({100 * (r['kbps'] / r['target'] - 1):+.1f} %), "
               f"PSNR-YUV {r['psnr']:.2f} dB, {r['seconds']:.0f} s, base λ {r['base_lambda']:.3g}, frames {r['types']}",
               flush=True)  # fmt: skip
+        for run in r.get("seeds", [])[1:]:
+            print(f"{'':>20}seed: {run['kbps']:.1f} kbit/s, {run['psnr']:.2f} dB, frames {run['types']}")
 
     matched = []
     compare = not args.no_time_compare
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         if compare and len(curve) >= 2:  # each pair side by side
             lambdas = [interpolate_lambda([(c[0], c[1]) for c in curve], t) for t in targets]
-            jobs = [pool.submit(f, x) for t, lm in zip(targets, lambdas) for f, x in ((rc_run, t), (lambda_run, lm))]
-            runs = [j.result() for j in jobs]
-            rc = [measure(r, clip.frames, clip.fps) | {"target": t} for r, t in zip(runs[0::2], targets)]
-            matched = [measure(r, clip.frames, clip.fps) | {"lambda": lm} for r, lm in zip(runs[1::2], lambdas)]
+            pairs = [pool.submit(f, x) for a, b in zip(jobs(targets), jobs(lambdas)) for f, x in ((rc_run, a), (lambda_run, b))]
+            runs = [j.result() for j in pairs]
+            rc = points(runs[0::2], targets, "target")
+            matched = points(runs[1::2], lambdas, "lambda")
             for r in rc:
                 report(r)
         else:
-            rc = [measure(r, clip.frames, clip.fps) | {"target": t} for r, t in zip(pool.map(rc_run, targets), targets)]
+            rc = points(list(pool.map(rc_run, jobs(targets))), targets, "target")
             for r in rc:
                 report(r)
             if compare:
                 lambdas = [r["base_lambda"] for r in rc]
-                matched = [measure(r, clip.frames, clip.fps) | {"lambda": lm} for r, lm in zip(pool.map(lambda_run, lambdas), lambdas)]
+                matched = points(list(pool.map(lambda_run, jobs(lambdas))), lambdas, "lambda")
 
         between = between_lambdas([m["lambda"] for m in matched], args.between)
-        denser = [measure(r, clip.frames, clip.fps) | {"lambda": lm} for r, lm in zip(pool.map(lambda_run, between), between)]
+        denser = points(list(pool.map(lambda_run, jobs(between))), between, "lambda")
 
     print("\ntarget kbit/s  achieved  error   PSNR-YUV  time s | λ encode: λ       kbit/s  PSNR-YUV  time s  time ratio")
     for i, r in enumerate(rc):
@@ -197,20 +247,32 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     for m in denser:
         print(f"{'λ encode between':>45} | {m['lambda']:13.4g}  {m['kbps']:6.1f}  {m['psnr']:8.2f}  {m['seconds']:6.0f}")
+    if len(seeds) > 1:
+        print("\nspread over the seeds:")
+        for r in rc:
+            print(f"  --bitrate {r['target']:g}k: {spread(r)}")
+        for m in matched + denser:
+            print(f"  λ {m['lambda']:.4g}: {spread(m)}")
     points = [(m["kbps"], m["psnr"]) for m in matched + denser] + [(c[1], c[2]) for c in curve]
     result = {"args": vars(args), "targets": targets, "rate_controlled": rc, "lambda_matched": matched,
               "lambda_between": denser, "curve": curve}  # fmt: skip
     rc_rates, rc_psnr = [r["kbps"] for r in rc], [r["psnr"] for r in rc]
-    if len(points) >= 2:
-        bd = bd_rate([p[0] for p in points], [p[1] for p in points], rc_rates, rc_psnr)
-        result["bd_rate_vs_lambda_pct"] = bd
-        print(f"\nBD-rate of the rate-controlled points against the λ points ({len(points)}): {bd:+.2f} %")
-    if denser and len(matched) >= 2:
-        alone = bd_rate([m["kbps"] for m in matched], [m["psnr"] for m in matched], rc_rates, rc_psnr)
-        result["bd_rate_vs_matched_pct"] = alone
-        print(f"  (against the {len(matched)} matched λ points alone: {alone:+.2f} %)")
+    try:
+        if len(points) >= 2:
+            bd = bd_rate([p[0] for p in points], [p[1] for p in points], rc_rates, rc_psnr)
+            result["bd_rate_vs_lambda_pct"] = bd
+            print(f"\nBD-rate of the rate-controlled points against the λ points ({len(points)}): {bd:+.2f} %")
+        if denser and len(matched) >= 2:
+            alone = bd_rate([m["kbps"] for m in matched], [m["psnr"] for m in matched], rc_rates, rc_psnr)
+            result["bd_rate_vs_matched_pct"] = alone
+            print(f"  (against the {len(matched)} matched λ points alone: {alone:+.2f} %)")
+    except ValueError as e:  # e.g. the curves do not overlap in PSNR
+        print(f"\nno BD-rate: {e}")
     worst = max(abs(r["kbps"] / r["target"] - 1) for r in rc)
     print(f"largest rate error: {100 * worst:.1f} %")
+    if len(seeds) > 1:
+        one = max(abs(run["kbps"] / r["target"] - 1) for r in rc for run in r["seeds"])
+        print(f"  (of one seed's encode: {100 * one:.1f} %)")
     (out / "rc.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"wrote {out / 'rc.json'}")
     return 0

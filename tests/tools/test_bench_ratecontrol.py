@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
-from tools.bench_ratecontrol import between_lambdas, interpolate_lambda
+from tools.bench_ratecontrol import between_lambdas, interpolate_lambda, main, mean_point, seeded
 
 
 def test_lambda_is_interpolated_in_the_log_log_plane() -> None:
@@ -21,3 +23,51 @@ def test_the_denser_curve_spaces_its_lambdas_evenly_in_log_between_neighbours() 
     assert between_lambdas([4e-3, 1e-3, 1.6e-2], 1) == pytest.approx([2e-3, 8e-3])
     assert between_lambdas([1e-3, 8e-3], 2) == pytest.approx([2e-3, 4e-3])
     assert between_lambdas([1e-3], 1) == [] and between_lambdas([1e-3, 4e-3], 0) == []
+
+
+def test_a_point_of_several_seeds_is_their_mean() -> None:
+    runs = [{"kbps": 10.0, "psnr": 30.0, "seconds": 4.0, "base_lambda": 1e-3, "types": "IP"},
+            {"kbps": 14.0, "psnr": 31.0, "seconds": 6.0, "base_lambda": 4e-3, "types": "IPi"}]  # fmt: skip
+    point = mean_point(runs)
+    assert (point["kbps"], point["psnr"], point["seconds"]) == (12.0, 30.5, 5.0)
+    assert point["base_lambda"] == pytest.approx(2e-3) and point["seeds"] == runs
+    assert mean_point(runs[:1]) == runs[0]  # one seed: that encode
+
+
+def test_an_encode_at_another_seed_has_its_own_files() -> None:
+    assert seeded(Path("o/rc_30k.ccv"), ["--bitrate", "30k"], 0) == (Path("o/rc_30k.ccv"), ["--bitrate", "30k"])
+    assert seeded(Path("o/rc_30k.ccv"), ["--bitrate", "30k"], 2) == (Path("o/rc_30k_s2.ccv"), ["--bitrate", "30k", "--seed", "2"])
+
+
+def test_the_benchmark_runs_every_point_at_each_seed(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Each target and λ is encoded once per seed, each point is the mean of its seeds' encodes
+    (encodes replaced by a world where rate goes as λ^-1/2 and each seed lands 2 % dearer)."""
+    from tools import bench_ratecontrol
+
+    calls = []
+
+    def fake_encode(clip, out, option, args, seed=0):
+        calls.append((option[0], option[1], seed))
+        return {"option": option, "seed": seed}
+
+    def fake_measure(run, frames, fps):
+        flag, value = run["option"]
+        aimed = float(value[:-1]) if flag == "--bitrate" else 0.3 / math.sqrt(float(value))
+        kbps = aimed * (1 + 0.02 * run["seed"])
+        return {"kbps": kbps, "psnr": 20 + 10 * math.log10(kbps), "seconds": 1.0 + run["seed"],
+                "base_lambda": (0.3 / kbps) ** 2, "lambdas": [], "types": "IP"}  # fmt: skip
+
+    monkeypatch.setattr(bench_ratecontrol, "encode", fake_encode)
+    monkeypatch.setattr(bench_ratecontrol, "measure", fake_measure)
+    out = tmp_path / "rc"
+    assert main(["--clip", "pan", "--width", "16", "--height", "16", "--frames", "1", "--targets", "30,60",
+                 "--seeds", "3", "--out", str(out)]) == 0  # fmt: skip
+    result = json.loads((out / "rc.json").read_text())
+    lambdas = [m["lambda"] for m in result["lambda_matched"] + result["lambda_between"]]
+    assert len(lambdas) == 3 and sorted(calls) == sorted(
+        [("--bitrate", f"{t}k", s) for t in (30, 60) for s in range(3)] + [("--lambda", f"{lm:.4g}", s) for lm in lambdas for s in range(3)]
+    )  # fmt: skip
+    for point in result["rate_controlled"]:
+        assert point["kbps"] == pytest.approx(point["target"] * 1.02) and len(point["seeds"]) == 3
+    assert result["bd_rate_vs_lambda_pct"] == pytest.approx(0.0, abs=0.5)  # the same world: on the λ curve
+    assert "spread over the seeds" in capsys.readouterr().out
