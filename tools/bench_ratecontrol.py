@@ -57,6 +57,13 @@ from tools.metrics import kbps, sequence_psnr  # noqa: E402
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--clip", choices=["bbb", "pan"], default="bbb")
@@ -74,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lambda-curve", default=None, help="rd.json of tools/rd_benchmark.py with the same clip and settings")
     p.add_argument("--no-time-compare", action="store_true", help="rate-controlled encodes only")
     p.add_argument("--between", type=int, default=1, help="λ encodes between each two neighbouring matched λ")
-    p.add_argument("--seeds", type=int, default=1, help="encodes per point, --seed 0 to N-1, averaged")
+    p.add_argument("--seeds", type=_at_least_one, default=1, help="encodes per point, --seed 0 to N-1, averaged")
     p.add_argument("--workers", type=int, default=1, help="encodes run side by side")
     p.add_argument("--out", default="out/rc")
     return p.parse_args(argv)
@@ -191,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         rd = json.loads(Path(args.lambda_curve).read_text())
         curve = [(float(r["setting"].split("=")[1]), r["kbps"], r["psnr_yuv611"]) for r in rd["rows"] if r["codec"] == "coolchic"]
 
-    seeds = range(max(args.seeds, 1))
+    seeds = range(args.seeds)
 
     def rc_run(job: tuple[float, int]) -> dict:
         t, seed = job
@@ -201,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         lm, seed = job
         return encode(source, out / f"lambda_{lm:.4g}.ccv", ["--lambda", f"{lm:.4g}"], args, seed)
 
-    def points(runs: list[dict], values: list[float], key: str) -> list[dict]:
+    def averaged(runs: list[dict], values: list[float], key: str) -> list[dict]:
         """Measures of the runs of ``values`` x ``seeds`` (in that order), averaged per value."""
         measured = [measure(r, clip.frames, clip.fps) for r in runs]
         return [mean_point(measured[i * len(seeds) : (i + 1) * len(seeds)]) | {key: v} for i, v in enumerate(values)]
@@ -223,20 +230,20 @@ def main(argv: list[str] | None = None) -> int:
             lambdas = [interpolate_lambda([(c[0], c[1]) for c in curve], t) for t in targets]
             pairs = [pool.submit(f, x) for a, b in zip(jobs(targets), jobs(lambdas)) for f, x in ((rc_run, a), (lambda_run, b))]
             runs = [j.result() for j in pairs]
-            rc = points(runs[0::2], targets, "target")
-            matched = points(runs[1::2], lambdas, "lambda")
+            rc = averaged(runs[0::2], targets, "target")
+            matched = averaged(runs[1::2], lambdas, "lambda")
             for r in rc:
                 report(r)
         else:
-            rc = points(list(pool.map(rc_run, jobs(targets))), targets, "target")
+            rc = averaged(list(pool.map(rc_run, jobs(targets))), targets, "target")
             for r in rc:
                 report(r)
             if compare:
                 lambdas = [r["base_lambda"] for r in rc]
-                matched = points(list(pool.map(lambda_run, jobs(lambdas))), lambdas, "lambda")
+                matched = averaged(list(pool.map(lambda_run, jobs(lambdas))), lambdas, "lambda")
 
         between = between_lambdas([m["lambda"] for m in matched], args.between)
-        denser = points(list(pool.map(lambda_run, jobs(between))), between, "lambda")
+        denser = averaged(list(pool.map(lambda_run, jobs(between))), between, "lambda")
 
     print("\ntarget kbit/s  achieved  error   PSNR-YUV  time s | λ encode: λ       kbit/s  PSNR-YUV  time s  time ratio")
     for i, r in enumerate(rc):
