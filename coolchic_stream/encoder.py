@@ -155,11 +155,7 @@ class Encoder:
         """Whether rate control holds these jobs: a segment's I frame waits until the frame
         ``ratecontrol.look_distance`` after it (within the segment) is in, to see how well motion predicts
         this content."""
-        first = jobs[0] if jobs else None
-        return (
-            first is not None and first.frame_type == FrameType.I and self._segment_start(first.display_index)
-            and self.config.gop != GopStructure.INTRA and waits_for_look(first.display_index, self._next_display, self.config.intra_period)
-        )  # fmt: skip
+        return waits_for_look(jobs, self._next_display, self.config.gop, self.config.intra_period)
 
     def _queue(self, picture: Picture) -> list[FrameJob]:
         if self._format is None:

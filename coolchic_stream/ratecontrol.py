@@ -101,8 +101,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from typing import TYPE_CHECKING
+
 from .intra_expectation import FrameClass, IntraExpectation, intra_likelihood
 from .types import FrameType, GopStructure
+
+if TYPE_CHECKING:
+    from .gop import FrameJob
 
 # bits ∝ λ^κ: the log-log slope of rate against λ at the fast preset (tools/rd_benchmark.py runs in
 # the README: -0.46 on BBB 128², -0.34 on the pan, -0.50 on CIF BBB, λ 4e-3 to 2.5e-4).
@@ -214,10 +219,15 @@ def look_distance(intra_period: int) -> int:
     return min(CONTENT_DISTANCE, intra_period - 1)
 
 
-def waits_for_look(first_display: int, next_display: int, intra_period: int) -> bool:
-    """Whether a segment's I frame (display index ``first_display``) is still held, the next picture
-    to arrive being ``next_display``: its source guess looks ``look_distance`` frames after it."""
-    return next_display <= first_display + look_distance(intra_period)
+def waits_for_look(jobs: Sequence[FrameJob], next_display: int, gop: GopStructure, intra_period: int) -> bool:
+    """Whether the encoder holds ``jobs``, just released, the next picture to arrive being
+    ``next_display``: a segment's I frame (and what comes with it) waits until the frame
+    ``look_distance`` after it is in, which its source guess looks at (never in an intra-only stream)."""
+    first = jobs[0] if jobs else None
+    return (
+        first is not None and first.frame_type == FrameType.I and first.display_index % intra_period == 0
+        and gop != GopStructure.INTRA and next_display <= first.display_index + look_distance(intra_period)
+    )  # fmt: skip
 
 
 def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Counter[FrameClass]:

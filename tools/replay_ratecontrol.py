@@ -5,9 +5,9 @@ For every frame of the recorded encode, in coding order, the controller of this 
 its λ from what the frames before it cost (as the encoder would: a controller per intra period,
 its source guess from the input, the classes of the rest of its group, the recorded I frames' λ
 and bits, the recorded intra check outcomes). Where every decision equals the recorded one, this
-checkout codes that encode's very frames: its figures hold for it. Where a decision differs, the frame's bits are carried over to
-the new λ along the model's slope (κ), a counterfactual estimate, not a measurement: training,
-and with it the intra check, would change too.
+checkout codes that encode's very frames: its figures hold for it. Where a decision differs, the
+frame's bits are carried over to the new λ along the model's slope (κ), a counterfactual
+estimate, not a measurement: training, and with it the intra check, would change too.
 
     python tools/replay_ratecontrol.py out/rc_pan/rc_26.4k.json --input out/rc_pan/clip.y4m \\
         --bitrate 26.4k --intra-period 32
@@ -59,9 +59,7 @@ def release_batches(gop: GopStructure, gop_size: int, period: int, count: int) -
     held: list = []
     for d in range(count + 1):
         jobs = held + (scheduler.push(d) if d < count else scheduler.flush())
-        first = jobs[0] if jobs else None
-        if d < count and first is not None and first.frame_type == FrameType.I and first.display_index % period == 0 \
-                and gop != GopStructure.INTRA and waits_for_look(first.display_index, d + 1, period):
+        if d < count and waits_for_look(jobs, d + 1, gop, period):
             held = jobs
             continue
         held = []
