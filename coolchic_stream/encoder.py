@@ -45,7 +45,8 @@ from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_network
 from .gop import FrameJob, GopScheduler, GroupPlan, lambda_scale
 from .lookahead import Lookahead
 from .parallel.aside import IntraAside, IntraRequest
-from .ratecontrol import PRIOR_LAMBDA, FrameRate, RateController, Steer, look_distance, nominal_plan, segment_frames, waits_for_look
+from .ratecontrol import PRIOR_LAMBDA, FrameRate, RateController, Steer
+from .segment_plan import look_distance, nominal_plan, segment_frames, waits_for_look
 from .threads import torch_threads
 from .train.coding import FrameCodingResult, code_intra
 from .types import FrameStats, FrameType, GopStructure, Packet, Picture, TrainingProgress

@@ -96,18 +96,13 @@ by what that period's I frame took beyond its share of the frames actually sent.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from typing import TYPE_CHECKING
-
 from .intra_expectation import FrameClass, IntraExpectation, intra_likelihood
-from .types import FrameType, GopStructure
-
-if TYPE_CHECKING:
-    from .gop import FrameJob
+from .segment_plan import FIRST_INTER
+from .types import FrameType
 
 # bits ∝ λ^κ: the log-log slope of rate against λ at the fast preset (tools/rd_benchmark.py runs in
 # the README: -0.46 on BBB 128², -0.34 on the pan, -0.50 on CIF BBB, λ 4e-3 to 2.5e-4).
@@ -121,12 +116,11 @@ LEARNING_RATE = 0.5  # weight of a class's new observation in its log-complexity
 PRIOR_SHARE = {(FrameType.P, 0): 0.12, (FrameType.P, 1): 0.12}
 # The segment's first P/B frame sends the motion networks the frames after it predict theirs from
 # (2 024 bits for the pan's P8 at 4e-3, 864 for P16): a class of its own, at depth FIRST_INTER.
-FIRST_INTER, PRIOR_FIRST_SHARE = -1, 0.24
+PRIOR_FIRST_SHARE = 0.24
 PRIOR_SHARE_B = (0.04, 0.014, 0.012, 0.012)  # B frames at depth 1, 2, 3, 4 and deeper
 # Where it does not, the intra check codes most P/B frames without prediction, at about this share
 # of the I frame (BBB 128² 32- and the sample: 0.43-0.65).
 INTRA_SHARE = 0.6
-CONTENT_DISTANCE = 4  # the encoder holds a segment's I frame until this many frames after it are in
 # A P/B frame costs at least its headers, its modes and nearly empty latent streams whatever λ: the
 # model's m_c·λ^κ is what it spends beyond FLOOR_BITS (the pan at 128²: 232 bits at base λ 0.02-0.05,
 # where λ kept rising for nothing while the model had no floor).
@@ -190,50 +184,6 @@ def inter_share(frame_type: FrameType, depth: int) -> float:
     if frame_type == FrameType.P:
         return PRIOR_SHARE.get((frame_type, depth), PRIOR_SHARE[(FrameType.P, 0)])
     return PRIOR_SHARE_B[min(max(depth, 1), len(PRIOR_SHARE_B)) - 1]
-
-
-def nominal_plan(structure: GopStructure, gop_size: int, intra_period: int, frames: int) -> tuple[FrameClass, ...]:
-    """Classes of a segment's ``frames`` frames in coding order, under the fixed structure (the
-    adaptive GOP may code other classes, as many frames); the first P/B frame's depth is
-    ``FIRST_INTER``."""
-    from .gop import schedule
-
-    if structure == GopStructure.INTRA:
-        return ((FrameType.I, 0),) * frames
-    classes = [(j.frame_type, j.depth) for j in schedule(structure, gop_size, intra_period, frames)]
-    if len(classes) > 1:
-        classes[1] = (classes[1][0], FIRST_INTER)
-    return tuple(classes)
-
-
-def segment_frames(structure: GopStructure, intra_period: int, frames_left: int | None) -> int:
-    """How many frames a segment's budget covers: one intra period (one frame intra-only), or what
-    is left of a stream of known length (``frames_left``, None from stdin)."""
-    frames = 1 if structure == GopStructure.INTRA else intra_period
-    return frames if frames_left is None else max(min(frames, frames_left), 1)
-
-
-def look_distance(intra_period: int) -> int:
-    """How far after a segment's I frame the source guess looks: within the segment, all that a
-    worker coding it alone sees."""
-    return min(CONTENT_DISTANCE, intra_period - 1)
-
-
-def waits_for_look(jobs: Sequence[FrameJob], next_display: int, gop: GopStructure, intra_period: int) -> bool:
-    """Whether the encoder holds ``jobs``, just released, the next picture to arrive being
-    ``next_display``: a segment's I frame (and what comes with it) waits until the frame
-    ``look_distance`` after it is in, which its source guess looks at (never in an intra-only stream)."""
-    first = jobs[0] if jobs else None
-    return (
-        first is not None and first.frame_type == FrameType.I and first.display_index % intra_period == 0
-        and gop != GopStructure.INTRA and next_display <= first.display_index + look_distance(intra_period)
-    )  # fmt: skip
-
-
-def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Counter[FrameClass]:
-    """P/B classes of one intra period of the fixed structure, with their counts."""
-    plan = nominal_plan(structure, gop_size, intra_period, intra_period)
-    return Counter(c for c in plan if c[0] != FrameType.I)
 
 
 @dataclass(frozen=True)
@@ -488,7 +438,4 @@ class RateController:
             self.intra_lambda = lmbda
 
 
-__all__ = [
-    "CONTENT_DISTANCE", "FIRST_INTER", "FrameClass", "FrameRate", "KAPPA", "inter_share", "intra_likelihood", "look_distance", "RateController", "Steer", "nominal_mix", "nominal_plan",
-    "segment_frames", "waits_for_look",
-]  # fmt: skip
+__all__ = ["FrameRate", "KAPPA", "inter_share", "RateController", "Steer"]

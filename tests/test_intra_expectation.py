@@ -8,7 +8,7 @@ import math
 import pytest
 
 from coolchic_stream.intra_expectation import INTRA_EVIDENCE, INTRA_LOG_ODDS, IntraExpectation, log_odds
-from coolchic_stream.ratecontrol import nominal_plan
+from coolchic_stream.segment_plan import nominal_plan
 from coolchic_stream.types import FrameType, GopStructure
 
 PLAN = [c for c in nominal_plan(GopStructure.RANDOM_ACCESS, 8, 32, 17) if c[0] != FrameType.I]

@@ -16,10 +16,10 @@ from coolchic_stream.errors import ConfigError
 from coolchic_stream.gop import lambda_scale, schedule
 from coolchic_stream.intra_expectation import CLASS_EVIDENCE, INTRA_EVIDENCE, INTRA_LIKELY, INTRA_MOST, IntraExpectation
 from coolchic_stream.ratecontrol import (
-    FIRST_INTER, FLOOR_BITS, INTRA_BELOW, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, NN_BITS_PER_PARAMETER, NN_KAPPA, NN_KAPPA_ABOVE,
+    FLOOR_BITS, INTRA_BELOW, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, NN_BITS_PER_PARAMETER, NN_KAPPA, NN_KAPPA_ABOVE,
     FRAME_OVERHEAD_BITS, NN_KNEE, PREDICTED_ABOVE, FrameRate, RateController, Steer, inter_share, intra_likelihood,
-    CONTENT_DISTANCE, look_distance, nominal_mix, nominal_plan, segment_frames,
 )  # fmt: skip
+from coolchic_stream.segment_plan import CONTENT_DISTANCE, FIRST_INTER, look_distance, nominal_mix, nominal_plan, segment_frames
 from coolchic_stream.types import FrameType, GopStructure
 
 from .conftest import decode_packets, make_picture

@@ -30,7 +30,8 @@ from coolchic_stream.lookahead import motion_share  # noqa: E402
 from coolchic_stream.media.y4m import Y4mReader  # noqa: E402
 from coolchic_stream.config import parse_bitrate  # noqa: E402
 from coolchic_stream.intra_expectation import FrameClass  # noqa: E402
-from coolchic_stream.ratecontrol import FLOOR_BITS, KAPPA, RateController, look_distance, nominal_plan, segment_frames, waits_for_look  # noqa: E402
+from coolchic_stream.ratecontrol import FLOOR_BITS, KAPPA, RateController  # noqa: E402
+from coolchic_stream.segment_plan import look_distance, nominal_plan, segment_frames, waits_for_look  # noqa: E402
 from coolchic_stream.types import FrameType, GopStructure  # noqa: E402
 
 TYPES = {"I": FrameType.I, "P": FrameType.P, "B": FrameType.B}
