@@ -1,0 +1,28 @@
+"""What a rate-controlled segment is: its classes, its length, how far its source guess looks."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from coolchic_stream.segment_plan import CONTENT_DISTANCE, FIRST_INTER, look_distance, nominal_mix, nominal_plan, segment_frames
+from coolchic_stream.types import FrameType, GopStructure
+
+
+def test_the_nominal_mix_is_one_intra_period_without_its_i_frame() -> None:
+    mix = nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)
+    assert sum(mix.values()) == 31
+    # 4 groups of 8 (the last one ends on the period's last frame: one depth-3 B frame fewer)
+    # the first P frame is a class of its own: it sends the motion networks the others predict
+    assert mix == Counter({(FrameType.P, FIRST_INTER): 1, (FrameType.P, 0): 3, (FrameType.B, 1): 4, (FrameType.B, 2): 8, (FrameType.B, 3): 15})
+    assert sum(nominal_mix(GopStructure.LOWDELAY, 4, 8).values()) == 7
+    plan = nominal_plan(GopStructure.RANDOM_ACCESS, 8, 32, 17)  # a stream that ends inside the period
+    assert len(plan) == 17 and plan[0] == (FrameType.I, 0) and plan[1] == (FrameType.P, FIRST_INTER)
+    assert nominal_plan(GopStructure.INTRA, 1, 1, 1) == ((FrameType.I, 0),)
+
+
+def test_a_segment_covers_its_intra_period_or_what_is_left_of_a_known_stream() -> None:
+    ra = GopStructure.RANDOM_ACCESS
+    assert segment_frames(ra, 32, None) == 32  # stdin: the length is unknown
+    assert segment_frames(ra, 32, 17) == 17 and segment_frames(ra, 32, 100) == 32
+    assert segment_frames(GopStructure.INTRA, 32, 17) == 1  # intra-only: every frame is a segment
+    assert look_distance(32) == CONTENT_DISTANCE and look_distance(2) == 1  # never past the segment
