@@ -22,16 +22,11 @@ hundredth of the I frame, one coded without prediction half of it), so they are 
     m_c = (1 - q) · min(m_c^inter, m^intra) + q · m^intra
 
 m_c^inter learnt from the class's frames coded with prediction; before one is, the I frame's
-complexity times the class's prior share (``PRIOR_SHARE``), times how much dearer this content's
-motion is than the prior says: the geometric mean of m^inter / (prior share · m_I) over the classes
-seen and of the source's guess
-
-    g = clamp((r / CONTENT_FROM)^CONTENT_EXPONENT, 1, CONTENT_MOST)      (``source_content``)
-
-counted as ``CONTENT_EVIDENCE`` classes, r the source's motion share (``lookahead.motion_share``,
-as ``intra_expectation`` uses it); and never above m^intra (the intra check codes a frame that
-would cost more with prediction without it: on BBB 128² the B frames coded with prediction came out
-at 9x their prior, and a P anchor, planned from that, at more than a frame coded without prediction).
+complexity times the class's prior share (``PRIOR_SHARE``), times the geometric mean of
+m^inter / (prior share · m_I) over the classes seen (how much dearer this content's motion is than
+the prior says), and never above m^intra (the intra check codes a frame that would cost more
+with prediction without it: on BBB 128² the B frames coded with prediction came out at 10x their
+prior, and a P anchor, planned from that, at more than a frame coded without prediction).
 m^intra, one for all classes, learnt from the frames coded without prediction, before one is
 ``INTRA_SHARE`` · m_I. q_c, the share of the class's frames left expected to be coded without
 prediction (``intra_expectation``: guessed from the source before the I frame is coded, then
@@ -44,20 +39,16 @@ Before frame k (k frames of the segment coded, S bits spent), the frames left ar
 class c(k), those the GOP has already scheduled after it (the rest of its group, as the adaptive GOP
 split it: P anchors where the fixed structure has B frames), then those the segment's fixed
 structure puts after them (``nominal_plan``), as many frames in all. The base λ that makes the
-predicted bits of the frames left equal to what the budget has left, E = B - S - F, solves
-W · λ^κ = E, W = m_c(k) + Σ_{j>k} m_c(j), F the floors of those frames, B - S floored at
-``MIN_LEFT`` times what they would cost at the last λ, and E at ``MIN_LEFT`` · (B - S) (an
-overshoot is paid back, not by starving a frame). A constant λ is what gives the best
-rate-distortion, so λ moves only as far as the budget needs, and smoothly. λ_p, the λ the budget
-asked for the previous P/B frame (λ_I after the I frame), stays while it lands the segment within
-a window of its budget that narrows with the frames left, w = ``WINDOW`` · B · (L - k) / L, else
-moves to the nearer edge of that window:
+predicted bits of the frames left equal to what the budget has left solves
 
-    λ* = clamp(λ_p, ((E + w) / W)^(1/κ), ((E - w) / W)^(1/κ))
+    (m_c(k) + Σ_{j>k} m_c(j)) · λ^κ = B - S - F   ⇒   λ = ((B - S - F) / (m_c(k) + Σ_{j>k} m_c(j)))^(1/κ)
 
-and the frame takes λ_s = λ_p · (λ*/λ_p)^``DAMPING``, moving at most a factor ``MAX_STEP``, within
-[``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after the I frame takes λ*). λ_s is what the budget
-asks for (``FrameRate.solved``); a frame
+F the floors of those frames, B - S floored at ``MIN_LEFT`` times what they would cost at the
+last λ, and B - S - F at ``MIN_LEFT`` · (B - S) (an overshoot is paid back, not by starving a
+frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from λ_p, the
+λ the budget asked for the previous P/B frame, the frame takes λ_s = λ_p · (λ/λ_p)^``DAMPING``,
+moving at most a factor ``MAX_STEP``, within [``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after
+the I frame takes λ as solved). λ_s is what the budget asks for (``FrameRate.solved``); a frame
 coded with prediction takes min(λ_s, ``PREDICTED_ABOVE`` · λ_I), λ_I the segment's I frame's:
 past that such frames stop getting cheaper (measured on CIF BBB and the pan) while their quality
 keeps falling, and the power law above would raise λ into that for ever. A P/B frame that the
@@ -70,10 +61,9 @@ gave them no budget: one is coded like an I frame of the segment, at no λ lower
 at 26.4 kbit/s: one coded at a fifth of λ_I took over half the budget). Where they are the rule,
 they are what the budget was planned on, and the I frame, one of them, must not fix the segment's
 rate: they go as low as the budget says, to λ_I / INTRA_BELOW (BBB 128² at 24.9 kbit/s, held at
-the I frame's λ 0.19: 48 % under). Where the frames left are planned to spend less than
-``PAYBACK_SHARE`` of the budget, E is replaced by P + (E - P)·P/(``PAYBACK_SHARE``·B), P what they
-are predicted to cost at λ_p: the last, cheap frames pay the error in the measure of what they
-spend, not all of it. So every frame's overshoot or
+the I frame's λ 0.19: 48 % under). With fewer than ``HORIZON`` frames left, B - S - F is replaced by
+P + (B - S - F - P)·(L - k)/``HORIZON``, P what they are predicted to cost at λ_p: the last,
+cheap frames pay their share of the error, not all of it. So every frame's overshoot or
 undershoot is paid back by the frames after it in the segment, and the model the payment is
 planned with improves with each frame.
 
@@ -131,18 +121,6 @@ PRIOR_SHARE_B = (0.04, 0.014, 0.012, 0.012)  # B frames at depth 1, 2, 3, 4 and 
 # Where it does not, the intra check codes most P/B frames without prediction, at about this share
 # of the I frame (BBB 128² 32- and the sample: 0.43-0.65).
 INTRA_SHARE = 0.6
-# Before a class is coded with prediction, how much dearer than its prior share the source says its
-# frames are: (r / CONTENT_FROM)^CONTENT_EXPONENT, within [1, CONTENT_MOST], r the luma MSE of block
-# flow's prediction over the I frame's detail (``lookahead.motion_share``). Measured on the λ encodes
-# of the rate-control benchmark (two seeds, five λ each, fast preset): the pan (r 0.02) 1.13x its prior
-# shares, BBB 128² 32- (r 10.5) 9x (geometric means; 6.6-9.9 from λ 1.7e-3 to 1e-2), CIF BBB 57-
-# (r 0.07) at its prior shares (they were measured on it). Planned on the prior alone, BBB's I frame
-# was given 15-17 % of the segment's budget; in the λ encodes it takes 11-15 %.
-CONTENT_FROM, CONTENT_EXPONENT, CONTENT_MOST = 0.1, 0.47, 10.0
-# The source's guess counts as this many classes seen: on BBB the segment's first P/B frame, next to
-# the I frame and costing nearly what a frame coded without prediction does, came out at 2.2x its
-# prior share, the B frames after it at 9x; one class seen says little of the others.
-CONTENT_EVIDENCE = 1.0
 # A P/B frame costs at least its headers, its modes and nearly empty latent streams whatever λ: the
 # model's m_c·λ^κ is what it spends beyond FLOOR_BITS (the pan at 128²: 232 bits at base λ 0.02-0.05,
 # where λ kept rising for nothing while the model had no floor).
@@ -151,25 +129,13 @@ FLOOR_BITS = 200
 # last λ: an overshoot is paid back by raising λ, as far as MAX_STEP lets it, not by starving them
 # (a floor at a share of the average frame's budget let CIF BBB's λ fall while over budget).
 MIN_LEFT = 0.25
-# How far off its budget a segment may land while λ stays (the pan, two seeds: BD-rate +4.20 % -> -0.57 %;
-# a budget model 5 % under at the I frame's λ had halved λ for the next B frame, which sent fresh
-# networks, 3x the bits of one at λ_I, and the deep B frames paid that back at 4-13x λ_I). It narrows
-# with the frames left, so that a model error seen late is still paid back: held wide to the end, it
-# left BBB 128² at 24.9 kbit/s 15.6 % under (seed 1; the last seven frames, planned dearer than
-# they came, held λ while the shortfall grew).
-WINDOW = 0.03
 # From one frame to the next, λ moves DAMPING of the way (in the log domain) to the solved value,
 # and at most by MAX_STEP: chasing each frame's miss at once swung λ 8x within one pan segment,
 # costing 9 % in rate at equal quality and intra checks that the swings set off.
 DAMPING, MAX_STEP = 0.5, 2.0
-# The frames left pay back the segment's error in full only while they are planned to spend
-# PAYBACK_SHARE of the budget; after that, in the measure of what they spend. CIF BBB's last B
-# frames, ~500 bits each, swung λ 8x absorbing it all; counted in frames (the last 8 paid k/8 of
-# it), BBB 128²'s last five deep B frames (a tenth of the budget) paid 5/8 of 6 % at 4x the I
-# frame's λ, 1.2-4 dB below the λ encode's (62.7 kbit/s, seed 0). Replayed on the recorded
-# encodes of BBB and the pan (27 encodes), the spread of base λ (sd of its log) falls from 0.41 to
-# 0.37 on BBB and to 0.22 on the pan, their rate errors alike; at 0.5, BBB's errors grow.
-PAYBACK_SHARE = 0.25
+# The frames left pay back the segment's error in full only while there are HORIZON of them; the
+# last few pay their share (CIF BBB's last B frames, ~500 bits each, swung λ 8x absorbing it).
+HORIZON = 8
 LAMBDA_MIN, LAMBDA_MAX = 1e-6, 0.5
 # How far below the I frame's λ frames coded without prediction may go where all P/B frames are
 # expected to be (``RateController.without_prediction``).
@@ -291,14 +257,6 @@ class Steer:
         return self.nn_bits * below * (max(lmbda, NN_KNEE) / NN_KNEE) ** NN_KAPPA_ABOVE + FRAME_OVERHEAD_BITS
 
 
-def source_content(motion_share: float | None) -> float:
-    """g: how much dearer than their prior shares the source says P/B frames coded with prediction
-    will be, from its motion share r (1 when unknown)."""
-    if motion_share is None or motion_share <= CONTENT_FROM:
-        return 1.0
-    return min((motion_share / CONTENT_FROM) ** CONTENT_EXPONENT, CONTENT_MOST)
-
-
 def _floor(frame_type: FrameType) -> float:
     return 0.0 if frame_type == FrameType.I else FLOOR_BITS
 
@@ -323,7 +281,6 @@ class RateController:
         self.frames = len(plan)
         self.plan = plan
         self.intra = intra_likelihood(motion_share)
-        self._log_content = math.log(source_content(motion_share))  # g of the module docstring
         self._expect = IntraExpectation(self.intra, [c for c in plan if c[0] != FrameType.I])
         self.spent = 0.0
         self.coded = 0
@@ -383,9 +340,8 @@ class RateController:
         if cls in self._log_m:
             inter = math.exp(self._log_m[cls])
         else:
-            known = (FrameType.I, 0) in self._log_m
-            seen = [m - anchor - math.log(inter_share(*c)) for c, m in self._log_m.items() if c[0] != FrameType.I and known]
-            content = (sum(seen) + CONTENT_EVIDENCE * self._log_content) / (len(seen) + CONTENT_EVIDENCE)
+            seen = [m - anchor - math.log(inter_share(*c)) for c, m in self._log_m.items() if c[0] != FrameType.I]
+            content = sum(seen) / len(seen) if seen and (FrameType.I, 0) in self._log_m else 0.0
             inter = inter_share(*cls) * math.exp(anchor + content)
         intra = math.exp(self._log_intra) if self._log_intra is not None else INTRA_SHARE * math.exp(anchor)
         q = self.intra_expected_for(cls)
@@ -430,12 +386,12 @@ class RateController:
         spendable = self._spendable(cls)
         path = self._path
         if path is not None and self._last_type != FrameType.I:
-            # near the segment's end a few cheap frames would absorb the whole error: they pay the
-            # share of it that what they spend bears, the rest is left unpaid
+            # near the segment's end a few cheap frames would absorb the whole error: correct the
+            # share of it that HORIZON frames would take, the rest is left unpaid
             planned = weight * path**KAPPA
-            pay = min(1.0, planned / (PAYBACK_SHARE * self.budget))
-            spendable = max(planned + (spendable - planned) * pay, MIN_LEFT * planned)
-        lmbda = _clamp((spendable / weight) ** (1.0 / KAPPA)) if path is None else self._held(path, weight, spendable)
+            left = len(self.plan) - self.coded
+            spendable = max(planned + (spendable - planned) * min(1.0, left / HORIZON), MIN_LEFT * planned)
+        lmbda = _clamp((spendable / weight) ** (1.0 / KAPPA))
         if path is not None and self._last_type != FrameType.I:
             # after the I frame the solved value stands: the I frame's λ is where steering left it
             step = (lmbda / path) ** DAMPING
@@ -445,15 +401,6 @@ class RateController:
             lmbda = min(lmbda, PREDICTED_ABOVE * self.intra_lambda)
         self._asked = solved
         return FrameRate(lmbda, _floor(frame_type) + self._complexity(cls) * lmbda**KAPPA, solved)
-
-    def _held(self, path: float, weight: float, spendable: float) -> float:
-        """The λ nearest ``path`` at which the frames left (Σ m_c = ``weight``; ``spendable``: the
-        bits that land the segment on its budget) land it within its window (``WINDOW`` of the
-        budget, times the share of the segment's frames left)."""
-        slack = WINDOW * self.budget * (self.frames - self.coded) / self.frames
-        highest = _clamp((max(spendable - slack, MIN_LEFT * spendable) / weight) ** (1.0 / KAPPA))
-        lowest = _clamp(((spendable + slack) / weight) ** (1.0 / KAPPA))
-        return min(max(path, lowest), highest)
 
     def without_prediction(self, lmbda: float) -> float:
         """The base λ a P/B frame is coded and judged at where the intra check codes it without
@@ -491,4 +438,4 @@ class RateController:
             self.intra_lambda = lmbda
 
 
-__all__ = ["FrameRate", "KAPPA", "inter_share", "RateController", "Steer", "source_content"]
+__all__ = ["FrameRate", "KAPPA", "inter_share", "RateController", "Steer"]
