@@ -46,7 +46,7 @@ from .gop import FrameJob, GopScheduler, GroupPlan, lambda_scale
 from .lookahead import Lookahead
 from .parallel.aside import IntraAside, IntraRequest
 from .ratecontrol import PRIOR_LAMBDA, FrameRate, RateController, Steer
-from .segment_plan import look_distance, nominal_plan, segment_frames, waits_for_look
+from .segment_plan import look_distance, nominal_plan, segment_frames, segment_start, waits_for_look
 from .threads import torch_threads
 from .train.coding import FrameCodingResult, code_intra
 from .types import FrameStats, FrameType, GopStructure, Packet, Picture, TrainingProgress
@@ -154,7 +154,7 @@ class Encoder:
 
     def _waits_for_content(self, jobs: list[FrameJob]) -> bool:
         """Whether rate control holds these jobs: a segment's I frame waits until the frame
-        ``ratecontrol.look_distance`` after it (within the segment) is in, to see how well motion predicts
+        ``segment_plan.look_distance`` after it (within the segment) is in, to see how well motion predicts
         this content."""
         return waits_for_look(jobs, self._next_display, self.config.gop, self.config.intra_period)
 
@@ -173,12 +173,12 @@ class Encoder:
         return self.scheduler.push(index)
 
     def _segment_start(self, display_index: int) -> bool:
-        return display_index % self.config.intra_period == 0
+        return segment_start(display_index, self.config.intra_period)
 
     def _segment_rate(self, start: int, first: Picture) -> RateController:
         """A new segment's rate controller: its budget covers the intra period, or what is left of
         a stream of known length; how dear its P/B frames will be is guessed from how well block
-        flow predicts the latest picture in, up to ``ratecontrol.look_distance`` after ``first``."""
+        flow predicts the latest picture in, up to ``segment_plan.look_distance`` after ``first``."""
         config = self.config
         assert config.bitrate is not None and config.frame_rate is not None
         left = None if config.stream_frames is None else config.stream_frames - start

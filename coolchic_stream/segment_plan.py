@@ -44,6 +44,11 @@ def segment_frames(structure: GopStructure, intra_period: int, frames_left: int 
     return frames if frames_left is None else max(min(frames, frames_left), 1)
 
 
+def segment_start(display_index: int, intra_period: int) -> bool:
+    """Whether the picture at ``display_index`` opens a segment (an intra period: nothing crosses one)."""
+    return display_index % intra_period == 0
+
+
 def look_distance(intra_period: int) -> int:
     """How far after a segment's I frame the source guess looks: within the segment, all that a
     worker coding it alone sees."""
@@ -56,7 +61,7 @@ def waits_for_look(jobs: Sequence[FrameJob], next_display: int, gop: GopStructur
     ``look_distance`` after it is in, which its source guess looks at (never in an intra-only stream)."""
     first = jobs[0] if jobs else None
     return (
-        first is not None and first.frame_type == FrameType.I and first.display_index % intra_period == 0
+        first is not None and first.frame_type == FrameType.I and segment_start(first.display_index, intra_period)
         and gop != GopStructure.INTRA and next_display <= first.display_index + look_distance(intra_period)
     )  # fmt: skip
 
@@ -67,4 +72,4 @@ def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Co
     return Counter(c for c in plan if c[0] != FrameType.I)
 
 
-__all__ = ["CONTENT_DISTANCE", "FIRST_INTER", "look_distance", "nominal_mix", "nominal_plan", "segment_frames", "waits_for_look"]
+__all__ = ["CONTENT_DISTANCE", "FIRST_INTER", "look_distance", "nominal_mix", "nominal_plan", "segment_frames", "segment_start", "waits_for_look"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from coolchic_stream.segment_plan import CONTENT_DISTANCE, FIRST_INTER, look_distance, nominal_mix, nominal_plan, segment_frames
+from coolchic_stream.segment_plan import CONTENT_DISTANCE, FIRST_INTER, look_distance, nominal_mix, nominal_plan, segment_frames, segment_start
 from coolchic_stream.types import FrameType, GopStructure
 
 
@@ -26,3 +26,4 @@ def test_a_segment_covers_its_intra_period_or_what_is_left_of_a_known_stream() -
     assert segment_frames(ra, 32, 17) == 17 and segment_frames(ra, 32, 100) == 32
     assert segment_frames(GopStructure.INTRA, 32, 17) == 1  # intra-only: every frame is a segment
     assert look_distance(32) == CONTENT_DISTANCE and look_distance(2) == 1  # never past the segment
+    assert segment_start(0, 32) and segment_start(64, 32) and not segment_start(17, 32)
