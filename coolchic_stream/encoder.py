@@ -45,8 +45,9 @@ from .framecodec import FrameHeader, FrameNetworks, build_payload, frame_network
 from .gop import FrameJob, GopScheduler, GroupPlan, lambda_scale
 from .lookahead import Lookahead
 from .parallel.aside import IntraAside, IntraRequest
-from .ratecontrol import PRIOR_LAMBDA, FrameRate, RateController, Steer
-from .segment_plan import look_distance, nominal_plan, segment_frames, segment_start, waits_for_look
+from .rate_prior import PRIOR_LAMBDA
+from .ratecontrol import FrameRate, RateController, Steer
+from .segment_plan import look_distance, nominal_plan, released, segment_frames, segment_start
 from .threads import torch_threads
 from .train.coding import FrameCodingResult, code_intra
 from .types import FrameStats, FrameType, GopStructure, Packet, Picture, TrainingProgress
@@ -131,6 +132,7 @@ class Encoder:
         self.rate: RateController | None = None  # with a bitrate: the current segment's
         self._held: list[FrameJob] = []  # jobs rate control holds until it has seen enough of the segment
         self._decision: FrameRate | None = None  # rate control's for the P/B frame being coded
+        self._details: dict[int, float] = {}  # with a bitrate: the spatial detail of pictures not yet coded
 
     def send(self, picture: Picture) -> list[Packet]:
         """Queue one picture (display order); returns the packets now complete, in coding order."""
@@ -147,16 +149,15 @@ class Encoder:
         it has not yet coded are lost otherwise."""
         jobs = self.scheduler.flush() if picture is None else self._queue(picture)
         if self.config.bitrate is not None:
-            jobs, self._held = self._held + jobs, []
-            if picture is not None and self._waits_for_content(jobs):
-                jobs, self._held = [], jobs
-        return (self._encode(job, jobs[i + 1 :]) for i, job in enumerate(jobs))
-
-    def _waits_for_content(self, jobs: list[FrameJob]) -> bool:
-        """Whether rate control holds these jobs: a segment's I frame waits until the frame
-        ``segment_plan.look_distance`` after it (within the segment) is in, to see how well motion predicts
-        this content."""
-        return waits_for_look(jobs, self._next_display, self.config.gop, self.config.intra_period)
+            # rate control plans each frame seeing the pictures up to segment_plan.look_end
+            jobs = self._held + jobs
+            config = self.config
+            ready = len(jobs) if picture is None else released(
+                jobs, self._next_display, config.gop, config.gop_size, config.intra_period, config.stream_frames
+            )  # fmt: skip
+            jobs, self._held = jobs[:ready], jobs[ready:]
+        held = list(self._held)
+        return (self._encode(job, jobs[i + 1 :] + held) for i, job in enumerate(jobs))
 
     def _queue(self, picture: Picture) -> list[FrameJob]:
         if self._format is None:
@@ -190,7 +191,7 @@ class Encoder:
 
             share = motion_share(first, self._pending[max(later)])
         plan = nominal_plan(config.gop, config.gop_size, config.intra_period, frames)
-        return RateController(config.bitrate, config.frame_rate, plan, share)
+        return RateController(config.bitrate, config.frame_rate, plan, share, self._detail(start, first))
 
     def _base_lambda(self, job: FrameJob, source: Picture, later: list[FrameJob]) -> tuple[float, Steer | None]:
         """The frame's base λ (before depth scaling) and, for a rate-controlled I frame, its steer
@@ -203,18 +204,40 @@ class Encoder:
         if job.frame_type == FrameType.I and (self.rate is None or self._segment_start(job.display_index)):
             self.rate = self._segment_rate(job.display_index, source)
         assert self.rate is not None
+        detail = self._detail(job.display_index, source)
         if job.frame_type == FrameType.I:
             param = residue_parameter(source.height, source.width, 3, self.config.intra_complexity)
             parameters = sum(math.prod(shape) for ws, bs in parameter_shapes(param).values() for shape in (*ws, *bs))
+            steer = self.rate.start_intra(
+                source.height * source.width, parameters, self.config.intra_iterations, detail, self._ahead(job, []),
+            )  # fmt: skip
+            return steer.lmbda, steer
+        jobs = list(takewhile(lambda j: j.frame_type != FrameType.I, later))
+        known = [(j.frame_type, j.depth) for j in jobs]
+        details = [detail]
+        for j in takewhile(lambda j: j.display_index in self._pending, jobs):
+            details.append(self._detail(j.display_index, self._pending[j.display_index]))
+        self._decision = self.rate.next_frame(job.frame_type, job.depth, known, details, self._ahead(job, jobs[: len(details) - 1]))
+        return self._decision.lmbda, None
+
+    def _ahead(self, job: FrameJob, scheduled: list[FrameJob]) -> float:
+        """The spatial detail rate control plans the frames beyond ``scheduled`` (those after
+        ``job`` it is told of) at: the mean over the segment's pictures in and not yet scheduled,
+        else over ``job`` and ``scheduled``."""
+        start = job.display_index - job.display_index % self.config.intra_period
+        told = {job.display_index, *(j.display_index for j in scheduled)}
+        beyond = [d for d in self._pending if d not in told and start <= d < start + self.config.intra_period]
+        if beyond:
+            return sum(self._detail(d, self._pending[d]) for d in beyond) / len(beyond)
+        return sum(self._details[d] for d in told) / len(told)
+
+    def _detail(self, index: int, picture: Picture) -> float:
+        """Spatial detail of a picture not yet coded, each measured once (rate control plans by it)."""
+        if index not in self._details:
             from .lookahead import spatial_detail
 
-            steer = self.rate.start_intra(
-                source.height * source.width, parameters, self.config.intra_iterations, spatial_detail(source)
-            )
-            return steer.lmbda, steer
-        known = [(j.frame_type, j.depth) for j in takewhile(lambda j: j.frame_type != FrameType.I, later)]
-        self._decision = self.rate.next_frame(job.frame_type, job.depth, known)
-        return self._decision.lmbda, None
+            self._details[index] = spatial_detail(picture)
+        return self._details[index]
 
     def _plan(self, anchor: int, pending: list[int]) -> GroupPlan:
         """The scheduler's planner: this segment's lookahead."""
@@ -298,7 +321,8 @@ class Encoder:
                         coded, lmbda = intra, stream
         if self.rate is not None:
             coded_at = lmbda if coded.header.intra_coded else base  # an intra-coded frame's λ is not depth-scaled
-            self.rate.coded_frame(job.frame_type, job.depth, coded_at, 8 * len(coded.payload), coded.header.intra_coded)
+            detail = self._details.pop(job.display_index, None)
+            self.rate.coded_frame(job.frame_type, job.depth, coded_at, 8 * len(coded.payload), coded.header.intra_coded, detail)
         self.dpb.insert(job.display_index, coded.decoded, coded.networks)
         self._last.keep(job.coding_index, coded.networks)
         self.dpb.release(self.scheduler.still_referenced(job.coding_index))

@@ -42,9 +42,12 @@ FrameClass = tuple[FrameType, int]  # (type, hierarchy depth)
 # (none) to INTRA_AT (INTRA_LIKELY), at most INTRA_MOST.
 INTRA_FROM, INTRA_AT, INTRA_LIKELY, INTRA_MOST = 0.1, 1.3, 0.45, 0.45
 # The source's guess counts as INTRA_EVIDENCE frames against those the check coded with and without
-# prediction. (Simulated, a segment whose source promised intra coding that never came ended 21 %
-# under its budget with 2, 11 % with 1, 5 % with 0.5.)
-INTRA_EVIDENCE = 0.5
+# prediction. At 0.5, on BBB 128² (62.7 kbit/s), the P frame next to the I frame, coded with
+# prediction, took q from 0.45 to 0.15: the plan halved, λ fell to 0.7x the I frame's for the frames
+# coded without prediction after it (7 of the next 10) and the last B frames paid at 4x. Simulated,
+# a segment whose source promised intra coding that never came ends 4 % under its budget at 4
+# (1.1 % at 0.5; 21 % at 2 before rate control's window and source content).
+INTRA_EVIDENCE = 4.0
 # Log-odds of a frame being coded without prediction by its depth, against a B frame at depth 2
 # (the P anchors and the segment's first P/B frame at depth <= 0): fitted with one level per encode
 # on 22 BBB 128² encodes from λ ≈ 2e-3 to 0.19 (352 P/B frames, format 6.0, fast preset): P anchors 62

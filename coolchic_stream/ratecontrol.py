@@ -9,24 +9,33 @@ sends the motion networks the frames after it predict theirs from, a class of it
 ``FIRST_INTER``) coded at base λ (the stream's λ, before the depth scaling of
 ``gop.lambda_scale``) spends
 
-    bits_c(λ) = f_c + m_c · λ^κ,   κ = KAPPA < 0,
+    bits_c(λ) = f_c + s · m_c · λ^κ,   κ = KAPPA < 0,   s = (d / d_I)^DETAIL_EXPONENT,
 
 f_c the floor a P/B frame costs whatever λ (``FLOOR_BITS``, 0 for I frames), then a straight line
-in the log domain with one slope for every class and an intercept m_c, the class's *complexity*,
-that the content sets. κ is measured (README, *Rate control*); the m_c are learnt: each coded
-frame gives m = (bits - f_c) / λ^κ (the first observation replaces the prior, later ones are
-averaged in the log domain with weight ``LEARNING_RATE``). A P/B frame is coded with prediction or,
+in the log domain with one slope for every class and an intercept s · m_c: m_c the class's
+*complexity*, that the content sets, at the detail of the segment's I frame, s how much dearer
+the frame's own picture is (``rate_prior.detail_scale``: d its spatial detail, d_I the I frame's,
+as the I frame's prior has bits grow with detail). κ is measured (README, *Rate control*); the m_c
+are learnt: each coded frame gives m = (bits - f_c) / (s · λ^κ) (the first observation replaces the
+prior, later ones are averaged in the log domain with weight ``LEARNING_RATE``). A P/B frame is coded with prediction or,
 where the intra check wins, without; the two cost an order of magnitude apart (a deep B frame a
 hundredth of the I frame, one coded without prediction half of it), so they are learnt apart:
 
     m_c = (1 - q) · min(m_c^inter, m^intra) + q · m^intra
 
 m_c^inter learnt from the class's frames coded with prediction; before one is, the I frame's
-complexity times the class's prior share (``PRIOR_SHARE``), times the geometric mean of
-m^inter / (prior share · m_I) over the classes seen (how much dearer this content's motion is than
-the prior says), and never above m^intra (the intra check codes a frame that would cost more
-with prediction without it: on BBB 128² the B frames coded with prediction came out at 10x their
-prior, and a P anchor, planned from that, at more than a frame coded without prediction).
+complexity times the class's prior share (``PRIOR_SHARE``), times how much dearer this content's
+motion is than the prior says: the geometric mean of m^inter / (prior share · m_I) over the classes
+seen and of the source's guess
+
+    g = clamp((r / CONTENT_FROM)^CONTENT_EXPONENT, 1, CONTENT_MOST),
+    g(λ) = 1 + (g - 1) · min(1, (CONTENT_KNEE / λ)^CONTENT_TAPER)      (``source_content``)
+
+counted as ``CONTENT_EVIDENCE`` classes, r the source's motion share (``lookahead.motion_share``,
+as ``intra_expectation`` uses it), λ the I frame's (while its share is planned, the λ that share
+asks for); and never above m^intra (the intra check codes a frame that
+would cost more with prediction without it: on BBB 128² the B frames coded with prediction came out
+at 9x their prior, and a P anchor, planned from that, at more than a frame coded without prediction).
 m^intra, one for all classes, learnt from the frames coded without prediction, before one is
 ``INTRA_SHARE`` · m_I. q_c, the share of the class's frames left expected to be coded without
 prediction (``intra_expectation``: guessed from the source before the I frame is coded, then
@@ -35,20 +44,26 @@ often than one next to them, a B frame at depth 3), is the q of m_c; q, the shar
 frames, is the q below.
 
 **Budget.** A segment of L frames at b̄ = bitrate / frame rate bits per frame may spend B = L·b̄.
-Before frame k (k frames of the segment coded, S bits spent), the frames left are that frame, of
-class c(k), those the GOP has already scheduled after it (the rest of its group, as the adaptive GOP
-split it: P anchors where the fixed structure has B frames), then those the segment's fixed
-structure puts after them (``nominal_plan``), as many frames in all. The base λ that makes the
-predicted bits of the frames left equal to what the budget has left solves
+The encoder codes a frame once the pictures up to a mini-GOP after it are in
+(``segment_plan.look_end``). Before frame k (k frames of the segment coded, S bits spent), the
+frames left are that frame, of class c(k), those the GOP has already scheduled after it (the rest
+of its group and the next, as the adaptive GOP split them: P anchors where the fixed structure has
+B frames), each at its picture's s, then those the segment's fixed structure puts after them
+(``nominal_plan``), as many frames in all, at the mean detail of the pictures in beyond them. The
+base λ that makes the predicted bits of the frames left equal to what the budget has left,
+E = B - S - F, solves W · λ^κ = E, W = s(k)·m_c(k) + Σ_{j>k} s(j)·m_c(j), F the floors of those frames, B - S floored at
+``MIN_LEFT`` times what they would cost at the last λ, and E at ``MIN_LEFT`` · (B - S) (an
+overshoot is paid back, not by starving a frame). A constant λ is what gives the best
+rate-distortion, so λ moves only as far as the budget needs, and smoothly. λ_p, the λ the budget
+asked for the previous P/B frame (λ_I after the I frame), stays while it lands the segment within
+a window of its budget that narrows with the frames left, w = ``WINDOW`` · B · (L - k) / L, else
+moves to the nearer edge of that window:
 
-    (m_c(k) + Σ_{j>k} m_c(j)) · λ^κ = B - S - F   ⇒   λ = ((B - S - F) / (m_c(k) + Σ_{j>k} m_c(j)))^(1/κ)
+    λ* = clamp(λ_p, ((E + w) / W)^(1/κ), ((E - w) / W)^(1/κ))
 
-F the floors of those frames, B - S floored at ``MIN_LEFT`` times what they would cost at the
-last λ, and B - S - F at ``MIN_LEFT`` · (B - S) (an overshoot is paid back, not by starving a
-frame). A constant λ is what gives the best rate-distortion, so λ moves smoothly: from λ_p, the
-λ the budget asked for the previous P/B frame, the frame takes λ_s = λ_p · (λ/λ_p)^``DAMPING``,
-moving at most a factor ``MAX_STEP``, within [``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after
-the I frame takes λ as solved). λ_s is what the budget asks for (``FrameRate.solved``); a frame
+and the frame takes λ_s = λ_p · (λ*/λ_p)^``DAMPING``, moving at most a factor ``MAX_STEP``, within
+[``LAMBDA_MIN``, ``LAMBDA_MAX``] (the first after the I frame takes λ*). λ_s is what the budget
+asks for (``FrameRate.solved``); a frame
 coded with prediction takes min(λ_s, ``PREDICTED_ABOVE`` · λ_I), λ_I the segment's I frame's:
 past that such frames stop getting cheaper (measured on CIF BBB and the pan) while their quality
 keeps falling, and the power law above would raise λ into that for ever. A P/B frame that the
@@ -61,14 +76,15 @@ gave them no budget: one is coded like an I frame of the segment, at no λ lower
 at 26.4 kbit/s: one coded at a fifth of λ_I took over half the budget). Where they are the rule,
 they are what the budget was planned on, and the I frame, one of them, must not fix the segment's
 rate: they go as low as the budget says, to λ_I / INTRA_BELOW (BBB 128² at 24.9 kbit/s, held at
-the I frame's λ 0.19: 48 % under). With fewer than ``HORIZON`` frames left, B - S - F is replaced by
-P + (B - S - F - P)·(L - k)/``HORIZON``, P what they are predicted to cost at λ_p: the last,
-cheap frames pay their share of the error, not all of it. So every frame's overshoot or
+the I frame's λ 0.19: 48 % under). Where the frames left are planned to spend less than
+``PAYBACK_SHARE`` of the budget, E is replaced by P + (E - P)·P/(``PAYBACK_SHARE``·B), P what they
+are predicted to cost at λ_p: the last, cheap frames pay the error in the measure of what they
+spend, not all of it. So every frame's overshoot or
 undershoot is paid back by the frames after it in the segment, and the model the payment is
 planned with improves with each frame.
 
 **The I frame** opens the segment and nothing is known of its content yet. Its share of the
-budget under the prior is T_I = (B - F) / (1 + Σ_{j>0} m_c(j)/m_I), the same whatever m_I is. Its
+budget under the prior is T_I = (B - F) / (1 + Σ_{j>0} s(j)·m_c(j)/m_I), the same whatever m_I is. Its
 training starts at a λ from a prior curve of I-frame bits per pixel against the picture's detail
 (``PRIOR_BPP_AT``), and
 from ``STEER_FROM`` to ``STEER_UNTIL`` of its main phase λ is multiplied, at each of the
@@ -101,6 +117,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .intra_expectation import FrameClass, IntraExpectation, intra_likelihood
+from .rate_prior import (
+    CONTENT_EVIDENCE, DETAIL_EXPONENT, FRAME_OVERHEAD_BITS, INTRA_SHARE, ITERATIONS_EXPONENT, NN_BITS_PER_PARAMETER, NN_KAPPA,
+    NN_KAPPA_ABOVE, NN_KNEE, PRIOR_BPP_AT, PRIOR_DETAIL, PRIOR_ITERATIONS, PRIOR_LAMBDA, detail_scale, inter_share, source_content,
+)  # fmt: skip
 from .segment_plan import FIRST_INTER
 from .types import FrameType
 
@@ -108,19 +128,6 @@ from .types import FrameType
 # the README: -0.46 on BBB 128², -0.34 on the pan, -0.50 on CIF BBB, λ 4e-3 to 2.5e-4).
 KAPPA = -0.45
 LEARNING_RATE = 0.5  # weight of a class's new observation in its log-complexity
-# A P/B class's complexity, as a share of the I frame's, before one is coded, where motion predicts:
-# its bits beyond FLOOR_BITS over the I frame's at one λ (format 6.0, fast preset, 500 iterations,
-# λ encodes of the pan at 4e-3 and CIF BBB 57- at 1.5e-3: P anchors 0.28 and 0.10 (the first one
-# sends its motion networks, the next predicts them) and 0.20; B frames at depth 1 0.03-0.044, at
-# depth 2 0.013-0.014, at depth 3 0.004-0.093, 0.012 on average).
-PRIOR_SHARE = {(FrameType.P, 0): 0.12, (FrameType.P, 1): 0.12}
-# The segment's first P/B frame sends the motion networks the frames after it predict theirs from
-# (2 024 bits for the pan's P8 at 4e-3, 864 for P16): a class of its own, at depth FIRST_INTER.
-PRIOR_FIRST_SHARE = 0.24
-PRIOR_SHARE_B = (0.04, 0.014, 0.012, 0.012)  # B frames at depth 1, 2, 3, 4 and deeper
-# Where it does not, the intra check codes most P/B frames without prediction, at about this share
-# of the I frame (BBB 128² 32- and the sample: 0.43-0.65).
-INTRA_SHARE = 0.6
 # A P/B frame costs at least its headers, its modes and nearly empty latent streams whatever λ: the
 # model's m_c·λ^κ is what it spends beyond FLOOR_BITS (the pan at 128²: 232 bits at base λ 0.02-0.05,
 # where λ kept rising for nothing while the model had no floor).
@@ -129,13 +136,25 @@ FLOOR_BITS = 200
 # last λ: an overshoot is paid back by raising λ, as far as MAX_STEP lets it, not by starving them
 # (a floor at a share of the average frame's budget let CIF BBB's λ fall while over budget).
 MIN_LEFT = 0.25
+# How far off its budget a segment may land while λ stays (the pan, two seeds: BD-rate +4.20 % -> -0.57 %;
+# a budget model 5 % under at the I frame's λ had halved λ for the next B frame, which sent fresh
+# networks, 3x the bits of one at λ_I, and the deep B frames paid that back at 4-13x λ_I). It narrows
+# with the frames left, so that a model error seen late is still paid back: held wide to the end, it
+# left BBB 128² at 24.9 kbit/s 15.6 % under (seed 1; the last seven frames, planned dearer than
+# they came, held λ while the shortfall grew).
+WINDOW = 0.08
 # From one frame to the next, λ moves DAMPING of the way (in the log domain) to the solved value,
 # and at most by MAX_STEP: chasing each frame's miss at once swung λ 8x within one pan segment,
 # costing 9 % in rate at equal quality and intra checks that the swings set off.
 DAMPING, MAX_STEP = 0.5, 2.0
-# The frames left pay back the segment's error in full only while there are HORIZON of them; the
-# last few pay their share (CIF BBB's last B frames, ~500 bits each, swung λ 8x absorbing it).
-HORIZON = 8
+# The frames left pay back the segment's error in full only while they are planned to spend
+# PAYBACK_SHARE of the budget; after that, in the measure of what they spend. CIF BBB's last B
+# frames, ~500 bits each, swung λ 8x absorbing it all; counted in frames (the last 8 paid k/8 of
+# it), BBB 128²'s last five deep B frames (a tenth of the budget) paid 5/8 of 6 % at 4x the I
+# frame's λ, 1.2-4 dB below the λ encode's (62.7 kbit/s, seed 0). Replayed on the recorded
+# encodes of BBB and the pan (27 encodes), the spread of base λ (sd of its log) falls from 0.41 to
+# 0.37 on BBB and to 0.22 on the pan, their rate errors alike; at 0.5, BBB's errors grow.
+PAYBACK_SHARE = 0.25
 LAMBDA_MIN, LAMBDA_MAX = 1e-6, 0.5
 # How far below the I frame's λ frames coded without prediction may go where all P/B frames are
 # expected to be (``RateController.without_prediction``).
@@ -144,22 +163,6 @@ INTRA_BELOW = 8.0
 # stop getting cheaper (CIF BBB at 69 kbit/s: B frames at 4-19x λ_I cost 208-1 272 bits, the
 # dearest at the highest λ; the pan at 17.5 kbit/s 224-760 bits at 2-17x).
 PREDICTED_ABOVE = 4.0
-# An I frame's latent bits per pixel at λ = PRIOR_LAMBDA, the steered training's first guess:
-# PRIOR_BPP_AT for a picture of spatial detail PRIOR_DETAIL (``lookahead.spatial_detail``) trained
-# for PRIOR_ITERATIONS, times (detail / PRIOR_DETAIL)^DETAIL_EXPONENT and (PRIOR_ITERATIONS /
-# iterations)^ITERATIONS_EXPONENT. Measured at a fixed λ: the sample (detail 4.1e-4) 0.086 bpp at
-# 1 000 iterations and 0.117 at 300; CIF BBB 57- (6.8e-4) 0.15; the astronaut (3.4e-3) 0.25 at 500.
-# Its slope is KAPPA.
-PRIOR_LAMBDA, PRIOR_BPP_AT, PRIOR_DETAIL, DETAIL_EXPONENT = 4e-3, 0.09, 4e-4, 0.5
-PRIOR_ITERATIONS, ITERATIONS_EXPONENT = 1000, 0.25
-# Fresh networks of an I frame at PRIOR_LAMBDA: about 5.4 bits per parameter (2 206-2 368 bits for
-# the fast preset's 427 parameters, BBB 128²), times (λ / PRIOR_LAMBDA)^NN_KAPPA, and above NN_KNEE
-# falling faster, at NN_KAPPA_ABOVE (I frames of the pan, CIF and BBB 128², fast preset: 3 025-3 203
-# bits at 4-5e-4, 1 468-2 050 at 1-2e-2, 1 313-1 511 at 3.2-3.8e-2, 678-935 at 0.19, where a single
-# slope put 1 300 and steered BBB's I frame at 24.9 kbit/s to λ 0.19 and 21.5 dB); headers and
-# the range coder's flush add about FRAME_OVERHEAD_BITS.
-NN_BITS_PER_PARAMETER, NN_KAPPA, NN_KNEE, NN_KAPPA_ABOVE = 5.4, -0.15, 2e-2, -0.4
-FRAME_OVERHEAD_BITS = 250
 # The latent rate keeps falling after steering stops: at a share p of the main phase it is about
 # 1 + DECAY·(1-p)² times the final one (1.06-1.28 at p = 0.43-0.57 at a fixed λ).
 DECAY = 0.3
@@ -173,18 +176,6 @@ MAX_STEER_STEP = 1.5
 # otherwise drive λ far from where the frame's bits and λ agree (seen: λ 1.4e-5 for an I frame
 # that then cost 17 kbit), and the frames after it are planned from that pair.
 STEER_RANGE = 3.0
-
-def inter_share(frame_type: FrameType, depth: int) -> float:
-    """Complexity of a P/B class coded with prediction, as a share of the I frame's, before the
-    segment codes one (1 for the I frame)."""
-    if frame_type == FrameType.I:
-        return 1.0
-    if depth == FIRST_INTER:
-        return PRIOR_FIRST_SHARE
-    if frame_type == FrameType.P:
-        return PRIOR_SHARE.get((frame_type, depth), PRIOR_SHARE[(FrameType.P, 0)])
-    return PRIOR_SHARE_B[min(max(depth, 1), len(PRIOR_SHARE_B)) - 1]
-
 
 @dataclass(frozen=True)
 class FrameRate:
@@ -272,7 +263,14 @@ class RateController:
     intra period, or fewer frames where the stream's end is known).
     """
 
-    def __init__(self, bitrate: float, frame_rate: Fraction, plan: tuple[FrameClass, ...], motion_share: float | None = None) -> None:
+    def __init__(
+        self,
+        bitrate: float,
+        frame_rate: Fraction,
+        plan: tuple[FrameClass, ...],
+        motion_share: float | None = None,
+        detail: float | None = None,
+    ) -> None:
         if not plan:
             raise ValueError("a segment of no frame")
         if not frame_rate > 0:
@@ -281,6 +279,8 @@ class RateController:
         self.frames = len(plan)
         self.plan = plan
         self.intra = intra_likelihood(motion_share)
+        self._motion_share = motion_share
+        self._content_at: float | None = None  # the λ the I frame's plan evaluates g at
         self._expect = IntraExpectation(self.intra, [c for c in plan if c[0] != FrameType.I])
         self.spent = 0.0
         self.coded = 0
@@ -293,6 +293,9 @@ class RateController:
         self._asked: float | None = None  # the λ solved for the frame being coded
         self._last_type: FrameType | None = None
         self.intra_lambda: float | None = None  # λ of the segment's last I frame
+        self._intra_detail = detail  # the spatial detail of the segment's I frame: frames are counted against it
+        self._details: tuple[float, ...] = ()  # of the frame being planned and the known ones after it
+        self._ahead: float | None = None  # of the newest picture in: the frames planned beyond them
 
     @property
     def budget(self) -> float:
@@ -301,6 +304,13 @@ class RateController:
     def _classes_left(self, cls: FrameClass) -> list[FrameClass]:
         """The next frame's class, then those planned after it."""
         return [cls, *self._later()]
+
+    def _weights_left(self, cls: FrameClass) -> list[float]:
+        """m_c · s of the next frame (of class ``cls``) and of those planned after it: the frames
+        whose pictures are in at their own detail, the others at the newest picture's."""
+        classes = self._classes_left(cls)
+        details = [*self._details[: len(classes)], *[self._ahead] * max(len(classes) - len(self._details), 0)]
+        return [self._complexity(c) * detail_scale(d, self._intra_detail) for c, d in zip(classes, details)]
 
     def _later(self) -> list[FrameClass]:
         """The classes planned after the next frame: those the GOP already scheduled (``known``
@@ -315,7 +325,7 @@ class RateController:
         if self._last is None:
             least = len(classes) * self.frame_bits
         else:
-            least = sum(_floor(c[0]) + self._complexity(c) * self._last**KAPPA for c in classes)
+            least = sum(_floor(c[0]) for c in classes) + sum(self._weights_left(cls)) * self._last**KAPPA
         return max(self.budget - self.spent, MIN_LEFT * least)
 
     @property
@@ -340,16 +350,14 @@ class RateController:
         if cls in self._log_m:
             inter = math.exp(self._log_m[cls])
         else:
-            seen = [m - anchor - math.log(inter_share(*c)) for c, m in self._log_m.items() if c[0] != FrameType.I]
-            content = sum(seen) / len(seen) if seen and (FrameType.I, 0) in self._log_m else 0.0
+            known = (FrameType.I, 0) in self._log_m
+            seen = [m - anchor - math.log(inter_share(*c)) for c, m in self._log_m.items() if c[0] != FrameType.I and known]
+            guess = math.log(source_content(self._motion_share, self._content_at or self.intra_lambda))
+            content = (sum(seen) + CONTENT_EVIDENCE * guess) / (len(seen) + CONTENT_EVIDENCE)
             inter = inter_share(*cls) * math.exp(anchor + content)
         intra = math.exp(self._log_intra) if self._log_intra is not None else INTRA_SHARE * math.exp(anchor)
         q = self.intra_expected_for(cls)
         return (1.0 - q) * min(inter, intra) + q * intra
-
-    def _after(self) -> float:
-        """Σ m_c of the frames planned after the next one."""
-        return sum(self._complexity(c) for c in self._later())
 
     def _spendable(self, cls: FrameClass) -> float:
         """What is left (``_left``) beyond the floors of the next frame and those after it."""
@@ -357,16 +365,24 @@ class RateController:
         floors = sum(_floor(c[0]) for c in self._classes_left(cls))
         return max(bits - floors, MIN_LEFT * bits)
 
-    def start_intra(self, pixels: int, nn_parameters: int, iterations: int, detail: float = PRIOR_DETAIL) -> Steer:
+    def start_intra(
+        self, pixels: int, nn_parameters: int, iterations: int, detail: float = PRIOR_DETAIL, ahead: float | None = None
+    ) -> Steer:
         """The segment's I frame (``nn_parameters`` in its networks, trained for ``iterations``, of
-        spatial ``detail``): its share of the budget and the steered training's start."""
-        share = 1.0 / (1.0 + self._after() / self._complexity((FrameType.I, 0)))
-        steer = Steer(PRIOR_LAMBDA, self._spendable((FrameType.I, 0)) * share, nn_parameters * NN_BITS_PER_PARAMETER)
+        spatial ``detail``; ``ahead``: the newest picture's, the frames after it are planned at):
+        its share of the budget and the steered training's start."""
+        self._details, self._ahead = (detail,), ahead
+        steer = Steer(PRIOR_LAMBDA, 0.0, nn_parameters * NN_BITS_PER_PARAMETER)
         prior_bpp = PRIOR_BPP_AT * (PRIOR_ITERATIONS / max(iterations, 1)) ** ITERATIONS_EXPONENT
         prior_bpp *= (max(detail, 1e-9) / PRIOR_DETAIL) ** DETAIL_EXPONENT
-        for _ in range(4):  # the networks' share depends on λ: a few fixed-point steps
+        for _ in range(4):  # its networks' bits and the source's content g depend on λ: a few fixed-point steps
+            self._content_at = steer.lmbda
+            weights = self._weights_left((FrameType.I, 0))
+            share = weights[0] / sum(weights)
+            steer.target_bits = self._spendable((FrameType.I, 0)) * share
             latent_bpp = max(steer.target_bits - steer.networks(steer.lmbda), 0.25 * steer.target_bits) / pixels
             steer.lmbda = _clamp(PRIOR_LAMBDA * (latent_bpp / prior_bpp) ** (1.0 / KAPPA))
+        self._content_at = None  # from here on, g at the λ the I frame is coded at
         if self._last is not None:  # a second I frame in the segment (a scene cut): from the stream's λ
             steer.lmbda = min(max(steer.lmbda, self._last / MAX_STEP), self._last * MAX_STEP)
         return steer
@@ -376,22 +392,32 @@ class RateController:
         P/B frame is one of its own (``FIRST_INTER``)."""
         return (frame_type, FIRST_INTER) if frame_type != FrameType.I and self._inter_frames == 0 else (frame_type, depth)
 
-    def next_frame(self, frame_type: FrameType, depth: int, known: Sequence[FrameClass] = ()) -> FrameRate:
+    def next_frame(
+        self,
+        frame_type: FrameType,
+        depth: int,
+        known: Sequence[FrameClass] = (),
+        details: Sequence[float] = (),
+        ahead: float | None = None,
+    ) -> FrameRate:
         """Base λ for the next P/B frame to code (after the segment's I frame); ``known``: the
         classes the GOP has scheduled after it in the segment, in coding order (the adaptive GOP
-        codes P anchors, at many times a B frame's bits, where the fixed structure has B frames)."""
+        codes P anchors, at many times a B frame's bits, where the fixed structure has B frames);
+        ``details``: the spatial detail of its picture and theirs, ``ahead``: the newest picture's."""
         cls = self._class(frame_type, depth)
         self._known = tuple(known)[: max(self.frames - self.coded - 1, 0)]
-        weight = self._complexity(cls) + self._after()
+        self._details, self._ahead = tuple(details), ahead
+        weights = self._weights_left(cls)
+        weight = sum(weights)
         spendable = self._spendable(cls)
         path = self._path
         if path is not None and self._last_type != FrameType.I:
-            # near the segment's end a few cheap frames would absorb the whole error: correct the
-            # share of it that HORIZON frames would take, the rest is left unpaid
+            # near the segment's end a few cheap frames would absorb the whole error: they pay the
+            # share of it that what they spend bears, the rest is left unpaid
             planned = weight * path**KAPPA
-            left = len(self.plan) - self.coded
-            spendable = max(planned + (spendable - planned) * min(1.0, left / HORIZON), MIN_LEFT * planned)
-        lmbda = _clamp((spendable / weight) ** (1.0 / KAPPA))
+            pay = min(1.0, planned / (PAYBACK_SHARE * self.budget))
+            spendable = max(planned + (spendable - planned) * pay, MIN_LEFT * planned)
+        lmbda = _clamp((spendable / weight) ** (1.0 / KAPPA)) if path is None else self._held(path, weight, spendable)
         if path is not None and self._last_type != FrameType.I:
             # after the I frame the solved value stands: the I frame's λ is where steering left it
             step = (lmbda / path) ** DAMPING
@@ -400,7 +426,16 @@ class RateController:
         if self.intra_lambda is not None:
             lmbda = min(lmbda, PREDICTED_ABOVE * self.intra_lambda)
         self._asked = solved
-        return FrameRate(lmbda, _floor(frame_type) + self._complexity(cls) * lmbda**KAPPA, solved)
+        return FrameRate(lmbda, _floor(frame_type) + weights[0] * lmbda**KAPPA, solved)
+
+    def _held(self, path: float, weight: float, spendable: float) -> float:
+        """The λ nearest ``path`` at which the frames left (Σ m_c = ``weight``; ``spendable``: the
+        bits that land the segment on its budget) land it within its window (``WINDOW`` of the
+        budget, times the share of the segment's frames left)."""
+        slack = WINDOW * self.budget * (self.frames - self.coded) / self.frames
+        highest = _clamp((max(spendable - slack, MIN_LEFT * spendable) / weight) ** (1.0 / KAPPA))
+        lowest = _clamp(((spendable + slack) / weight) ** (1.0 / KAPPA))
+        return min(max(path, lowest), highest)
 
     def without_prediction(self, lmbda: float) -> float:
         """The base λ a P/B frame is coded and judged at where the intra check codes it without
@@ -410,11 +445,14 @@ class RateController:
             return lmbda
         return max(lmbda, self.intra_lambda * INTRA_BELOW ** -self.intra_expected)
 
-    def coded_frame(self, frame_type: FrameType, depth: int, lmbda: float, bits: int, intra_coded: bool = False) -> None:
-        """A frame of the segment was coded at base λ ``lmbda`` in ``bits`` (a P/B frame: without
-        prediction, ``intra_coded``): learn from it."""
+    def coded_frame(
+        self, frame_type: FrameType, depth: int, lmbda: float, bits: int, intra_coded: bool = False, detail: float | None = None
+    ) -> None:
+        """A frame of the segment (its picture of spatial ``detail``) was coded at base λ ``lmbda``
+        in ``bits`` (a P/B frame: without prediction, ``intra_coded``): learn from it."""
         cls = self._class(frame_type, depth)
         observed = math.log(max(bits - _floor(frame_type), MIN_LEFT * bits, 1)) - KAPPA * math.log(lmbda)
+        observed -= math.log(detail_scale(detail, self._intra_detail))
         if frame_type != FrameType.I:
             self._inter_frames += 1
             self._expect.coded(cls, intra_coded)
@@ -432,10 +470,10 @@ class RateController:
         capped = frame_type != FrameType.I and not intra_coded and self._asked is not None and lmbda < self._asked
         self._path = self._asked if capped else lmbda
         self._asked = None
-        self._known = ()
+        self._known, self._details, self._ahead = (), (), None
         self._last_type = frame_type
         if frame_type == FrameType.I:
             self.intra_lambda = lmbda
 
 
-__all__ = ["FrameRate", "KAPPA", "inter_share", "RateController", "Steer"]
+__all__ = ["FrameRate", "KAPPA", "RateController", "Steer"]

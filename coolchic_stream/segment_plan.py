@@ -2,7 +2,8 @@
 
     --bitrate ─► segment of one intra period (or what is left of a known stream)
                    ├─ nominal_plan: its frames' classes in coding order, as the fixed structure codes them
-                   └─ waits_for_look: its I frame held until the source guess can look look_distance ahead
+                   └─ released: each frame held until the pictures up to look_end are in (the source
+                      guess at its I frame, the detail of the next group at its P/B frames)
 """
 
 from __future__ import annotations
@@ -55,15 +56,26 @@ def look_distance(intra_period: int) -> int:
     return min(CONTENT_DISTANCE, intra_period - 1)
 
 
-def waits_for_look(jobs: Sequence[FrameJob], next_display: int, gop: GopStructure, intra_period: int) -> bool:
-    """Whether the encoder holds ``jobs``, just released, the next picture to arrive being
-    ``next_display``: a segment's I frame (and what comes with it) waits until the frame
-    ``look_distance`` after it is in, which its source guess looks at (never in an intra-only stream)."""
-    first = jobs[0] if jobs else None
-    return (
-        first is not None and first.frame_type == FrameType.I and segment_start(first.display_index, intra_period)
-        and gop != GopStructure.INTRA and next_display <= first.display_index + look_distance(intra_period)
-    )  # fmt: skip
+def look_end(display_index: int, gop_size: int, intra_period: int, stream_frames: int | None) -> int:
+    """The last picture rate control sees before the frame at ``display_index`` is coded: one
+    mini-GOP further (at least ``look_distance``, which its I frame's source guess looks at), never
+    past its segment, all that a worker coding it alone sees, nor past a stream of known length."""
+    start = display_index - display_index % intra_period
+    last = start + intra_period - 1 if stream_frames is None else min(start + intra_period, stream_frames) - 1
+    return min(display_index + max(gop_size, look_distance(intra_period)), last)
+
+
+def released(jobs: Sequence[FrameJob], next_display: int, gop: GopStructure, gop_size: int, intra_period: int,
+             stream_frames: int | None) -> int:
+    """How many of ``jobs`` (coding order; the next picture to arrive being ``next_display``) the
+    encoder codes now with a bitrate: those before the first whose ``look_end`` is not yet in (an
+    intra-only stream codes each picture as it comes)."""
+    if gop == GopStructure.INTRA:
+        return len(jobs)
+    for i, job in enumerate(jobs):
+        if next_display <= look_end(job.display_index, gop_size, intra_period, stream_frames):
+            return i
+    return len(jobs)
 
 
 def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Counter[FrameClass]:
@@ -72,4 +84,7 @@ def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Co
     return Counter(c for c in plan if c[0] != FrameType.I)
 
 
-__all__ = ["CONTENT_DISTANCE", "FIRST_INTER", "look_distance", "nominal_mix", "nominal_plan", "segment_frames", "segment_start", "waits_for_look"]
+__all__ = [
+    "CONTENT_DISTANCE", "FIRST_INTER", "look_distance", "look_end", "nominal_mix", "nominal_plan", "released", "segment_frames",
+    "segment_start",
+]  # fmt: skip

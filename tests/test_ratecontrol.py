@@ -8,21 +8,22 @@ from collections import Counter
 from dataclasses import replace
 from fractions import Fraction
 
-import numpy as np
 import pytest
 
 from coolchic_stream.config import DEFAULT_LAMBDA, EncoderConfig, parse_bitrate
 from coolchic_stream.errors import ConfigError
-from coolchic_stream.gop import lambda_scale, schedule
+from coolchic_stream.gop import schedule
 from coolchic_stream.intra_expectation import CLASS_EVIDENCE, INTRA_EVIDENCE, INTRA_LIKELY, INTRA_MOST, IntraExpectation
-from coolchic_stream.ratecontrol import (
-    FLOOR_BITS, INTRA_BELOW, INTRA_SHARE, KAPPA, LAMBDA_MAX, MAX_STEP, NN_BITS_PER_PARAMETER, NN_KAPPA, NN_KAPPA_ABOVE,
-    FRAME_OVERHEAD_BITS, NN_KNEE, PREDICTED_ABOVE, FrameRate, RateController, Steer, inter_share, intra_likelihood,
+from coolchic_stream.intra_expectation import intra_likelihood
+from coolchic_stream.rate_prior import (
+    CONTENT_EVIDENCE, FRAME_OVERHEAD_BITS, INTRA_SHARE, NN_BITS_PER_PARAMETER, NN_KAPPA, NN_KAPPA_ABOVE, NN_KNEE,
+    inter_share, source_content,
 )  # fmt: skip
-from coolchic_stream.segment_plan import nominal_mix, nominal_plan
+from coolchic_stream.ratecontrol import (
+    FLOOR_BITS, INTRA_BELOW, KAPPA, LAMBDA_MAX, MAX_STEP, PREDICTED_ABOVE, WINDOW, FrameRate, RateController, Steer,
+)  # fmt: skip
+from coolchic_stream.segment_plan import FIRST_INTER, nominal_mix, nominal_plan
 from coolchic_stream.types import FrameType, GopStructure
-
-from .conftest import decode_packets, make_picture
 
 
 @pytest.mark.parametrize(
@@ -112,12 +113,13 @@ def test_a_world_that_matches_the_prior_is_coded_at_one_lambda_on_budget() -> No
 
 # P/B frames as the prior says where motion predicts, cheaper, or many coded without prediction
 # (INTRA_LIKELY of them, more often far from their references, or, spread evenly, as often wherever
-# they sit), and what the source analysis measured: right (within 5 % of the budget; 6 % where
+# they sit), and what the source analysis measured: right (within 6 % of the budget, an I frame
+# 30 % off its share held within the WINDOW and paid back late, by the cheap last frames; 6 % where
 # frames coded without prediction, half an I frame each, or with it, a fiftieth, come as a surprise),
 # nothing, or a motion share that expects intra coding where inter coding works (within 12 %: λ
 # moves smoothly, so a model that far off is not caught up with at once)
 @pytest.mark.parametrize("content, intra, by_place, motion, tolerance", [
-    (1.0, 0.0, True, 0.05, 0.05), (1.0, INTRA_LIKELY, True, 1.3, 0.06), (1.0, INTRA_LIKELY, False, 1.3, 0.06),
+    (1.0, 0.0, True, 0.05, 0.06), (source_content(1.3), INTRA_LIKELY, True, 1.3, 0.06), (source_content(1.3), INTRA_LIKELY, False, 1.3, 0.06),
     (0.3, 0.0, True, None, 0.12), (1.0, 0.0, True, 1.3, 0.12),
 ])  # fmt: skip
 @pytest.mark.parametrize("i_miss", [0.7, 1.0, 1.3])
@@ -133,8 +135,8 @@ def test_the_segment_lands_on_its_budget_whatever_the_content(
     without = _without_prediction(rc.plan, intra, by_place)
     steps = [lambdas[k + 1] / lambdas[k] for k in range(1, len(lambdas) - 1) if not without[k] and not without[k + 1]]
     assert all(1 / MAX_STEP - 1e-9 <= s <= MAX_STEP + 1e-9 for s in steps)
-    if intra == 0 and tolerance == 0.05:  # a model that is right settles at once
-        assert max(lambdas[1:]) / min(lambdas[1:]) < 1.3
+    if content == 1.0 and motion == 0.05:  # a model that is right holds λ, drifting a few % a frame as the window narrows
+        assert max(lambdas[1:]) / min(lambdas[1:]) < 1.4
     elif intra > 0:  # where each frame's cost is a surprise, λ keeps moving, within a factor 7
         assert max(lambdas[1:]) / min(lambdas[1:]) < 7.0
 
@@ -143,7 +145,7 @@ def test_dearer_frames_coded_with_prediction_are_paid_back_as_far_as_lambda_up_t
     """Above PREDICTED_ABOVE times the I frame's λ, real frames coded with prediction stop getting
     cheaper (CIF BBB, the pan). In a world of pure power laws, P/B frames dearer than the prior are
     then paid back only as far as λ up to that cap buys: 1.5x dearer (CIF BBB's B frames: 1.2-1.7x)
-    lands on budget unless the I frame also overshot; 3x dearer, over it, bounded."""
+    lands within WINDOW of budget unless the I frame also overshot; 3x dearer, over it, bounded."""
     for content, bound in ((1.5, 0.2), (3.0, 0.7)):
         world = {(FrameType.I, 0): 450.0} | {c: 450.0 * inter_share(*c) * content for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
         errors = []
@@ -151,7 +153,21 @@ def test_dearer_frames_coded_with_prediction_are_paid_back_as_far_as_lambda_up_t
             rc, lambdas = _simulate(world, 32, 2000.0, i_miss=i_miss)
             errors.append(rc.spent / rc.budget - 1)
             assert max(lambdas[1:]) <= PREDICTED_ABOVE * lambdas[0] * (1 + 1e-9)
-        assert max(errors) < bound and (content > 2 or max(errors[:2]) < 0.01), errors
+        assert max(errors) < bound and (content > 2 or max(errors[:2]) < WINDOW + 0.005), errors
+
+
+@pytest.mark.parametrize("content, moves", [(1.03, False), (0.97, False), (1.5, True), (0.5, True)])
+def test_lambda_holds_while_the_segment_lands_within_its_window(content: float, moves: bool) -> None:
+    """A constant λ gives the best rate-distortion: P/B frames a little dearer or cheaper than
+    planned (the segment within WINDOW of its budget at the λ they are coded at) leave it where the
+    I frame's was; further off, λ moves to the window's edge. The window narrows with the frames
+    left, so λ then drifts, a step of a few % per frame, and the segment ends within it."""
+    world = {(FrameType.I, 0): 450.0} | {c: 450.0 * inter_share(*c) * content for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
+    rc, lambdas = _simulate(world, 32, 2000.0, motion_share=0.05)
+    assert abs(rc.spent / rc.budget - 1) < WINDOW
+    first, second = lambdas[: len(lambdas) // 2], lambdas[len(lambdas) // 2 :]
+    assert (max(first) / min(first) > 1.1) == moves
+    assert all(max(b / a, a / b) < 1.07 for a, b in zip(second, second[1:]))
 
 
 @pytest.mark.parametrize("motion", [None, 0.05])
@@ -162,19 +178,29 @@ def test_intra_coding_the_source_did_not_announce_overshoots_but_is_paid_back_as
     world = {(FrameType.I, 0): 450.0} | {c: 450.0 * inter_share(*c) for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
     for i_miss in (0.7, 1.0, 1.3):
         rc, lambdas = _simulate(world, 32, 2000.0, i_miss=i_miss, motion_share=motion, intra=0.7)
-        assert 0.0 < rc.spent / rc.budget - 1 < 0.6
+        assert 0.0 < rc.spent / rc.budget - 1 < 0.7  # λ held while within the WINDOW, then too late
         assert max(lambdas) > 100 * lambdas[1]
 
 
 def test_an_overspent_segment_pays_back_without_starving_a_frame() -> None:
     rc = RateController(1000.0, Fraction(1), nominal_plan(GopStructure.RANDOM_ACCESS, 8, 8, 8))
-    rc.coded_frame(FrameType.I, 0, 1e-3, 6_000)  # most of the budget at once
+    rc.coded_frame(FrameType.I, 0, 1e-3, 6_500)  # most of the budget at once
     first = rc.next_frame(FrameType.P, 0)
     # coded with prediction at no more than PREDICTED_ABOVE times the I frame's λ, whatever the budget asks
     assert first.lmbda == PREDICTED_ABOVE * 1e-3 < first.solved < LAMBDA_MAX and first.planned_bits > FLOOR_BITS
     rc.coded_frame(FrameType.P, 0, first.lmbda, 2_000)
-    second = rc.next_frame(FrameType.B, 1)  # dearer than planned: λ rises from where it was asked to, by MAX_STEP at most
-    assert first.solved < second.solved <= first.solved * MAX_STEP and second.lmbda == first.lmbda
+    # the budget is spent twice over; the six B frames left, planned at a fifth of PAYBACK_SHARE of
+    # it, pay in that measure: λ holds where it was asked to (never lower), no frame starved
+    second = rc.next_frame(FrameType.B, 1)
+    assert second.solved >= first.solved and second.lmbda == first.lmbda and second.planned_bits > FLOOR_BITS
+    # where the frames left still plan more than PAYBACK_SHARE of the budget, they pay it all: a P
+    # frame dearer than planned raises λ from where it was asked to, by MAX_STEP at most
+    rc = RateController(1000.0, Fraction(1), nominal_plan(GopStructure.RANDOM_ACCESS, 8, 32, 32))
+    rc.coded_frame(FrameType.I, 0, 1e-3, 16_000)
+    first = rc.next_frame(FrameType.P, 0)
+    rc.coded_frame(FrameType.P, 0, first.lmbda, 8_000)
+    second = rc.next_frame(FrameType.B, 1)
+    assert second.solved == pytest.approx(first.solved * MAX_STEP)
 
 
 def test_the_frames_left_are_planned_as_the_gop_scheduled_them() -> None:
@@ -205,29 +231,6 @@ def test_the_frames_left_are_planned_as_the_gop_scheduled_them() -> None:
     assert split._classes_left((FrameType.B, 1)) == [(FrameType.B, 1), *plan[4:]]
 
 
-def test_the_encoder_gives_rate_control_the_rest_of_each_group(monkeypatch) -> None:
-    """``Encoder`` passes each P/B frame the classes of the jobs released with it that follow it."""
-    from coolchic_stream.encoder import Encoder
-
-    given: list[tuple] = []
-    plain = RateController.next_frame
-    monkeypatch.setattr(RateController, "next_frame", lambda rc, t, d, known=(): given.append((t, d, tuple(known))) or plain(rc, t, d, known))
-    pics = [make_picture(23, 17, pts=i, shift=i) for i in range(5)]
-    config = EncoderConfig(preset="test", iterations=10, bitrate="20k", frame_rate=Fraction(25), gop_size=2,
-                           intra_period=8, stream_frames=5, adaptive_gop=False)  # fmt: skip
-    enc = Encoder(config)
-    [q for p in pics for q in enc.send(p)] + enc.flush()
-    # groups (P2, B1) and (P4, B3), released with the I frame (it waits for the frames it looks at):
-    # each frame knows those after it
-    b, p = (FrameType.B, 1), (FrameType.P, 0)
-    assert given == [(*p, (b, p, b)), (*b, (p, b)), (*p, (b,)), (*b, ())]
-    # later groups come alone: (P6, B5), then P7, the segment's last frame
-    given.clear()
-    enc = Encoder(replace(config, stream_frames=8))
-    [q for pic in [make_picture(23, 17, pts=i, shift=i) for i in range(8)] for q in enc.send(pic)] + enc.flush()
-    assert given[4:] == [(*p, (b,)), (*b, ()), (*p, ())]
-
-
 def test_an_overspent_segment_never_lowers_lambda() -> None:
     """CIF BBB at 196.7 kbit/s: a large I frame and P anchor left less than a quarter of the
     average frame's budget for each B frame, yet B frames cost far less than that average: the
@@ -242,13 +245,15 @@ def test_an_overspent_segment_never_lowers_lambda() -> None:
         lambdas.append(decision.lmbda)
         bits = 11_872 if frame_type == FrameType.P else FLOOR_BITS + world[(frame_type, depth)] * decision.lmbda**KAPPA
         rc.coded_frame(frame_type, depth, decision.lmbda, round(bits))
-    # the last frames pay only their share (HORIZON); B frames at a twentieth of the I frame are 1.2-4x
+    # the last frames pay only their share (PAYBACK_SHARE); B frames at a twentieth of the I frame are 1.2-4x
     # the prior shares (measured on format 6.0, deeper B frames cheaper), as far off as the dearer
-    # worlds of test_the_segment_lands_on_its_budget_whatever_the_content, with its tolerance
-    assert abs(rc.spent / rc.budget - 1) < 0.12
-    # the B frames pay the overshoot back: once it shows, λ rises through them, past the I frame's
+    # worlds of test_the_segment_lands_on_its_budget_whatever_the_content, with its tolerance and
+    # the WINDOW it leaves unpaid
+    assert abs(rc.spent / rc.budget - 1) < 0.12 + WINDOW
+    # the B frames pay the overshoot back: once it shows, λ rises through them (to the window's
+    # edge: where the budget left no window, from 1.7e-4 to 1.35e-3, 8x, for 2.5 % of the budget)
     low = lambdas.index(min(lambdas))
-    assert all(b >= a for a, b in zip(lambdas[low:], lambdas[low + 1 :])) and lambdas[-1] > 4.4e-4
+    assert all(b >= a for a, b in zip(lambdas[low:], lambdas[low + 1 :])) and lambdas[-1] > 1.2 * lambdas[low]
 
 
 def test_steering_moves_lambda_toward_the_target_and_holds_outside_its_window() -> None:
@@ -364,6 +369,28 @@ def test_intra_coding_is_expected_where_motion_explains_little() -> None:
     assert RateController(2000.0, Fraction(1), plan, motion_share=0.02).intra_expected == 0.0
 
 
+def test_the_classes_seen_and_the_source_weigh_together_in_the_content_of_those_not_seen() -> None:
+    """On BBB the segment's first P/B frame, capped by what a frame coded without prediction costs,
+    came out at 2.2x its prior share and the B frames after it at 9x: one class seen does not
+    overrule the source, it counts beside it (CONTENT_EVIDENCE)."""
+    plan = nominal_plan(GopStructure.RANDOM_ACCESS, 8, 32, 17)
+    rc = RateController(2000.0, Fraction(1), plan, motion_share=10.5)
+    rc.coded_frame(FrameType.I, 0, 1e-3, 10_000)
+    m_i = 10_000 / 1e-3**KAPPA
+    deep = (FrameType.B, 3)
+
+    def content() -> float:  # how much dearer than its prior share an unseen class is planned coded with prediction
+        rc._expect = IntraExpectation(0.0, [c for c in plan if c[0] != FrameType.I])  # with prediction only
+        return rc._complexity(deep) / (inter_share(*deep) * m_i)
+
+    assert content() == pytest.approx(source_content(10.5))
+    seen = 2.2
+    rc.next_frame(FrameType.P, 0)
+    rc.coded_frame(FrameType.P, 0, 1e-3, round(FLOOR_BITS + seen * inter_share(FrameType.P, FIRST_INTER) * 10_000))
+    expected = math.exp((math.log(seen) + CONTENT_EVIDENCE * math.log(source_content(10.5))) / (1 + CONTENT_EVIDENCE))
+    assert content() == pytest.approx(expected, rel=1e-3)
+
+
 def test_low_delay_segments_land_on_their_budget() -> None:
     world = {(FrameType.I, 0): 450.0} | {c: 450.0 * inter_share(*c) * 1.5 for c in nominal_mix(GopStructure.LOWDELAY, 8, 16)}
     rc, lambdas = _simulate(world, 16, 2000.0, GopStructure.LOWDELAY)
@@ -375,32 +402,6 @@ def test_intra_only_segments_are_one_frame_each() -> None:
     rc, _ = _simulate(world, 1, 3000.0, GopStructure.INTRA, i_miss=1.0)
     assert rc.spent == pytest.approx(3000.0, rel=1e-3)
 
-
-# ------------------------------------------------------------------ through the encoder
-
-
-def test_a_rate_controlled_encode_decodes_bit_exactly_and_reports_its_lambdas() -> None:
-    from coolchic_stream.encoder import Encoder
-
-    pics = [make_picture(23, 17, pts=i, shift=i) for i in range(4)]
-    config = EncoderConfig(preset="test", iterations=40, bitrate="20k", frame_rate=Fraction(25), gop_size=2,
-                           intra_period=4, stream_frames=4)  # fmt: skip
-    enc = Encoder(config)
-    enc.keep_reconstructions = True
-    packets = []
-    for p in pics:
-        packets += enc.send(p)
-    packets += enc.flush()
-    out = decode_packets(packets)
-    assert len(out) == 4
-    for d in out:
-        r = enc.reconstructions[d.pts]
-        assert all(np.array_equal(a, b) for a, b in zip(d.planes, r.planes))
-    stats = [p.stats for p in packets]
-    assert all(s is not None and s.lmbda is not None and s.lmbda > 0 for s in stats)
-    assert enc.rate is not None and enc.rate.spent == sum(s.bits for s in stats)
-    for s in stats:  # each frame's λ is its base λ times its depth's scale, or the base for one coded without prediction
-        assert math.isfinite(s.lmbda) and (s.intra_coded or s.lmbda >= 1e-6 * lambda_scale(s.depth))
 
 
 def test_a_frame_coded_without_prediction_goes_below_the_i_frame_only_as_far_as_such_frames_are_expected() -> None:
@@ -415,10 +416,10 @@ def test_a_frame_coded_without_prediction_goes_below_the_i_frame_only_as_far_as_
     assert predicted.without_prediction(1e-3) == 1e-2 and predicted.without_prediction(2e-2) == 2e-2
     failing = RateController(2000.0, Fraction(1), plan, motion_share=100.0)
     failing.coded_frame(FrameType.I, 0, 1e-2, 4_000)
-    for _ in range(8):
+    for _ in range(12):
         failing.coded_frame(FrameType.B, 1, 5e-3, 2_000, intra_coded=True)
     q = failing.intra_expected
-    assert q > 0.9 and failing.without_prediction(1e-4) == pytest.approx(1e-2 * INTRA_BELOW**-q)
+    assert q > 0.85 and failing.without_prediction(1e-4) == pytest.approx(1e-2 * INTRA_BELOW**-q)
     assert failing.without_prediction(5e-3) == 5e-3
 
 
@@ -426,27 +427,10 @@ def test_a_frame_coded_without_prediction_goes_below_the_i_frame_only_as_far_as_
 def test_a_segment_much_coded_without_prediction_spends_its_budget_when_they_cost_less_than_planned(i_miss: float) -> None:
     """BBB 128² 32-: 43 % of the P/B frames coded without prediction (34 of 80 in five encodes; 70 %
     before motion pre-training's step-size fix, e9f808f) at 0.45 of the I frame's complexity
-    (INTRA_SHARE plans more), the I frame on target or over it, or short of it."""
-    world = {(FrameType.I, 0): 450.0} | {c: 450.0 * inter_share(*c) * 3 for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
+    (INTRA_SHARE plans more), those coded with prediction as much dearer than their prior shares as
+    the source says (BBB's: 9x), the I frame on target or over it, or short of it."""
+    world = {(FrameType.I, 0): 450.0} | {c: 450.0 * inter_share(*c) * source_content(8.4) for c in nominal_mix(GopStructure.RANDOM_ACCESS, 8, 32)}
     for frames in (17, 32):
         rc, lambdas = _simulate(world, frames, 2000.0, i_miss=i_miss, motion_share=8.4, intra=0.43, intra_share=0.45)
         assert abs(rc.spent / rc.budget - 1) < 0.1, (frames, rc.spent / rc.budget)
         assert min(lambdas[1:]) < lambdas[0]
-
-
-def test_an_encoded_frame_coded_without_prediction_is_coded_at_the_controllers_lambda(monkeypatch) -> None:
-    """The encoder codes and judges the intra check's alternative at ``without_prediction``'s λ."""
-    from coolchic_stream.encoder import Encoder
-
-    given: list[float] = []
-    plain = RateController.without_prediction
-    monkeypatch.setattr(RateController, "without_prediction", lambda rc, lmbda: given.append(plain(rc, lmbda)) or given[-1])
-    pics = [make_picture(23, 17, pts=i, shift=i, seed=i) for i in range(4)]  # new noise each frame: intra wins one
-    config = EncoderConfig(preset="test", iterations=60, bitrate="120k", frame_rate=Fraction(25), gop_size=2,
-                           intra_period=4, stream_frames=4, intra_check="always")  # fmt: skip
-    enc = Encoder(config)
-    packets = [q for p in pics for q in enc.send(p)] + enc.flush()
-    stats = [p.stats for p in packets]
-    assert enc.rate is not None and enc.rate.intra_lambda == stats[0].lmbda and len(given) == 3
-    intra = [s for s in stats[1:] if s.intra_coded]
-    assert intra and all(s.lmbda in given and s.lmbda >= enc.rate.intra_lambda / INTRA_BELOW for s in intra)

@@ -26,12 +26,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from coolchic_stream.gop import GopScheduler, lambda_scale  # noqa: E402
-from coolchic_stream.lookahead import motion_share  # noqa: E402
+from coolchic_stream.lookahead import motion_share, spatial_detail  # noqa: E402
 from coolchic_stream.media.y4m import Y4mReader  # noqa: E402
 from coolchic_stream.config import parse_bitrate  # noqa: E402
-from coolchic_stream.intra_expectation import FrameClass  # noqa: E402
 from coolchic_stream.ratecontrol import FLOOR_BITS, KAPPA, RateController  # noqa: E402
-from coolchic_stream.segment_plan import look_distance, nominal_plan, segment_frames, waits_for_look  # noqa: E402
+from coolchic_stream.segment_plan import look_distance, nominal_plan, released, segment_frames  # noqa: E402
 from coolchic_stream.types import FrameType, GopStructure  # noqa: E402
 
 TYPES = {"I": FrameType.I, "P": FrameType.P, "B": FrameType.B}
@@ -51,33 +50,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def release_batches(gop: GopStructure, gop_size: int, period: int, count: int) -> dict[int, int]:
-    """Display index -> which batch of jobs the encoder released it in (``Encoder.encode``: the
-    scheduler's releases, a segment's I frame held with them until ``waits_for_look`` lets it go).
-    The adaptive GOP splits a batch differently, never moves a frame to another."""
+def release_times(gop: GopStructure, gop_size: int, period: int, count: int) -> tuple[dict[int, int], dict[int, int]]:
+    """Display index -> the picture after which the GOP scheduled it, and the one after which the
+    encoder coded it (``Encoder.encode``: held until ``segment_plan.released`` lets it go). The
+    adaptive GOP splits a group differently, never moves a frame to another."""
     scheduler = GopScheduler(gop, gop_size, period)
-    batch: dict[int, int] = {}
+    scheduled: dict[int, int] = {}
+    coded: dict[int, int] = {}
     held: list = []
     for d in range(count + 1):
-        jobs = held + (scheduler.push(d) if d < count else scheduler.flush())
-        if d < count and waits_for_look(jobs, d + 1, gop, period):
-            held = jobs
-            continue
-        held = []
-        for job in jobs:
-            batch[job.display_index] = d
-    return batch
+        new = scheduler.push(d) if d < count else scheduler.flush()
+        scheduled |= {job.display_index: d for job in new}
+        jobs = held + new
+        ready = len(jobs) if d == count else released(jobs, d + 1, gop, gop_size, period, count)
+        coded |= {job.display_index: d for job in jobs[:ready]}
+        held = jobs[ready:]
+    return scheduled, coded
 
 
-def scheduled_after(frames: list[dict], k: int, batch: dict[int, int]) -> list[FrameClass]:
-    """The classes the encoder gave rate control with frame ``k`` (coding order): the frames
-    released with it that follow it, up to an I frame."""
+def scheduled_after(frames: list[dict], k: int, scheduled: dict[int, int], coded: dict[int, int]) -> list[dict]:
+    """The frames the encoder told rate control of with frame ``k`` (coding order): those after it,
+    up to an I frame, that the GOP had scheduled by then."""
     known = []
     for f in frames[k + 1 :]:
-        if f["type"] == "I" or batch[f["display_index"]] != batch[frames[k]["display_index"]]:
+        if f["type"] == "I" or scheduled[f["display_index"]] > coded[frames[k]["display_index"]]:
             break
-        known.append((TYPES[f["type"]], f["depth"]))
+        known.append(f)
     return known
+
+
+def ahead(details: list[float], f: dict, known: list[dict], done: set[int], coded: dict[int, int], period: int) -> float:
+    """The detail the frames beyond ``known`` are planned at, as ``Encoder._ahead``: the mean over
+    the segment's pictures in, not yet coded nor told of, else over ``f`` and ``known``."""
+    start = f["display_index"] - f["display_index"] % period
+    told = {f["display_index"], *(g["display_index"] for g in known)}
+    newest = min(coded[f["display_index"]], len(details) - 1)
+    beyond = [d for d in range(start, min(start + period, newest + 1)) if d not in told and d not in done]
+    pool = beyond or sorted(told)
+    return sum(details[d] for d in pool) / len(pool)
 
 
 def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: float, gop: GopStructure, gop_size: int,
@@ -89,7 +99,9 @@ def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: fl
     same = decisions = 0
     total = 0.0
     rows = []
-    batch = release_batches(gop, gop_size, period, len(pictures))
+    scheduled, coded = release_times(gop, gop_size, period, len(pictures))
+    details = [spatial_detail(p) for p in pictures]
+    done: set[int] = set()
     for k, f in enumerate(frames):
         kind, depth, bits, lmbda = TYPES[f["type"]], f["depth"], f["bits"], f["lambda"]
         start = f["display_index"] - f["display_index"] % period
@@ -97,14 +109,20 @@ def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: fl
             count = segment_frames(gop, period, len(pictures) - start)
             later = [d for d in range(start + 1, start + look_distance(period) + 1) if d < len(pictures)]
             guess = motion_share(pictures[start], pictures[max(later)]) if later and gop != GopStructure.INTRA else None
-            rc = RateController(bitrate, frame_rate, nominal_plan(gop, gop_size, period, count), guess)
+            rc = RateController(bitrate, frame_rate, nominal_plan(gop, gop_size, period, count), guess, details[start])
         if rc is None:
             raise SystemExit("the stats do not start with an I frame")
         if kind == FrameType.I:
-            rc.coded_frame(kind, depth, lmbda, bits)
+            rc.coded_frame(kind, depth, lmbda, bits, detail=details[f["display_index"]])
+            done.add(f["display_index"])
             total += bits
             continue
-        decision = rc.next_frame(kind, depth, scheduled_after(frames, k, batch))
+        known = scheduled_after(frames, k, scheduled, coded)
+        decision = rc.next_frame(
+            kind, depth, [(TYPES[g["type"]], g["depth"]) for g in known], [details[g["display_index"]] for g in [f, *known]],
+            ahead(details, f, known, done, coded, period),
+        )  # fmt: skip
+        done.add(f["display_index"])
         if f["intra_coded"]:  # --stats has a frame coded without prediction's base λ, the others' depth-scaled
             recorded, now = lmbda, rc.without_prediction(decision.solved)
             new_bits = bits * (now / recorded) ** KAPPA
@@ -117,7 +135,7 @@ def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: fl
             new_bits, now = bits, recorded
         rows.append(f"{f['display_index']:4d} {f['type']}{depth} {'intra' if f['intra_coded'] else '     '} "
                     f"λ {recorded:.4g} -> {now:.4g}  bits {bits:6d} -> {new_bits:7.0f}  planned {decision.planned_bits:7.0f}")  # fmt: skip
-        rc.coded_frame(kind, depth, now, round(new_bits), f["intra_coded"])
+        rc.coded_frame(kind, depth, now, round(new_bits), f["intra_coded"], details[f["display_index"]])
         total += round(new_bits)
     return {"same": same, "decisions": decisions, "bits": total, "rows": rows}
 

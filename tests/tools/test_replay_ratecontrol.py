@@ -26,12 +26,16 @@ def test_a_recorded_encode_replays_to_the_same_decisions_and_another_target_does
     assert "(another encode" in capsys.readouterr().out
 
 
-def test_the_replay_groups_frames_as_the_encoder_releases_them() -> None:
-    """As ``test_the_encoder_gives_rate_control_the_rest_of_each_group``: the held I frame goes with
-    both groups after it, later groups alone, the segment's last frame alone."""
+def test_the_replay_codes_frames_when_the_encoder_does() -> None:
+    """As ``Encoder.encode``: each frame coded once the pictures up to its ``look_end`` are in (at
+    the end of the stream, all that is left), in coding order, and told of the frames scheduled by then."""
+    from coolchic_stream.gop import schedule
+    from coolchic_stream.segment_plan import look_end
     from coolchic_stream.types import GopStructure
-    from tools.replay_ratecontrol import release_batches
+    from tools.replay_ratecontrol import release_times
 
-    batch = release_batches(GopStructure.RANDOM_ACCESS, 2, 8, 8)
-    assert len({batch[d] for d in range(5)}) == 1
-    assert batch[5] == batch[6] != batch[4] and batch[7] not in (batch[4], batch[6])
+    scheduled, coded = release_times(GopStructure.RANDOM_ACCESS, 2, 8, 8)
+    order = [j.display_index for j in schedule(GopStructure.RANDOM_ACCESS, 2, 8, 8)]
+    assert all(coded[d] >= min(look_end(d, 2, 8, 8), 7) and coded[d] >= scheduled[d] for d in order)
+    assert [coded[d] for d in order] == sorted(coded[d] for d in order)
+    assert coded[0] == 4 and coded[2] == coded[1] == 6 and scheduled[4] == 4  # P4 scheduled while P2 waited
