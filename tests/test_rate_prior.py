@@ -61,7 +61,7 @@ def _segment(details: list[float] | None) -> tuple[RateController, list[float]]:
 
 
 def test_frames_of_less_detail_are_planned_cheaper_and_the_segment_codes_at_one_lambda() -> None:
-    """Told the details, a segment whose second group is cheaper (BBB 128² 32-48: 0.55-0.62x the
+    """Told the details, a segment whose second group is cheaper (BBB 128² 32-48: 0.5-0.78x the
     first at one λ) is planned so from the I frame on: every frame at the one λ that meets the
     budget. Planned blind, the first group's cost is taken for the second's: λ off that λ."""
     told, told_lambdas = _segment([])
