@@ -24,7 +24,8 @@ hundredth of the I frame, one coded without prediction half of it), so they are 
     m_c = (1 - q) · min(m_c^inter, m^intra) + q · m^intra
 
 m_c^inter learnt from the class's frames coded with prediction; before one is, the I frame's
-complexity times the class's prior share (``PRIOR_SHARE``), times how much dearer this content's
+complexity times the class's prior share (``PRIOR_SHARE``; the prior's constants, those named here
+that this module does not define, are ``rate_prior``'s), times how much dearer this content's
 motion is than the prior says: the geometric mean of m^inter / (prior share · m_I) over the classes
 seen and of the source's guess
 

@@ -57,12 +57,15 @@ def look_distance(intra_period: int) -> int:
 
 
 def look_end(display_index: int, gop_size: int, intra_period: int, stream_frames: int | None) -> int:
-    """The last picture rate control sees before the frame at ``display_index`` is coded: one
-    mini-GOP further (at least ``look_distance``, which its I frame's source guess looks at), never
-    past its segment, all that a worker coding it alone sees, nor past a stream of known length."""
+    """The last picture rate control sees before the frame at ``display_index`` is coded, never
+    past its segment (all that a worker coding it alone sees) nor a stream of known length: for the
+    segment's I frame, ``look_distance`` after it (its source guess; coded then, it gives the GOP's
+    planner the quality the first group is planned against), for any other frame one mini-GOP
+    further (at least ``look_distance``: the detail of the next group's pictures)."""
     start = display_index - display_index % intra_period
     last = start + intra_period - 1 if stream_frames is None else min(start + intra_period, stream_frames) - 1
-    return min(display_index + max(gop_size, look_distance(intra_period)), last)
+    ahead = look_distance(intra_period) if segment_start(display_index, intra_period) else max(gop_size, look_distance(intra_period))
+    return min(display_index + ahead, last)
 
 
 def released(jobs: Sequence[FrameJob], next_display: int, gop: GopStructure, gop_size: int, intra_period: int,

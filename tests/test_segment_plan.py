@@ -33,13 +33,15 @@ def test_a_segment_covers_its_intra_period_or_what_is_left_of_a_known_stream() -
 
 
 def test_a_frame_waits_for_the_pictures_a_mini_gop_after_it_within_its_segment() -> None:
-    assert look_end(0, 8, 32, None) == 8 and look_end(8, 8, 32, None) == 16 and look_end(24, 8, 32, None) == 31
-    assert look_end(40, 8, 32, None) == 48 and look_end(56, 8, 32, None) == 63  # the second segment's own
+    # the I frame looks as far as its source guess: coded then, the first group is planned at its quality
+    assert look_end(0, 8, 32, None) == CONTENT_DISTANCE and look_end(32, 8, 32, None) == 32 + CONTENT_DISTANCE
+    assert look_end(8, 8, 32, None) == 16 and look_end(24, 8, 32, None) == 31
+    assert look_end(40, 8, 32, None) == 48 and look_end(56, 8, 32, None) == 63  # the second segment's own end
     assert look_end(8, 8, 32, 17) == 16 and look_end(12, 8, 32, 17) == 16  # nor past the stream's end
     assert look_end(0, 2, 32, None) == CONTENT_DISTANCE  # at least as far as the I frame's source guess looks
     jobs = schedule(GopStructure.RANDOM_ACCESS, 8, 32, 17)  # coding order: I0, P8, B4, ..., P16, B12, ...
     ra = GopStructure.RANDOM_ACCESS
-    assert released(jobs, 8, ra, 8, 32, 17) == 0 and released(jobs, 9, ra, 8, 32, 17) == 1  # the I frame, once 8 is in
+    assert released(jobs, 4, ra, 8, 32, 17) == 0 and released(jobs, 9, ra, 8, 32, 17) == 1  # the I frame, once 4 is in
     assert released(jobs, 17, ra, 8, 32, 17) == 17  # all of a stream of 17 once its last picture is in
     assert released(jobs[1:], 16, ra, 8, 32, None) == 0 and released(jobs[1:], 17, ra, 8, 32, None) == 8  # the first group, once 16 is in
     assert released(jobs, 1, GopStructure.INTRA, 1, 1, None) == len(jobs)  # intra-only: as pictures come
