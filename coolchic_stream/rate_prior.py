@@ -49,13 +49,13 @@ CONTENT_EVIDENCE = 1.0
 # Its slope is KAPPA.
 PRIOR_LAMBDA, PRIOR_BPP_AT, PRIOR_DETAIL, DETAIL_EXPONENT = 4e-3, 0.09, 4e-4, 0.5
 PRIOR_ITERATIONS, ITERATIONS_EXPONENT = 1000, 0.25
-# Every frame's complexity is learnt and planned per unit of its picture's spatial detail, against
-# the segment's I frame's: s = (detail / detail_I)^DETAIL_EXPONENT, as the I frame's prior curve has
-# it, within a factor DETAIL_RANGE. BBB 128² 32-48: detail 4-6e-4 over frames 0-8, 1-3e-4 over 9-16,
-# where the λ encodes' second group costs 0.5-0.78x the first at the same λ (ten encodes, λ 1.7e-3
-# to 1.8e-2; s 0.45-0.9 by frame); planned as dear as the first, λ rose 2-5x over it and the segment
-# ended 8-14 % under. Bounded so that a flat picture (a fade) or noise is not planned at nothing, or at
-# many frames' bits, on the strength of one measure.
+# A frame coded without prediction is learnt and planned per unit of its picture's spatial detail,
+# against the segment's I frame's: s = (detail / detail_I)^DETAIL_EXPONENT, as the I frame's prior
+# curve has it, within a factor DETAIL_RANGE (``ratecontrol``'s model). BBB 128² 32-48: detail 4-6e-4
+# over frames 0-8, 1-3e-4 over 9-16 (s 0.45-0.9 by frame); in its ten λ encodes (λ 1.7e-3 to 1.8e-2)
+# the second group's frames coded without prediction cost 0.72-0.91x the first's, 0.96-1.2x divided
+# by s. Bounded so that a flat picture (a fade) or noise is not planned at nothing, or at many
+# frames' bits, on the strength of one measure.
 DETAIL_RANGE = 4.0
 # Fresh networks of an I frame at PRIOR_LAMBDA: about 5.4 bits per parameter (2 206-2 368 bits for
 # the fast preset's 427 parameters, BBB 128²), times (λ / PRIOR_LAMBDA)^NN_KAPPA, and above NN_KNEE

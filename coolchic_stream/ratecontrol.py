@@ -9,19 +9,26 @@ sends the motion networks the frames after it predict theirs from, a class of it
 ``FIRST_INTER``) coded at base λ (the stream's λ, before the depth scaling of
 ``gop.lambda_scale``) spends
 
-    bits_c(λ) = f_c + s · m_c · λ^κ,   κ = KAPPA < 0,   s = (d / d_I)^DETAIL_EXPONENT,
+    bits_c(λ) = f_c + m_c · λ^κ,   κ = KAPPA < 0,
 
 f_c the floor a P/B frame costs whatever λ (``FLOOR_BITS``, 0 for I frames), then a straight line
-in the log domain with one slope for every class and an intercept s · m_c: m_c the class's
-*complexity*, that the content sets, at the detail of the segment's I frame, s how much dearer
-the frame's own picture is (``rate_prior.detail_scale``: d its spatial detail, d_I the I frame's,
-as the I frame's prior has bits grow with detail). κ is measured (README, *Rate control*); the m_c
-are learnt: each coded frame gives m = (bits - f_c) / (s · λ^κ) (the first observation replaces the
-prior, later ones are averaged in the log domain with weight ``LEARNING_RATE``). A P/B frame is coded with prediction or,
+in the log domain with one slope for every class and an intercept m_c, the class's *complexity*,
+that the content sets. κ is measured (README, *Rate control*); the m_c are learnt: each coded
+frame gives m = (bits - f_c) / λ^κ (the first observation replaces the prior, later ones are
+averaged in the log domain with weight ``LEARNING_RATE``). A P/B frame is coded with prediction or,
 where the intra check wins, without; the two cost an order of magnitude apart (a deep B frame a
 hundredth of the I frame, one coded without prediction half of it), so they are learnt apart:
 
-    m_c = (1 - q) · min(m_c^inter, m^intra) + q · m^intra
+    m_c = (1 - q) · min(m_c^inter, s · m^intra) + q · s · m^intra,   s = (d / d_I)^DETAIL_EXPONENT
+
+A frame coded without prediction is coded like an I frame, and its bits go with its picture's
+detail as the I frame's prior has them: it is learnt at the detail of the segment's I frame (its m
+divided by s, ``rate_prior.detail_scale``: d its picture's spatial detail, d_I the I frame's) and
+planned at its own (BBB 128² 32-48, ten λ encodes: such frames of the second group, at half the
+first's detail, cost 0.72-0.91x the first group's, 0.96-1.2x once divided by s; a second I frame
+in the segment, at a cut, likewise). A frame coded with prediction codes a residue that motion
+sets: it is neither (scaled as well, the second group's planned while the first was coded let λ
+fall to 0.67x the I frame's over the first, and BBB at 62.7 kbit/s ended 14-19 % over).
 
 m_c^inter learnt from the class's frames coded with prediction; before one is, the I frame's
 complexity times the class's prior share (``PRIOR_SHARE``; the prior's constants, those named here
@@ -45,15 +52,15 @@ often than one next to them, a B frame at depth 3), is the q of m_c; q, the shar
 frames, is the q below.
 
 **Budget.** A segment of L frames at b̄ = bitrate / frame rate bits per frame may spend B = L·b̄.
-The encoder codes a frame once the pictures up to a mini-GOP after it are in
-(``segment_plan.look_end``). Before frame k (k frames of the segment coded, S bits spent), the
+The encoder codes a P/B frame once the pictures up to a mini-GOP after it are in, the I frame
+once those its source guess looks at are (``segment_plan.look_end``). Before frame k (k frames of the segment coded, S bits spent), the
 frames left are that frame, of class c(k), those the GOP has already scheduled after it (the rest
 of its group and the next, as the adaptive GOP split them: P anchors where the fixed structure has
 B frames), each at its picture's s, then those the segment's fixed structure puts after them
 (``nominal_plan``), as many frames in all, at the mean detail of the pictures in beyond them. The
 base λ that makes the predicted bits of the frames left equal to what the budget has left,
-E = B - S - F, solves W · λ^κ = E, W = s(k)·m_c(k) + Σ_{j>k} s(j)·m_c(j), F the floors of those frames, B - S floored at
-``MIN_LEFT`` times what they would cost at the last λ, and E at ``MIN_LEFT`` · (B - S) (an
+E = B - S - F, solves W · λ^κ = E, W = m_c(k) + Σ_{j>k} m_c(j) (each at its frame's s), F the
+floors of those frames, B - S floored at ``MIN_LEFT`` times what they would cost at the last λ, and E at ``MIN_LEFT`` · (B - S) (an
 overshoot is paid back, not by starving a frame). A constant λ is what gives the best
 rate-distortion, so λ moves only as far as the budget needs, and smoothly. λ_p, the λ the budget
 asked for the previous P/B frame (λ_I after the I frame), stays while it lands the segment within
@@ -85,7 +92,7 @@ undershoot is paid back by the frames after it in the segment, and the model the
 planned with improves with each frame.
 
 **The I frame** opens the segment and nothing is known of its content yet. Its share of the
-budget under the prior is T_I = (B - F) / (1 + Σ_{j>0} s(j)·m_c(j)/m_I), the same whatever m_I is. Its
+budget under the prior is T_I = (B - F) / (1 + Σ_{j>0} m_c(j)/m_I), the same whatever m_I is. Its
 training starts at a λ from a prior curve of I-frame bits per pixel against the picture's detail
 (``PRIOR_BPP_AT``), and
 from ``STEER_FROM`` to ``STEER_UNTIL`` of its main phase λ is multiplied, at each of the
@@ -311,7 +318,7 @@ class RateController:
         whose pictures are in at their own detail, the others at the newest picture's."""
         classes = self._classes_left(cls)
         details = [*self._details[: len(classes)], *[self._ahead] * max(len(classes) - len(self._details), 0)]
-        return [self._complexity(c) * detail_scale(d, self._intra_detail) for c, d in zip(classes, details)]
+        return [self._complexity(c, detail_scale(d, self._intra_detail)) for c, d in zip(classes, details)]
 
     def _later(self) -> list[FrameClass]:
         """The classes planned after the next frame: those the GOP already scheduled (``known``
@@ -340,14 +347,14 @@ class RateController:
         (``IntraExpectation.for_class``)."""
         return self._expect.for_class(cls)
 
-    def _complexity(self, cls: tuple[FrameType, int]) -> float:
+    def _complexity(self, cls: tuple[FrameType, int], scale: float = 1.0) -> float:
         """m_c: for the I frame, observed; for a P/B class, the mix of its complexity coded with
         prediction (observed, else its prior share of the I frame's scaled by how far the classes
         seen came out from theirs: the content's motion) and without (observed, else INTRA_SHARE of
         the I frame's), in the proportion ``intra_expected_for`` the class; the first never above the second."""
         anchor = self._log_m.get((FrameType.I, 0), 0.0)
         if cls[0] == FrameType.I:
-            return math.exp(anchor)
+            return math.exp(anchor) * scale
         if cls in self._log_m:
             inter = math.exp(self._log_m[cls])
         else:
@@ -356,7 +363,7 @@ class RateController:
             guess = math.log(source_content(self._motion_share, self._content_at or self.intra_lambda))
             content = (sum(seen) + CONTENT_EVIDENCE * guess) / (len(seen) + CONTENT_EVIDENCE)
             inter = inter_share(*cls) * math.exp(anchor + content)
-        intra = math.exp(self._log_intra) if self._log_intra is not None else INTRA_SHARE * math.exp(anchor)
+        intra = scale * (math.exp(self._log_intra) if self._log_intra is not None else INTRA_SHARE * math.exp(anchor))
         q = self.intra_expected_for(cls)
         return (1.0 - q) * min(inter, intra) + q * intra
 
@@ -453,7 +460,8 @@ class RateController:
         in ``bits`` (a P/B frame: without prediction, ``intra_coded``): learn from it."""
         cls = self._class(frame_type, depth)
         observed = math.log(max(bits - _floor(frame_type), MIN_LEFT * bits, 1)) - KAPPA * math.log(lmbda)
-        observed -= math.log(detail_scale(detail, self._intra_detail))
+        if intra_coded or frame_type == FrameType.I:  # what a frame coded without prediction costs goes with its detail
+            observed -= math.log(detail_scale(detail, self._intra_detail))
         if frame_type != FrameType.I:
             self._inter_frames += 1
             self._expect.coded(cls, intra_coded)
