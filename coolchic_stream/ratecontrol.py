@@ -53,14 +53,15 @@ frames, is the q below.
 
 **Budget.** A segment of L frames at b̄ = bitrate / frame rate bits per frame may spend B = L·b̄.
 The encoder codes a P/B frame once the pictures up to a mini-GOP after it are in, the I frame
-once those its source guess looks at are (``segment_plan.look_end``). Before frame k (k frames of the segment coded, S bits spent), the
-frames left are that frame, of class c(k), those the GOP has already scheduled after it (the rest
-of its group and the next, as the adaptive GOP split them: P anchors where the fixed structure has
-B frames), each at its picture's s, then those the segment's fixed structure puts after them
-(``nominal_plan``), as many frames in all, at the mean detail of the pictures in beyond them. The
-base λ that makes the predicted bits of the frames left equal to what the budget has left,
-E = B - S - F, solves W · λ^κ = E, W = m_c(k) + Σ_{j>k} m_c(j) (each at its frame's s), F the
-floors of those frames, B - S floored at ``MIN_LEFT`` times what they would cost at the last λ, and E at ``MIN_LEFT`` · (B - S) (an
+once those its source guess looks at are (``segment_plan.look_end``). Before frame k (k frames of
+the segment coded, S bits spent), the frames left are that frame, of class c(k), those the GOP
+has already scheduled after it (the rest of its group and the next, as the adaptive GOP split
+them: P anchors where the fixed structure has B frames), each at its picture's s, then those the
+segment's fixed structure puts after them (``nominal_plan``), as many frames in all, at the mean
+detail of the pictures in beyond them. The base λ that makes the predicted bits of the frames
+left equal to what the budget has left, E = B - S - F, solves W · λ^κ = E, W = m_c(k) + Σ_{j>k}
+m_c(j) (each at its frame's s), F the floors of those frames, B - S floored at ``MIN_LEFT`` times
+what they would cost at the last λ, and E at ``MIN_LEFT`` · (B - S) (an
 overshoot is paid back, not by starving a frame). A constant λ is what gives the best
 rate-distortion, so λ moves only as far as the budget needs, and smoothly. λ_p, the λ the budget
 asked for the previous P/B frame (λ_I after the I frame), stays while it lands the segment within
