@@ -28,7 +28,7 @@ planned at its own (BBB 128² 32-48, ten λ encodes: such frames of the second g
 first's detail, cost 0.72-0.91x the first group's, 0.96-1.2x once divided by s; a second I frame
 in the segment, at a cut, likewise). A frame coded with prediction codes a residue that motion
 sets: it is neither (scaled as well, the second group's planned while the first was coded let λ
-fall to 0.67x the I frame's over the first, and BBB at 62.7 kbit/s ended 14-19 % over).
+fall to 0.82x the I frame's over the first, and BBB at 62.7 kbit/s ended 14-19 % over).
 
 m_c^inter learnt from the class's frames coded with prediction; before one is, the I frame's
 complexity times the class's prior share (``PRIOR_SHARE``; the prior's constants, those named here
