@@ -47,7 +47,7 @@ from .lookahead import Lookahead
 from .parallel.aside import IntraAside, IntraRequest
 from .rate_prior import PRIOR_LAMBDA
 from .ratecontrol import FrameRate, RateController, Steer
-from .segment_plan import look_distance, nominal_plan, released, segment_frames, segment_start
+from .segment_plan import beyond, look_distance, nominal_plan, released, segment_frames, segment_start
 from .threads import torch_threads
 from .train.coding import FrameCodingResult, code_intra
 from .types import FrameStats, FrameType, GopStructure, Packet, Picture, TrainingProgress
@@ -222,14 +222,10 @@ class Encoder:
 
     def _ahead(self, job: FrameJob, scheduled: list[FrameJob]) -> float:
         """The spatial detail rate control plans the frames beyond ``scheduled`` (those after
-        ``job`` it is told of) at: the mean over the segment's pictures in and not yet scheduled,
-        else over ``job`` and ``scheduled``."""
-        start = job.display_index - job.display_index % self.config.intra_period
+        ``job`` it is told of) at (``segment_plan.beyond``)."""
         told = {job.display_index, *(j.display_index for j in scheduled)}
-        beyond = [d for d in self._pending if d not in told and start <= d < start + self.config.intra_period]
-        if beyond:
-            return sum(self._detail(d, self._pending[d]) for d in beyond) / len(beyond)
-        return sum(self._details[d] for d in told) / len(told)
+        pictures = beyond(job.display_index, told, self._pending, self.config.intra_period)
+        return sum(self._details[d] if d in told else self._detail(d, self._pending[d]) for d in pictures) / len(pictures)
 
     def _detail(self, index: int, picture: Picture) -> float:
         """Spatial detail of a picture not yet coded, each measured once (rate control plans by it)."""

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .intra_expectation import FrameClass
@@ -81,6 +81,15 @@ def released(jobs: Sequence[FrameJob], next_display: int, gop: GopStructure, gop
     return len(jobs)
 
 
+def beyond(display_index: int, told: set[int], arrived: Iterable[int], intra_period: int) -> list[int]:
+    """The pictures rate control plans the frames it was not told of at (their mean detail): those
+    of the segment of ``display_index`` that are in and not yet coded (``arrived``) and not ``told``
+    of; where there are none, the ``told`` ones."""
+    start = display_index - display_index % intra_period
+    pictures = [d for d in arrived if d not in told and start <= d < start + intra_period]
+    return pictures or sorted(told)
+
+
 def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Counter[FrameClass]:
     """P/B classes of one intra period of the fixed structure, with their counts."""
     plan = nominal_plan(structure, gop_size, intra_period, intra_period)
@@ -88,6 +97,6 @@ def nominal_mix(structure: GopStructure, gop_size: int, intra_period: int) -> Co
 
 
 __all__ = [
-    "CONTENT_DISTANCE", "FIRST_INTER", "look_distance", "look_end", "nominal_mix", "nominal_plan", "released", "segment_frames",
+    "CONTENT_DISTANCE", "FIRST_INTER", "beyond", "look_distance", "look_end", "nominal_mix", "nominal_plan", "released", "segment_frames",
     "segment_start",
 ]  # fmt: skip

@@ -6,7 +6,7 @@ from collections import Counter
 
 from coolchic_stream.gop import schedule
 from coolchic_stream.segment_plan import (
-    CONTENT_DISTANCE, FIRST_INTER, look_distance, look_end, nominal_mix, nominal_plan, released, segment_frames, segment_start,
+    CONTENT_DISTANCE, FIRST_INTER, beyond, look_distance, look_end, nominal_mix, nominal_plan, released, segment_frames, segment_start,
 )  # fmt: skip
 from coolchic_stream.types import FrameType, GopStructure
 
@@ -45,3 +45,9 @@ def test_a_frame_waits_for_the_pictures_a_mini_gop_after_it_within_its_segment()
     assert released(jobs, 17, ra, 8, 32, 17) == 17  # all of a stream of 17 once its last picture is in
     assert released(jobs[1:], 16, ra, 8, 32, None) == 0 and released(jobs[1:], 17, ra, 8, 32, None) == 8  # the first group, once 16 is in
     assert released(jobs, 1, GopStructure.INTRA, 1, 1, None) == len(jobs)  # intra-only: as pictures come
+
+
+def test_frames_not_told_of_are_planned_at_the_pictures_in_beyond_those_told() -> None:
+    assert beyond(8, {8, 4, 2}, [1, 2, 3, 4, 5, 9, 33], 32) == [1, 3, 5, 9]  # in the segment, not told of
+    assert beyond(40, {40, 36}, [33, 36, 70], 32) == [33]
+    assert beyond(8, {8, 4}, [4, 40], 32) == [4, 8]  # none: the told ones

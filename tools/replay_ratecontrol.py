@@ -30,7 +30,7 @@ from coolchic_stream.lookahead import motion_share, spatial_detail  # noqa: E402
 from coolchic_stream.media.y4m import Y4mReader  # noqa: E402
 from coolchic_stream.config import parse_bitrate  # noqa: E402
 from coolchic_stream.ratecontrol import FLOOR_BITS, KAPPA, RateController  # noqa: E402
-from coolchic_stream.segment_plan import look_distance, nominal_plan, released, segment_frames  # noqa: E402
+from coolchic_stream.segment_plan import beyond, look_distance, nominal_plan, released, segment_frames  # noqa: E402
 from coolchic_stream.types import FrameType, GopStructure  # noqa: E402
 
 TYPES = {"I": FrameType.I, "P": FrameType.P, "B": FrameType.B}
@@ -80,14 +80,12 @@ def scheduled_after(frames: list[dict], k: int, scheduled: dict[int, int], coded
 
 
 def ahead(details: list[float], f: dict, known: list[dict], done: set[int], coded: dict[int, int], period: int) -> float:
-    """The detail the frames beyond ``known`` are planned at, as ``Encoder._ahead``: the mean over
-    the segment's pictures in, not yet coded nor told of, else over ``f`` and ``known``."""
-    start = f["display_index"] - f["display_index"] % period
+    """The detail the frames beyond ``known`` are planned at, as ``Encoder._ahead``: the pictures
+    in when ``f`` is coded (up to the newest) and not yet coded (``done``)."""
     told = {f["display_index"], *(g["display_index"] for g in known)}
-    newest = min(coded[f["display_index"]], len(details) - 1)
-    beyond = [d for d in range(start, min(start + period, newest + 1)) if d not in told and d not in done]
-    pool = beyond or sorted(told)
-    return sum(details[d] for d in pool) / len(pool)
+    arrived = [d for d in range(min(coded[f["display_index"]], len(details) - 1) + 1) if d not in done and d != f["display_index"]]
+    pictures = beyond(f["display_index"], told, arrived, period)
+    return sum(details[d] for d in pictures) / len(pictures)
 
 
 def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: float, gop: GopStructure, gop_size: int,
