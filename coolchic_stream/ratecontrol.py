@@ -304,7 +304,7 @@ class RateController:
         self.intra_lambda: float | None = None  # λ of the segment's last I frame
         self._intra_detail = detail  # the spatial detail of the segment's I frame: frames are counted against it
         self._details: tuple[float, ...] = ()  # of the frame being planned and the known ones after it
-        self._ahead: float | None = None  # of the newest picture in: the frames planned beyond them
+        self._ahead: float | None = None  # the detail the frames planned beyond them are planned at (segment_plan.beyond)
 
     @property
     def budget(self) -> float:
@@ -315,8 +315,9 @@ class RateController:
         return [cls, *self._later()]
 
     def _weights_left(self, cls: FrameClass) -> list[float]:
-        """m_c · s of the next frame (of class ``cls``) and of those planned after it: the frames
-        whose pictures are in at their own detail, the others at the newest picture's."""
+        """m_c of the next frame (of class ``cls``) and of those planned after it, each at its s
+        (which scales what coding without prediction costs): the frames the controller was told of at
+        their own detail, the others at ``ahead``."""
         classes = self._classes_left(cls)
         details = [*self._details[: len(classes)], *[self._ahead] * max(len(classes) - len(self._details), 0)]
         return [self._complexity(c, detail_scale(d, self._intra_detail)) for c, d in zip(classes, details)]
@@ -378,7 +379,7 @@ class RateController:
         self, pixels: int, nn_parameters: int, iterations: int, detail: float = PRIOR_DETAIL, ahead: float | None = None
     ) -> Steer:
         """The segment's I frame (``nn_parameters`` in its networks, trained for ``iterations``, of
-        spatial ``detail``; ``ahead``: the newest picture's, the frames after it are planned at):
+        spatial ``detail``; ``ahead``: the detail the frames after it are planned at, ``segment_plan.beyond``):
         its share of the budget and the steered training's start."""
         self._details, self._ahead = (detail,), ahead
         steer = Steer(PRIOR_LAMBDA, 0.0, nn_parameters * NN_BITS_PER_PARAMETER)
@@ -412,7 +413,8 @@ class RateController:
         """Base λ for the next P/B frame to code (after the segment's I frame); ``known``: the
         classes the GOP has scheduled after it in the segment, in coding order (the adaptive GOP
         codes P anchors, at many times a B frame's bits, where the fixed structure has B frames);
-        ``details``: the spatial detail of its picture and theirs, ``ahead``: the newest picture's."""
+        ``details``: the spatial detail of its picture and theirs, ``ahead``: the detail the frames
+        beyond them are planned at (``segment_plan.beyond``)."""
         cls = self._class(frame_type, depth)
         self._known = tuple(known)[: max(self.frames - self.coded - 1, 0)]
         self._details, self._ahead = tuple(details), ahead
