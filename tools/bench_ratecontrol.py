@@ -11,11 +11,13 @@ same clip, keyint = the intra period):
    one's; without a curve, afterwards, at the bits-weighted geometric mean of the rate-controlled
    frames' base λ;
 3. ``--between`` more λ encodes, evenly spaced in log λ between each two neighbouring λ of step 2:
-   one encode's training luck moves a point by tenths of a dB (the same code's three λ points
-   have come out 6-7 % BD-rate apart from one run to the next, README *Rate control*), so the
+   one encode's training luck moves a point by tenths of a dB (the same code's λ points have come
+   out several per cent BD-rate apart from one run to the next, README *Rate control*), so the
    curve the rate-controlled points are judged against needs more than three;
 4. BD-rate (VCEG-M33, PSNR-YUV 6:1:1, payload rates) of the rate-controlled points against all the
-   λ points (steps 2 and 3, and the curve's), and, for comparison, against step 2's alone.
+   λ points (steps 2 and 3, and the curve's), and, for comparison, against step 2's alone; with
+   ``--seeds``, each seed's rate-controlled points against its own λ points too, and the standard
+   error of their mean: what the figure can resolve, training luck being what it is.
 
 With ``--seeds K`` every encode above runs K times, with ``--seed`` 0 to K-1, and each point is the
 mean rate and PSNR of its K encodes (the expected encode at that target or λ; how far one seed's
@@ -161,6 +163,19 @@ def spread(point: dict) -> str:
     return f"{len(runs)} seeds: {min(rates):.1f}-{max(rates):.1f} kbit/s, {min(psnrs):.2f}-{max(psnrs):.2f} dB"
 
 
+def seed_bd_rates(rc: list[dict], lambda_points: list[dict], curve: list[tuple[float, float]]) -> list[float]:
+    """BD-rate of each seed's rate-controlled encodes against that seed's λ encodes (and the
+    ``curve``'s (kbit/s, PSNR) points, seedless), one per seed: how far one seed's training luck
+    moves the figure, which the mean point's BD-rate alone does not say."""
+    count = len(rc[0].get("seeds", [rc[0]]))
+    rates = []
+    for k in range(count):
+        anchor = [(m.get("seeds", [m])[k]["kbps"], m.get("seeds", [m])[k]["psnr"]) for m in lambda_points] + curve
+        test = [(r.get("seeds", [r])[k]["kbps"], r.get("seeds", [r])[k]["psnr"]) for r in rc]
+        rates.append(bd_rate([a[0] for a in anchor], [a[1] for a in anchor], [t[0] for t in test], [t[1] for t in test]))
+    return rates
+
+
 def between_lambdas(lambdas: list[float], count: int) -> list[float]:
     """``count`` λ evenly spaced in log λ strictly between each two neighbouring ``lambdas``."""
     ordered = sorted(set(lambdas))
@@ -269,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
             bd = bd_rate([p[0] for p in points], [p[1] for p in points], rc_rates, rc_psnr)
             result["bd_rate_vs_lambda_pct"] = bd
             print(f"\nBD-rate of the rate-controlled points against the λ points ({len(points)}): {bd:+.2f} %")
+        if len(seeds) > 1 and len(points) >= 2:
+            each = seed_bd_rates(rc, matched + denser, [(c[1], c[2]) for c in curve])
+            result["bd_rate_per_seed_pct"] = each
+            error = float(np.std(each, ddof=1) / math.sqrt(len(each)))
+            print(f"  each seed alone: {' / '.join(f'{b:+.2f}' for b in each)} % "
+                  f"(their mean {np.mean(each):+.2f} %, standard error {error:.2f} %)")  # fmt: skip
         if denser and len(matched) >= 2:
             alone = bd_rate([m["kbps"] for m in matched], [m["psnr"] for m in matched], rc_rates, rc_psnr)
             result["bd_rate_vs_matched_pct"] = alone

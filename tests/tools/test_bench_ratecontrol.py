@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.bench_ratecontrol import between_lambdas, interpolate_lambda, main, mean_point, seeded
+from tools.bench_ratecontrol import between_lambdas, interpolate_lambda, main, mean_point, seed_bd_rates, seeded
 
 
 def test_lambda_is_interpolated_in_the_log_log_plane() -> None:
@@ -32,6 +32,20 @@ def test_a_point_of_several_seeds_is_their_mean() -> None:
     assert (point["kbps"], point["psnr"], point["seconds"]) == (12.0, 30.5, 5.0)
     assert point["base_lambda"] == pytest.approx(2e-3) and point["seeds"] == runs
     assert mean_point(runs[:1]) == runs[0]  # one seed: that encode
+
+
+def test_each_seed_is_judged_against_its_own_lambda_encodes() -> None:
+    """Seed 1's rate-controlled encodes cost 10 % more than its λ encodes at the same PSNR, seed 0's
+    lie on its curve: the per-seed figures say so, whatever the other seed's curve is."""
+
+    def point(rate: float, dearer: float, shift: float) -> dict:
+        return {"kbps": rate * dearer, "psnr": 10 * math.log10(rate) + shift}
+
+    lam = [{"seeds": [point(r, 1.0, 0.0), point(r, 1.0, 1.5)]} for r in (10.0, 20.0, 40.0, 80.0)]
+    rc = [{"seeds": [point(r, 1.0, 0.0), point(r, 1.1, 1.5)]} for r in (15.0, 30.0, 60.0)]
+    assert seed_bd_rates(rc, lam, []) == pytest.approx([0.0, 10.0], abs=1e-6)
+    one = [{"kbps": p["seeds"][0]["kbps"], "psnr": p["seeds"][0]["psnr"]} for p in rc]  # one seed: the point itself
+    assert seed_bd_rates(one, lam[:1], [(40.0, 10 * math.log10(40.0)), (80.0, 10 * math.log10(80.0))]) == pytest.approx([0.0], abs=1e-6)
 
 
 def test_an_encode_at_another_seed_has_its_own_files() -> None:
@@ -70,4 +84,6 @@ def test_the_benchmark_runs_every_point_at_each_seed(tmp_path: Path, monkeypatch
     for point in result["rate_controlled"]:
         assert point["kbps"] == pytest.approx(point["target"] * 1.02) and len(point["seeds"]) == 3
     assert result["bd_rate_vs_lambda_pct"] == pytest.approx(0.0, abs=0.5)  # the same world: on the λ curve
-    assert "spread over the seeds" in capsys.readouterr().out
+    assert result["bd_rate_per_seed_pct"] == pytest.approx([0.0] * 3, abs=0.5)
+    printed = capsys.readouterr().out
+    assert "spread over the seeds" in printed and "each seed alone" in printed
