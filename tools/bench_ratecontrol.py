@@ -167,11 +167,15 @@ def seed_bd_rates(rc: list[dict], lambda_points: list[dict], curve: list[tuple[f
     """BD-rate of each seed's rate-controlled encodes against that seed's λ encodes (and the
     ``curve``'s (kbit/s, PSNR) points, seedless), one per seed: how far one seed's training luck
     moves the figure, which the mean point's BD-rate alone does not say."""
-    count = len(rc[0].get("seeds", [rc[0]]))
+
+    def seed_point(point: dict, k: int) -> tuple[float, float]:
+        run = point.get("seeds", [point])[k]
+        return run["kbps"], run["psnr"]
+
     rates = []
-    for k in range(count):
-        anchor = [(m.get("seeds", [m])[k]["kbps"], m.get("seeds", [m])[k]["psnr"]) for m in lambda_points] + curve
-        test = [(r.get("seeds", [r])[k]["kbps"], r.get("seeds", [r])[k]["psnr"]) for r in rc]
+    for k in range(len(rc[0].get("seeds", [rc[0]]))):
+        anchor = [seed_point(m, k) for m in lambda_points] + curve
+        test = [seed_point(r, k) for r in rc]
         rates.append(bd_rate([a[0] for a in anchor], [a[1] for a in anchor], [t[0] for t in test], [t[1] for t in test]))
     return rates
 
@@ -284,16 +288,16 @@ def main(argv: list[str] | None = None) -> int:
             bd = bd_rate([p[0] for p in points], [p[1] for p in points], rc_rates, rc_psnr)
             result["bd_rate_vs_lambda_pct"] = bd
             print(f"\nBD-rate of the rate-controlled points against the λ points ({len(points)}): {bd:+.2f} %")
+        if denser and len(matched) >= 2:
+            alone = bd_rate([m["kbps"] for m in matched], [m["psnr"] for m in matched], rc_rates, rc_psnr)
+            result["bd_rate_vs_matched_pct"] = alone
+            print(f"  (against the {len(matched)} matched λ points alone: {alone:+.2f} %)")
         if len(seeds) > 1 and len(points) >= 2:
             each = seed_bd_rates(rc, matched + denser, [(c[1], c[2]) for c in curve])
             result["bd_rate_per_seed_pct"] = each
             error = float(np.std(each, ddof=1) / math.sqrt(len(each)))
             print(f"  each seed alone: {' / '.join(f'{b:+.2f}' for b in each)} % "
                   f"(their mean {np.mean(each):+.2f} %, standard error {error:.2f} %)")  # fmt: skip
-        if denser and len(matched) >= 2:
-            alone = bd_rate([m["kbps"] for m in matched], [m["psnr"] for m in matched], rc_rates, rc_psnr)
-            result["bd_rate_vs_matched_pct"] = alone
-            print(f"  (against the {len(matched)} matched λ points alone: {alone:+.2f} %)")
     except ValueError as e:  # e.g. the curves do not overlap in PSNR
         print(f"\nno BD-rate: {e}")
     worst = max(abs(r["kbps"] / r["target"] - 1) for r in rc)
