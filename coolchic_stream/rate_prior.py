@@ -18,9 +18,13 @@ from .types import FrameType
 # sends its motion networks, the next predicts them) and 0.20; B frames at depth 1 0.03-0.044, at
 # depth 2 0.013-0.014, at depth 3 0.004-0.093, 0.012 on average).
 PRIOR_SHARE = {(FrameType.P, 0): 0.12, (FrameType.P, 1): 0.12}
-# The segment's first P/B frame sends the motion networks the frames after it predict theirs from
-# (2 024 bits for the pan's P8 at 4e-3, 864 for P16): a class of its own, at depth FIRST_INTER.
-PRIOR_FIRST_SHARE = 0.24
+# The segment's first P/B frame sends the motion networks the frames after it predict theirs from:
+# a class of its own, at depth FIRST_INTER. The pan's rate-controlled encodes of 9c82d01's encoder
+# (three targets, two seeds; P8 coded at the I frame's λ, 1.1e-3 to 1.5e-2): 0.16-0.23 of the I
+# frame's complexity, geometric mean 0.18, its P16 0.07-0.14 (measured at 0.28 earlier, 2 024 bits
+# at 4e-3; planned at 0.24, P8 came out 5-32 % under its plan in each of the six, and all six landed
+# under their target).
+PRIOR_FIRST_SHARE = 0.18
 PRIOR_SHARE_B = (0.04, 0.014, 0.012, 0.012)  # B frames at depth 1, 2, 3, 4 and deeper
 # Where it does not, the intra check codes most P/B frames without prediction, at about this share
 # of the I frame (BBB 128² 32- and the sample: 0.43-0.65).
