@@ -20,7 +20,7 @@ from .conftest import make_picture
 def test_bad_bitrate_options_are_one_line_usage_errors(argv: list[str], named: str, tmp_path, capsys) -> None:
     from coolchic_stream.cli import main
 
-    from .test_cli import assert_one_line_error, tiny_clip
+    from .cli_helpers import assert_one_line_error, tiny_clip
 
     tiny_clip(tmp_path / "in.y4m")
     assert main(["encode", str(tmp_path / "in.y4m"), str(tmp_path / "out.ccv"), *argv]) == 2
@@ -33,7 +33,7 @@ def test_bad_bitrate_options_are_one_line_usage_errors(argv: list[str], named: s
 def test_the_cli_encodes_at_a_bitrate_and_reports_how_close_it_landed(tmp_path) -> None:
     import json
 
-    from .test_cli import FAST, run_cli, tiny_clip
+    from .cli_helpers import FAST, run_cli, tiny_clip
 
     tiny_clip(tmp_path / "in.y4m", frames=3)
     loud = [a for a in FAST if a != "--quiet"]
@@ -73,7 +73,7 @@ def test_rate_control_gives_the_same_bytes_inline_and_on_two_workers() -> None:
 
 
 def test_a_stream_of_unknown_length_from_stdin_plans_whole_intra_periods(tmp_path) -> None:
-    from .test_cli import FAST, run_cli, tiny_clip
+    from .cli_helpers import FAST, run_cli, tiny_clip
 
     tiny_clip(tmp_path / "in.y4m", frames=2)
     proc = run_cli("encode", "-", "-", *FAST, "--bitrate", "1.2M", "--gop-size", "2", stdin=(tmp_path / "in.y4m").read_bytes())

@@ -6,7 +6,7 @@ import json
 
 from tools.replay_ratecontrol import main
 
-from ..test_cli import FAST, run_cli, tiny_clip
+from ..cli_helpers import FAST, run_cli, tiny_clip
 
 
 def test_a_recorded_encode_replays_to_the_same_decisions_and_another_target_does_not(tmp_path, capsys) -> None:
