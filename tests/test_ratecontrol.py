@@ -214,6 +214,7 @@ def test_the_frames_left_are_planned_as_the_gop_scheduled_them() -> None:
         rc = RateController(25_000, Fraction(25), plan)  # 17 000 bits
         rc.coded_frame(FrameType.I, 0, 1e-3, 6_000)
         first = rc.next_frame(FrameType.P, 0)
+        # under its plan: with the fixed structure's cheap frames ahead λ then falls, with P anchors ahead it holds
         rc.coded_frame(FrameType.P, 0, first.lmbda, 1_500)
         return rc, rc.next_frame(FrameType.P, 0, known)
 
