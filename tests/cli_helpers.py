@@ -13,9 +13,7 @@ from coolchic_stream.media.y4m import Y4mWriter
 from coolchic_stream.types import ChromaSiting, ColorRange, DataType, Picture, SequenceInfo
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT / "tests" / "golden"
 SAMPLE = ROOT / "samples" / "bbb_128x128_8f.y4m"
-REGENERATE = os.environ.get("CCV_REGENERATE_GOLDEN") == "1"
 FAST = ["--preset", "test", "--iterations", "10", "--quiet"]
 # One torch thread per process: on a shared 2-core box, torch's default thread pool spins
 # against other processes and made a 5 s encode take over a minute.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -22,7 +23,10 @@ from coolchic_stream.media import raw_bytes
 from coolchic_stream.media.y4m import Y4mReader
 from coolchic_stream.types import ChromaSiting, FrameType
 
-from .cli_helpers import ENV, FAST, GOLDEN, REGENERATE, ROOT, assert_one_line_error, run_cli, tiny_clip
+from .cli_helpers import ENV, FAST, ROOT, assert_one_line_error, run_cli, tiny_clip
+
+GOLDEN = ROOT / "tests" / "golden"
+REGENERATE = os.environ.get("CCV_REGENERATE_GOLDEN") == "1"
 
 # ------------------------------------------------------------------ end to end with the real codec
 
