@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from coolchic_stream.gop import GopScheduler, lambda_scale  # noqa: E402
+from coolchic_stream.gop import GopScheduler, GroupPlan, Planner, lambda_scale  # noqa: E402
 from coolchic_stream.lookahead import motion_share, spatial_detail  # noqa: E402
 from coolchic_stream.media.y4m import Y4mReader  # noqa: E402
 from coolchic_stream.config import parse_bitrate  # noqa: E402
@@ -50,11 +50,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def release_times(gop: GopStructure, gop_size: int, period: int, count: int) -> tuple[dict[int, int], dict[int, int]]:
+def recorded_plan(frames: list[dict], period: int) -> Planner:
+    """The adaptive GOP's decisions as the encode recorded them: each group's anchors are its P
+    frames and the I frames inside a segment (its cuts)."""
+    anchors = sorted(f["display_index"] for f in frames if f["type"] in ("P", "I"))
+    cuts = {f["display_index"] for f in frames if f["type"] == "I" and f["display_index"] % period}
+
+    def plan(anchor: int, pending: list[int]) -> GroupPlan:
+        chosen = tuple(d for d in anchors if pending[0] <= d <= pending[-1])
+        return GroupPlan(chosen, tuple(d for d in chosen if d in cuts))
+
+    return plan
+
+
+def release_times(gop: GopStructure, gop_size: int, period: int, count: int,
+                  planner: Planner | None = None) -> tuple[dict[int, int], dict[int, int]]:
     """Display index -> the picture after which the GOP scheduled it, and the one after which the
-    encoder coded it (``Encoder.encode``: held until ``segment_plan.released`` lets it go). The
-    adaptive GOP splits a group differently, never moves a frame to another."""
-    scheduler = GopScheduler(gop, gop_size, period)
+    encoder coded it (``Encoder.encode``: held until ``segment_plan.released`` lets it go, in
+    coding order: an adaptive GOP's ``planner``, which orders a group's frames otherwise, moves
+    when they go)."""
+    scheduler = GopScheduler(gop, gop_size, period, planner)
     scheduled: dict[int, int] = {}
     coded: dict[int, int] = {}
     held: list = []
@@ -97,7 +112,7 @@ def replay(frames: list[dict], pictures: list, frame_rate: Fraction, bitrate: fl
     same = decisions = 0
     total = 0.0
     rows = []
-    scheduled, coded = release_times(gop, gop_size, period, len(pictures))
+    scheduled, coded = release_times(gop, gop_size, period, len(pictures), recorded_plan(frames, period))
     details = [spatial_detail(p) for p in pictures]
     done: set[int] = set()
     for k, f in enumerate(frames):

@@ -39,3 +39,30 @@ def test_the_replay_codes_frames_when_the_encoder_does() -> None:
     assert all(coded[d] >= min(look_end(d, 2, 8, 8), 7) and coded[d] >= scheduled[d] for d in order)
     assert [coded[d] for d in order] == sorted(coded[d] for d in order)
     assert coded[0] == 4 and coded[2] == coded[1] == 6 and scheduled[4] == 4  # P4 scheduled while P2 waited
+
+
+def test_an_adaptive_gop_is_replayed_as_recorded() -> None:
+    """The adaptive GOP orders a group's frames otherwise (P anchors where the fixed structure has B
+    frames), and the encoder holds each until its ``look_end`` is in, in coding order: the replay
+    schedules the recorded anchors (and cuts), so it codes each frame when the encoder did."""
+    from coolchic_stream.gop import GopScheduler, GroupPlan
+    from coolchic_stream.segment_plan import look_end
+    from coolchic_stream.types import GopStructure
+    from tools.replay_ratecontrol import recorded_plan, release_times
+
+    def planner(anchor: int, pending: list[int]) -> GroupPlan:
+        return GroupPlan((2, 3, 4, 8), (3,)) if pending[0] == 1 else GroupPlan((pending[-1],))
+
+    scheduler = GopScheduler(GopStructure.RANDOM_ACCESS, 8, 16, planner)
+    jobs = [j for d in range(16) for j in scheduler.push(d)] + scheduler.flush()
+    frames = [{"display_index": j.display_index, "type": j.frame_type.name} for j in jobs]
+    replayed = GopScheduler(GopStructure.RANDOM_ACCESS, 8, 16, recorded_plan(frames, 16))
+    again = [j for d in range(16) for j in replayed.push(d)] + replayed.flush()
+    assert [(j.display_index, j.frame_type, j.references) for j in again] == [(j.display_index, j.frame_type, j.references) for j in jobs]
+
+    scheduled, coded = release_times(GopStructure.RANDOM_ACCESS, 8, 16, 16, recorded_plan(frames, 16))
+    order = [j.display_index for j in jobs]
+    assert [coded[d] for d in order] == sorted(coded[d] for d in order)
+    assert all(coded[d] >= min(look_end(d, 8, 16, 16), 15) for d in order)
+    fixed = release_times(GopStructure.RANDOM_ACCESS, 8, 16, 16)[1]
+    assert coded[2] < fixed[2]  # P2 goes once its own look_end is in, not after the fixed order's P8 and B4
