@@ -113,14 +113,15 @@ def test_a_world_that_matches_the_prior_is_coded_at_one_lambda_on_budget() -> No
 
 # P/B frames as the prior says where motion predicts, cheaper, or many coded without prediction
 # (INTRA_LIKELY of them, more often far from their references, or, spread evenly, as often wherever
-# they sit), and what the source analysis measured: right (within 6 % of the budget, an I frame
-# 30 % off its share held within the WINDOW and paid back late, by the cheap last frames; 6 % where
-# frames coded without prediction, half an I frame each, or with it, a fiftieth, come as a surprise),
-# nothing, or a motion share that expects intra coding where inter coding works (within 12 %: λ
-# moves smoothly, so a model that far off is not caught up with at once)
+# they sit), and what the source analysis measured: right (an I frame 30 % off its share held
+# within the WINDOW and paid back late, by the cheap last frames; frames coded without prediction,
+# half an I frame each, or with it, a fiftieth, come as a surprise), nothing, or a motion share that
+# expects intra coding where inter coding works: within 6 % of the budget. The last two land under,
+# a model that far off is not caught up with at once (λ moves smoothly); the frames left then spend
+# the shortfall in full once it passes SHORTFALL (without: 6.5 and 8.8 % under)
 @pytest.mark.parametrize("content, intra, by_place, motion, tolerance", [
     (1.0, 0.0, True, 0.05, 0.06), (source_content(1.3), INTRA_LIKELY, True, 1.3, 0.06), (source_content(1.3), INTRA_LIKELY, False, 1.3, 0.06),
-    (0.3, 0.0, True, None, 0.12), (1.0, 0.0, True, 1.3, 0.12),
+    (0.3, 0.0, True, None, 0.06), (1.0, 0.0, True, 1.3, 0.06),
 ])  # fmt: skip
 @pytest.mark.parametrize("i_miss", [0.7, 1.0, 1.3])
 def test_the_segment_lands_on_its_budget_whatever_the_content(
