@@ -4,10 +4,11 @@
 For every frame of the recorded encode, in coding order, the controller of this checkout decides
 its λ from what the frames before it cost (as the encoder would: a controller per intra period,
 its source guess from the input, the classes of the rest of its group as the recorded adaptive GOP
-split it, the recorded I frames' λ and bits, the recorded intra check outcomes). Where every decision equals the recorded one, this
-checkout codes that encode's very frames: its figures hold for it. Where a decision differs, the
-frame's bits are carried over to the new λ along the model's slope (κ), a counterfactual
-estimate, not a measurement: training, and with it the intra check, would change too.
+split it, the recorded I frames' λ and bits, the recorded intra check outcomes). Where every
+decision equals the recorded one, this checkout codes that encode's very frames: its figures hold
+for it. Where a decision differs, the frame's bits are carried over to the new λ along the model's
+slope (κ), a counterfactual estimate, not a measurement: training, and with it the intra check,
+would change too.
 
     python tools/replay_ratecontrol.py out/rc_pan/rc_26.4k.json --input out/rc_pan/clip.y4m \\
         --bitrate 26.4k --intra-period 32
