@@ -4,15 +4,18 @@ For every P and B frame of a clip's random-access structure (the fixed one, ``--
 the adaptive lookahead's at ``--lambda``), from its clean source references: PSNR-YUV (4:2:0
 sample-weighted) of each reference warped by
     zero       no motion
-    global     the integer global translation
+    global     the integer global translation (and the share of the frame it uncovers: "new")
     block-mean our block matcher on the mean of Y, U, V (what the encoder matched on before)
     block      our block matcher on luma (what the encoder matches on now)
     dis        OpenCV's DIS optical flow (preset medium) on luma, seeded with the global translation
                (needs ``opencv-python-headless``; skipped without it)
     motion     the motion Cool-chic after pre-training (train/motion.py), both candidates and the kept one
-and the time each takes; then means per frame type and distance.
+and the time each takes; then means per frame type and distance. ``--rate-gain`` overrides the weight
+pre-training gives the motion's rate (``train.motion.RATE_GAIN``), ``--iterations`` its length: what
+it takes the motion Cool-chic to come within 1 dB of the block flow, in bits.
 
     python tools/bench_motion.py --clip sample bbb bbb57 pan --lambda 1e-3
+    python tools/bench_motion.py --clip sample --gop-size 1 --iterations 1000 --rate-gain 1
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from coolchic_stream.nn.warp import upsample_motion, warp  # noqa: E402
 from coolchic_stream.train.coding import picture_target, picture_to_dense  # noqa: E402
 from coolchic_stream.train.inter import inter_complexity  # noqa: E402
 from coolchic_stream.train.loss import Target, distortion  # noqa: E402
+from coolchic_stream.train import motion  # noqa: E402
 from coolchic_stream.train.motion import estimate_motion, pretrain_iterations, pretrain_motion  # noqa: E402
 from coolchic_stream.types import FrameType, GopStructure, Picture  # noqa: E402
 from tools.bench_inter import clip_pictures  # noqa: E402
@@ -82,6 +86,7 @@ def estimators(target: Target, ref: torch.Tensor) -> dict[str, tuple[float, floa
     shifted = shift_clamped(ref, ty, tx)
     t_glob = time.perf_counter() - t0
     out["global"] = (psnr(shifted, target), t_glob)
+    out["new"] = (100.0 * (1.0 - max(h - abs(ty), 0) * max(w - abs(tx), 0) / (h * w)), 0.0)
     for name, match in (("block-mean", lambda x: x), ("block", lambda x: x[:, :1])):
         t0 = time.perf_counter()
         if name == "block-mean":
@@ -133,15 +138,20 @@ def main() -> None:
     ap.add_argument("--adaptive", action="store_true", help="the lookahead's structure instead of the fixed one")
     ap.add_argument("--iterations", type=int, default=pretrain_iterations(PRESETS[Preset.FAST].iterations),
                     help="pre-training iterations per candidate (default: the fast preset's)")
+    ap.add_argument("--rate-gain", type=float, default=None,
+                    help=f"weight of the motion's rate in pre-training, times λ (default: the encoder's, {motion.RATE_GAIN:g})")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench_motion.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.rate_gain is not None:
+        motion.RATE_GAIN = args.rate_gain
     rows = []
     for clip in args.clip:
         pictures = load(clip, args.frames)
         print(f"\n{clip}: {len(pictures)} frames {pictures[0].width}x{pictures[0].height}; PSNR-YUV dB of each reference "
               f"warped (per reference: past / future), pre-training {args.iterations} iterations per candidate")
-        print(f"{'frame':>12} " + " ".join(f"{e:>12}" for e in ESTIMATORS) + f" {'motion flow':>13} {'motion plain':>13} kept   bits")
+        print(f"{'frame':>12} {'new %':>9} " + " ".join(f"{e:>12}" for e in ESTIMATORS)
+              + f" {'motion flow':>13} {'motion plain':>13} kept   bits")
         for job in jobs_of(pictures, args.gop_size, args.lmbda if args.adaptive else None):
             if job.frame_type == FrameType.I:
                 continue
@@ -153,11 +163,13 @@ def main() -> None:
             fmt = lambda vals: "/".join(f"{v:.2f}" for v in vals)  # noqa: E731
             label = f"{job.frame_type.name}{job.display_index}<-{','.join(map(str, job.references))}"
             cells = [fmt([p[e][0] for p in per_ref]) if all(e in p for p in per_ref) else "n/a" for e in ESTIMATORS]
-            print(f"{label:>12} " + " ".join(f"{c:>12}" for c in cells)
+            uncovered = "/".join(f"{p['new'][0]:.0f}" for p in per_ref)
+            print(f"{label:>12} {uncovered:>9} " + " ".join(f"{c:>12}" for c in cells)
                   + f" {fmt(tried['flow']):>13} {fmt(tried['plain']):>13} {report.candidate:5s} {report.motion_bits:6.0f}", flush=True)
             rows.append({
                 "clip": clip, "pts": job.display_index, "type": job.frame_type.name, "references": list(job.references),
                 "distances": [abs(job.display_index - r) for r in job.references],
+                "uncovered_percent": [p["new"][0] for p in per_ref],
                 "estimators": {e: [p[e][0] for p in per_ref] for e in ESTIMATORS if all(e in p for p in per_ref)},
                 "seconds": {e: sum(p[e][1] for p in per_ref) for e in ESTIMATORS if all(e in p for p in per_ref)},
                 "motion": {name: list(v) for name, v in tried.items()}, "kept": report.candidate,
@@ -177,7 +189,8 @@ def main() -> None:
               + f", motion kept {kept:.2f} ({np.mean([r['pretrain_seconds'] for r in sel]):.1f}s)")
     gaps = [np.mean(r["estimators"]["block"]) - np.mean(r["motion"][r["kept"]]) for r in rows]
     print(f"\npre-trained motion vs the block flow it starts from: {np.mean(gaps):.2f} dB below on average "
-          f"(median {np.median(gaps):.2f}, worst {max(gaps):.2f}); within 1 dB on {sum(g <= 1 for g in gaps)} of {len(gaps)} frames")
+          f"(median {np.median(gaps):.2f}, worst {max(gaps):.2f}); within 1 dB on {sum(g <= 1 for g in gaps)} of {len(gaps)} frames; "
+          f"motion latents {np.mean([r['motion_bits'] for r in rows]):.0f} bits a frame on average")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
 
