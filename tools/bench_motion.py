@@ -42,10 +42,10 @@ from coolchic_stream.nn.frame import FrameEncoder  # noqa: E402
 from coolchic_stream.nn.intercoding import InterCodingModule  # noqa: E402
 from coolchic_stream.nn.motion import estimate_flow, global_translation, shift_clamped  # noqa: E402
 from coolchic_stream.nn.warp import upsample_motion, warp  # noqa: E402
+from coolchic_stream.train import motion  # noqa: E402
 from coolchic_stream.train.coding import picture_target, picture_to_dense  # noqa: E402
 from coolchic_stream.train.inter import inter_complexity  # noqa: E402
 from coolchic_stream.train.loss import Target, distortion  # noqa: E402
-from coolchic_stream.train import motion  # noqa: E402
 from coolchic_stream.train.motion import estimate_motion, pretrain_iterations, pretrain_motion  # noqa: E402
 from coolchic_stream.types import FrameType, GopStructure, Picture  # noqa: E402
 from tools.bench_inter import clip_pictures  # noqa: E402
