@@ -78,7 +78,8 @@ def dis_flow(target: torch.Tensor, reference: torch.Tensor) -> torch.Tensor | No
 
 
 def estimators(target: Target, ref: torch.Tensor) -> dict[str, tuple[float, float]]:
-    """{estimator: (PSNR-YUV of the warped reference, seconds)}."""
+    """{estimator: (PSNR-YUV of the warped reference, seconds)}, and "new": (the share of the frame,
+    in %, that the reference's global translation leaves uncovered, 0)."""
     h, w = ref.shape[-2:]
     out: dict[str, tuple[float, float]] = {"zero": (psnr(ref, target), 0.0)}
     t0 = time.perf_counter()
